@@ -1,0 +1,38 @@
+# Every target creates .venv on a fresh clone and installs what it needs from PyPI.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: venv demo demo-extended test bench lint clean
+
+$(VENV)/.torch:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) "$(TORCH_SPEC)"
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.torch pyproject.toml
+	$(PIP) -e ".[text,dev]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(VENV)/bin/repscope demo
+
+demo-extended: venv
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(VENV)/bin/repscope demo --extended
+
+test: venv
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -ra
+
+bench: venv
+	$(PIP) -e ".[text,dev,bench]"
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) benchmarks/run_all.py
+
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo_out repscope.duckdb report.html .pytest_cache
