@@ -18,7 +18,7 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
+            json.dump(obj, f, indent=2)  # keep insertion order: layers are in model order
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -1,0 +1,32 @@
+"""A Rich progress bar with samples/s and ETA, shared by extraction and training loops."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, \
+    TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
+
+
+class RateColumn(ProgressColumn):
+    """Items per second, e.g. '812 samples/s'."""
+
+    def __init__(self, unit: str = "samples"):
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        """Render the current speed."""
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} {self.unit}/s" if speed else f"– {self.unit}/s", style="cyan")
+
+
+def make_progress(unit: str = "samples", console: Console | None = None, disable: bool = False,
+                  extra: str = "") -> Progress:
+    """Progress(description, bar, M/N, rate, elapsed, ETA[, extra fields like '{task.fields[loss]}'])."""
+    cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(unit),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    if extra:
+        cols.append(TextColumn(extra))
+    return Progress(*cols, console=console or Console(stderr=True), disable=disable, transient=False,
+                    refresh_per_second=4)

@@ -1,0 +1,93 @@
+"""The extraction loop: batches → hooks → pooling → streaming, resumable writes into a RepStore.
+
+Batches never cross a chunk boundary and a resumed run restarts at the last committed chunk, so a resumed store
+is bit-identical to an uninterrupted one (same batches, same padding, same numerics).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from repscope.errors import NonFiniteError, RepscopeError
+from repscope.extract.pooling import pool, resolve_pooling
+from repscope.extract.progress import make_progress
+from repscope.sources.datasets import Dataset, content_hash
+from repscope.sources.models import ModelAdapter
+from repscope.store import RepStore, StoreWriter
+
+
+def batch_ranges(start: int, n: int, chunk_rows: int, batch_size: int) -> list[tuple[int, int]]:
+    """[start, n) split into batches of `batch_size` that never straddle a multiple of `chunk_rows`."""
+    out = []
+    for c in range(start, n, chunk_rows):
+        end = min(c + chunk_rows, n)
+        out.extend((b, min(b + batch_size, end)) for b in range(c, end, batch_size))
+    return out
+
+
+def _check_finite(name: str, value: torch.Tensor | list[torch.Tensor], row0: int) -> None:
+    rows = value if isinstance(value, list) else [value]
+    for i, t in enumerate(rows):
+        bad = ~torch.isfinite(t.reshape(t.shape[0], -1) if not isinstance(value, list) else t.reshape(1, -1))
+        if bad.any():
+            r = row0 + (int(bad.any(1).nonzero()[0, 0]) if not isinstance(value, list) else i)
+            raise NonFiniteError(f"layer '{name}' row {r} has NaN/Inf activations; "
+                                 "pass --allow-nonfinite to store them anyway")
+
+
+def extract(model: ModelAdapter, data: Dataset, out: str | Path, layers: list[str] | str | None = None,
+            pooling: str = "auto", batch_size: int = 64, dtype: str = "float32", chunk_rows: int = 256,
+            overwrite: bool = False, allow_nonfinite: bool = False, progress: bool = True,
+            seed: int | None = None, extra_provenance: dict[str, Any] | None = None) -> RepStore:
+    """Extract `layers` of `model` on `data` into a RepStore at `out`, streaming chunk by chunk; resumes if interrupted.
+
+    Bad input (wrong modality, unknown layer, empty data, NaN/Inf) raises a one-line RepscopeError and leaves no store.
+    """
+    if batch_size < 1 or chunk_rows < 1:
+        raise RepscopeError(f"batch size and chunk rows must be ≥ 1 (got {batch_size}, {chunk_rows})")
+    names = model.select(layers)
+    first = data.items(0, min(len(data), batch_size))
+    model.check_items(first, data.name)
+    prov = {"model": model.name, "model_hash": model.weight_hash, "dataset": data.name,
+            "pooling": pooling, "seed": seed, "layers_requested": names, **(extra_provenance or {})}
+    writer = StoreWriter.create_or_resume(out, data.samples, prov, chunk_rows=chunk_rows, dtype=dtype,
+                                          overwrite=overwrite, resume_command=_resume_command())
+    n = len(data)
+    ranges = batch_ranges(writer.rows_done, n, chunk_rows, batch_size)
+    modes: dict[str, str] = {}
+    try:
+        with make_progress(disable=not progress) as bar:
+            task = bar.add_task(f"extract {model.name}", total=n, completed=writer.rows_done)
+            for s, e in ranges:
+                raw, mask = model.run(data.items(s, e), names)
+                batch = {}
+                for name in names:
+                    x = raw[name]
+                    if name not in modes:
+                        modes[name] = resolve_pooling(pooling, x.ndim, mask is not None and x.ndim == 3)
+                    p = pool(x, modes[name], mask if x.ndim == 3 else None)
+                    if not allow_nonfinite:
+                        _check_finite(name, p, s)
+                    batch[name] = [t.cpu() for t in p] if isinstance(p, list) else p.cpu()
+                if not writer.manifest["layers"]:
+                    writer.set_layers({k: ((tuple(v[0].shape[1:]), True) if isinstance(v, list)
+                                           else (tuple(v.shape[1:]), False)) for k, v in batch.items()})
+                    writer.manifest["provenance"]["pooling_per_layer"] = modes
+                writer.append(batch)
+                bar.update(task, completed=e)
+            return writer.close()
+    except RepscopeError:
+        writer.abort()  # bad input: remove the store if this call created it
+        raise
+
+
+def _resume_command() -> str | None:
+    argv = sys.argv
+    if argv and Path(argv[0]).name == "repscope":
+        return "`" + " ".join(["repscope", *map(shlex.quote, argv[1:])]) + "`"
+    return None

@@ -1,0 +1,94 @@
+"""A small MLP for scikit-learn's digits, trained deterministically by seed (the demo's multi-seed model family)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+DIGITS_LAYERS = ["fc1", "act1", "fc2", "act2", "out"]
+
+
+def build_digits_mlp(hidden: int = 64, seed: int = 0) -> nn.Sequential:
+    """64 → hidden → hidden → 10 MLP with named layers fc1, act1, fc2, act2, out; init fixed by `seed`."""
+    g = torch.Generator().manual_seed(seed)
+    model = nn.Sequential()
+    model.add_module("fc1", nn.Linear(64, hidden))
+    model.add_module("act1", nn.ReLU())
+    model.add_module("fc2", nn.Linear(hidden, hidden))
+    model.add_module("act2", nn.ReLU())
+    model.add_module("out", nn.Linear(hidden, 10))
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, nn.Linear):
+                bound = 1.0 / np.sqrt(m.in_features)
+                m.weight.copy_(torch.empty_like(m.weight).uniform_(-bound, bound, generator=g))
+                m.bias.copy_(torch.empty_like(m.bias).uniform_(-bound, bound, generator=g))
+    return model
+
+
+def digits_inputs() -> tuple[torch.Tensor, np.ndarray]:
+    """Digits pixels scaled to [0, 1] as float32 (1797, 64), and labels."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return torch.tensor(d.data / 16.0, dtype=torch.float32), d.target.astype(np.int64)
+
+
+def train_digits_mlp(seed: int = 0, epochs: int = 20, hidden: int = 64, train_frac: float = 0.8,
+                     lr: float = 1e-2) -> nn.Sequential:
+    """Train the digits MLP with Adam on a seed-fixed split (first `train_frac` of a seeded permutation).
+
+    Deterministic on CPU for a given seed: init, split and batch order all come from `seed`.
+    """
+    x, y = digits_inputs()
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(x), generator=g)
+    tr = perm[: int(train_frac * len(x))]
+    model = build_digits_mlp(hidden, seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    yt = torch.as_tensor(y)
+    for _ in range(epochs):
+        order = tr[torch.randperm(len(tr), generator=g)]
+        for i in range(0, len(order), 64):
+            b = order[i : i + 64]
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x[b]), yt[b])
+            loss.backward()
+            opt.step()
+    model.eval()
+    model.repscope_name = f"digits_mlp_s{seed}"  # type: ignore[attr-defined]
+    model.repscope_hash = state_hash(model)  # type: ignore[attr-defined]
+    return model
+
+
+def state_hash(model: nn.Module) -> str:
+    """sha256 (16 hex) over a module's state-dict tensors, for provenance."""
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def save_mlp(model: nn.Module, path: str | Path) -> Path:
+    """Save weights as safetensors (never pickle)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return path
+
+
+def load_mlp(path: str | Path, hidden: int | None = None) -> nn.Sequential:
+    """Load a digits MLP saved by `save_mlp`."""
+    sd = load_file(str(path))
+    model = build_digits_mlp(hidden or sd["fc1.weight"].shape[0])
+    model.load_state_dict(sd)
+    model.eval()
+    model.repscope_name = Path(path).stem  # type: ignore[attr-defined]
+    model.repscope_hash = state_hash(model)  # type: ignore[attr-defined]
+    return model
