@@ -1,0 +1,65 @@
+"""Shape metrics (Williams et al. 2021): Procrustes distance and the angular metric with partial whitening α."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from repscope.errors import ConfigError, DataError
+from repscope.similarity.prep import basis, centre, check_variance, to_matrix
+
+
+def _reduce(xc: Tensor) -> tuple[Tensor, Tensor]:
+    """Isometric (n, r) coordinates U·S of a centred X (r = rank ≤ n) and the covariance eigenvalues S²/n."""
+    u, s, _ = basis(xc)
+    return u * s, s * s / xc.shape[0]
+
+
+def prepare_procrustes(x, device="auto") -> Tensor:
+    """Centre X, scale it to unit Frobenius norm, and reduce it isometrically to at most n columns."""
+    x = to_matrix(x, device)
+    xc = centre(x)
+    check_variance(xc, x)
+    z, _ = _reduce(xc)
+    return z / torch.linalg.vector_norm(z)
+
+
+def _nuclear(a: Tensor, b: Tensor) -> float:
+    if a.shape[0] != b.shape[0]:
+        raise DataError(f"X has {a.shape[0]} rows but Y has {b.shape[0]}; compare the same samples")
+    return float(torch.linalg.svdvals(a.T @ b).sum())
+
+
+def compare_procrustes(a: Tensor, b: Tensor) -> float:
+    """Procrustes distance of two prepared (unit-norm) representations: √(2 − 2‖AᵀB‖_*)."""
+    return math.sqrt(max(0.0, 2.0 - 2.0 * _nuclear(a, b)))
+
+
+def procrustes_distance(x, y, device="auto") -> float:
+    """Orthogonal Procrustes distance (Williams et al. 2021): min_Q ‖X̂ − ŶQ‖_F = √(2 − 2‖X̂ᵀŶ‖_*), X̂ centred, ‖X̂‖_F=1."""
+    return compare_procrustes(prepare_procrustes(x, device), prepare_procrustes(y, device))
+
+
+def prepare_angular(x, alpha: float = 1.0, device="auto") -> Tensor:
+    """Partial whitening φ_α(X) = Xᶜ(α·c̄·I + (1−α)·C)^(−1/2), c̄ = tr(C)/d, scaled to unit norm (so scale-free)."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"alpha must lie in [0, 1] (0 = CCA, 1 = Procrustes), got {alpha}")
+    x = to_matrix(x, device)
+    xc = centre(x)
+    check_variance(xc, x)
+    z, lam = _reduce(xc)
+    cbar = float(lam.sum()) / x.shape[1]
+    w = z / torch.sqrt(alpha * cbar + (1.0 - alpha) * lam)
+    return w / torch.linalg.vector_norm(w)
+
+
+def compare_angular(a: Tensor, b: Tensor) -> float:
+    """Angular shape distance of two prepared representations: arccos ‖AᵀB‖_*."""
+    return math.acos(min(1.0, max(-1.0, _nuclear(a, b))))
+
+
+def angular_shape_metric(x, y, alpha: float = 1.0, device="auto") -> float:
+    """Angular shape metric (Williams et al. 2021): arccos(‖φ_α(X)ᵀφ_α(Y)‖_* / (‖φ_α(X)‖‖φ_α(Y)‖)), α∈[0,1]."""
+    return compare_angular(prepare_angular(x, alpha, device), prepare_angular(y, alpha, device))
