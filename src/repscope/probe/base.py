@@ -1,0 +1,88 @@
+"""Shared plumbing for the probe estimators: input conversion, label encoding, standardization."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from repscope.device import resolve_device
+from repscope.errors import DataError, NonFiniteError
+
+
+def to_2d(x: Any, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Features as a 2-D tensor (n, d) on `device`; higher-rank samples are flattened, NaN/Inf refused."""
+    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    if t.ndim == 1:
+        raise DataError("features must be 2-D (n_samples, n_features); reshape a single feature with x[:, None]")
+    if t.ndim > 2:
+        t = t.reshape(t.shape[0], -1)
+    if t.shape[0] == 0:
+        raise DataError("no samples given; pass at least one row of features")
+    t = t.to(device=device, dtype=dtype)
+    if not torch.isfinite(t).all():
+        raise NonFiniteError("features contain NaN or Inf; clean the representation (or re-extract) before probing")
+    return t
+
+
+def encode_labels(y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Return (classes_, codes) with classes sorted as np.unique sorts them (like scikit-learn)."""
+    y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
+    if y.ndim != 1:
+        y = y.reshape(-1)
+    classes, codes = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise DataError(f"a classifier probe needs at least 2 classes, got {len(classes)}; check the target column")
+    return classes, codes
+
+
+class Standardizer:
+    """Column z-scoring (mean 0, std 1, ddof=0) fitted once and applied on-device; constant columns are left at 0."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.mean: torch.Tensor | None = None
+        self.scale: torch.Tensor | None = None
+
+    def fit(self, x: torch.Tensor) -> Standardizer:
+        if self.enabled:
+            x64 = x.to(torch.float64)
+            self.mean = x64.mean(0)
+            std = x64.std(0, unbiased=False)
+            self.scale = torch.where(std > 0, std, torch.ones_like(std))
+        return self
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.enabled or self.mean is None:
+            return x
+        return ((x.to(torch.float64) - self.mean) / self.scale).to(x.dtype)
+
+
+class ProbeClassifier(ClassifierMixin, BaseEstimator):
+    """Base for torch-backed classifier probes: label handling, `predict`, `score` (accuracy) and device choice."""
+
+    def _device(self) -> torch.device:
+        return resolve_device(getattr(self, "device", "auto"))
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "classes_"):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit(X, y) first")
+
+    def decision_function(self, X: Any) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class with the highest score; exact ties go to the first class in `classes_` (as numpy's argmax)."""
+        scores = np.asarray(self.decision_function(X))
+        if scores.ndim == 1:  # binary margin
+            return self.classes_[(scores > 0).astype(int)]
+        return self.classes_[np.argmax(scores, axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags

@@ -1,0 +1,152 @@
+"""Multinomial L2 logistic-regression probe, full-batch L-BFGS in torch (linear evaluation of frozen features)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from repscope.errors import ConfigError
+from repscope.probe.base import ProbeClassifier, Standardizer, encode_labels, to_2d
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _dtype(name: str) -> torch.dtype:
+    if name not in _DTYPES:
+        raise ConfigError(f"dtype '{name}' not supported; use float32 or float64")
+    return _DTYPES[name]
+
+
+def fit_logistic(x: torch.Tensor, codes: torch.Tensor, n_classes: int, C: float, fit_intercept: bool = True,
+                 max_iter: int = 500, tol: float = 1e-4, init: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Minimise mean CE + ‖W‖²_F / (2·C·n) (scikit-learn's L2 objective divided by n), intercept unpenalised.
+
+    Two classes use one weight vector with the binomial loss (as scikit-learn does), more use the full softmax.
+    Returns (W (d, k'), b (k',), iterations), k' = 1 for binary.
+    """
+    if C <= 0:
+        raise ConfigError(f"C must be > 0, got {C}")
+    n, d = x.shape
+    k = 1 if n_classes == 2 else n_classes
+    if init is not None:
+        w = init[0].detach().clone().to(x)
+        b = init[1].detach().clone().to(x)
+    else:
+        w = torch.zeros(d, k, dtype=x.dtype, device=x.device)
+        b = torch.zeros(k, dtype=x.dtype, device=x.device)
+    w.requires_grad_(True)
+    b.requires_grad_(fit_intercept)
+    lam = 1.0 / (C * n)
+    yf = codes.to(x.dtype)[:, None] if k == 1 else None
+    params = [w, b] if fit_intercept else [w]
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, max_eval=int(max_iter * 1.5), history_size=20,
+                            tolerance_grad=tol, tolerance_change=1e-12, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=False)
+        z = torch.addmm(b, x, w)
+        if k == 1:
+            loss = F.binary_cross_entropy_with_logits(z, yf)
+        else:
+            loss = F.cross_entropy(z, codes)
+        loss = loss + 0.5 * lam * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    iters = int(opt.state[opt._params[0]].get("n_iter", 0))
+    return w.detach(), b.detach(), iters
+
+
+class LogisticProbe(ProbeClassifier):
+    """Linear probe: multinomial logistic regression with L2 penalty, standardization inside.
+
+    Objective (as scikit-learn's LogisticRegression): Σᵢ CE(W xᵢ + b, yᵢ) + ‖W‖²/(2C). With `Cs` given, C is
+    chosen by stratified `cv`-fold accuracy on the training set (refit on all of it), stored in `C_`.
+    """
+
+    def __init__(self, C: float = 1.0, Cs: Sequence[float] | None = None, cv: int = 3, standardize: bool = True,
+                 fit_intercept: bool = True, max_iter: int = 500, tol: float = 1e-4, dtype: str = "float32",
+                 random_state: int | None = 0, device: str = "auto"):
+        self.C = C
+        self.Cs = Cs
+        self.cv = cv
+        self.standardize = standardize
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.dtype = dtype
+        self.random_state = random_state
+        self.device = device
+
+    def _fit_one(self, x: torch.Tensor, codes: torch.Tensor, n_classes: int, C: float,
+                 init: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
+        return fit_logistic(x, codes, n_classes, C, self.fit_intercept, self.max_iter, self.tol, init)
+
+    def _select_C(self, x: torch.Tensor, codes_np: np.ndarray, n_classes: int) -> tuple[float, dict[float, float]]:
+        from sklearn.model_selection import StratifiedKFold
+
+        Cs = sorted(float(c) for c in self.Cs)
+        counts = np.bincount(codes_np)
+        folds = max(2, min(int(self.cv), int(counts.min())))
+        skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.random_state)
+        scores = {c: 0.0 for c in Cs}
+        for tr, te in skf.split(np.zeros(len(codes_np)), codes_np):
+            tr_t = torch.as_tensor(tr, device=x.device)
+            te_t = torch.as_tensor(te, device=x.device)
+            scaler = Standardizer(self.standardize).fit(x[tr_t])
+            xtr, xte = scaler.transform(x[tr_t]), scaler.transform(x[te_t])
+            ytr = torch.as_tensor(codes_np[tr], device=x.device)
+            yte = codes_np[te]
+            init = None
+            for c in Cs:  # warm start along increasing C
+                w, b, _ = self._fit_one(xtr, ytr, n_classes, c, init)
+                init = (w, b)
+                z = (xte @ w + b).cpu().numpy()
+                pred = (z[:, 0] > 0).astype(int) if z.shape[1] == 1 else z.argmax(1)
+                scores[c] += float((pred == yte).mean()) / folds
+        best = max(Cs, key=lambda c: (scores[c], -abs(np.log(c))))
+        return best, scores
+
+    def fit(self, X: Any, y: Any) -> LogisticProbe:
+        """Fit on features X (n, d) and labels y (n,)."""
+        dev = self._device()
+        x = to_2d(X, dev, _dtype(self.dtype))
+        self.classes_, codes_np = encode_labels(y)
+        if len(codes_np) != x.shape[0]:
+            raise ConfigError(f"X has {x.shape[0]} rows but y has {len(codes_np)}; pass one label per row")
+        k = len(self.classes_)
+        if self.Cs is not None and len(self.Cs) > 0:
+            self.C_, self.cv_scores_ = self._select_C(x, codes_np, k)
+        else:
+            self.C_, self.cv_scores_ = float(self.C), {}
+        self._scaler = Standardizer(self.standardize).fit(x)
+        codes = torch.as_tensor(codes_np, device=dev)
+        w, b, it = self._fit_one(self._scaler.transform(x), codes, k, self.C_)
+        self._w, self._b = w, b
+        self.n_iter_ = it
+        self.n_features_in_ = x.shape[1]
+        self.coef_ = w.T.cpu().numpy()  # in standardized units, (k', d) like scikit-learn
+        self.intercept_ = b.cpu().numpy()
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Logits (n, k) for k > 2 classes, the margin (n,) for two."""
+        self._check_fitted()
+        x = self._scaler.transform(to_2d(X, self._w.device, self._w.dtype))
+        z = torch.addmm(self._b, x, self._w)
+        z = z.cpu().numpy()
+        return z[:, 0] if z.shape[1] == 1 else z
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (n, k): softmax of the logits (sigmoid for two classes)."""
+        z = torch.as_tensor(self.decision_function(X), dtype=torch.float64)
+        if z.ndim == 1:
+            p1 = torch.sigmoid(z)
+            return torch.stack([1 - p1, p1], 1).numpy()
+        return torch.softmax(z, 1).numpy()
