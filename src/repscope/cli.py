@@ -38,7 +38,8 @@ def info(store: Path = typer.Argument(..., help="Store directory.")) -> None:
     from repscope.store import RepStore
 
     s = RepStore.open(store, allow_incomplete=True)
-    t = Table(title=f"{s.root}  ({s.n_rows}/{s.n_samples} rows, {'complete' if s.manifest['progress']['complete'] else 'INCOMPLETE'})")
+    state = "complete" if s.manifest["progress"]["complete"] else "INCOMPLETE"
+    t = Table(title=f"{s.root}  ({s.n_rows}/{s.n_samples} rows, {state})")
     t.add_column("layer")
     t.add_column("shape")
     t.add_column("dtype")

@@ -1,9 +1,123 @@
-"""CLI commands for sources and extraction: layers, extract, zoo, demo, study."""
+"""CLI commands for sources and extraction: layers, extract, zoo train-mlp, demo, study."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.table import Table
+
+from repscope.cli_common import DbOption, DeviceOption, StudyOption, console, open_db
+from repscope.sources.load import DATA_HELP, MODEL_HELP
+
+zoo_app = typer.Typer(help="Model zoo: train the digits MLP by seed.", no_args_is_help=True)
+
+
+def layers(
+    model: str = typer.Argument(..., help=MODEL_HELP),
+    device: str = DeviceOption,
+) -> None:
+    """List a model's selectable layers with their output shapes (one example forward pass).
+
+    Example: repscope layers minilm
+    """
+    from repscope.sources.load import load_model
+
+    m = load_model(model, device=device)
+    names = m.layer_names()
+    raw, _ = m.run(m.example_items(), names)
+    t = Table(title=f"{m.name}: {len(names)} layers")
+    t.add_column("layer")
+    t.add_column("output shape (example batch)")
+    for n in names:
+        t.add_row(n, "×".join(map(str, raw[n].shape)) if n in raw else "?")
+    console.print(t)
+
+
+def extract_cmd(
+    model: str = typer.Argument(..., help=MODEL_HELP),
+    data: str = typer.Argument(..., help=DATA_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="Store directory to write (or resume)."),
+    layers: str = typer.Option(None, "--layers", "-l", help="Comma-separated names or globs (default: all)."),
+    pooling: str = typer.Option("auto", "--pooling", "-p",
+                                help="auto, mean, masked-mean, cls, last-token, max, spatial-mean, flatten, none."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b"),
+    dtype: str = typer.Option("float32", "--dtype", help="float32, float16 or bfloat16."),
+    chunk_rows: int = typer.Option(256, "--chunk-rows", help="Rows per stored chunk (the resume unit)."),
+    device: str = DeviceOption,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
+    allow_nonfinite: bool = typer.Option(False, "--allow-nonfinite", help="Store NaN/Inf instead of failing."),
+    seed: int = typer.Option(0, "--seed", help="Seed for generated datasets."),
+) -> None:
+    """Extract layer representations into a store; rerun the same command to resume after an interruption.
+
+    Example: repscope extract minilm templates:2000 -o runs/minilm --layers 'encoder.layer.*' --pooling masked-mean
+    """
+    from repscope.extract import extract
+    from repscope.sources.load import load_dataset, load_model
+
+    ds = load_dataset(data, seed=seed)
+    m = load_model(model, device=device)
+    store = extract(m, ds, out, layers=layers, pooling=pooling, batch_size=batch_size, dtype=dtype,
+                    chunk_rows=chunk_rows, overwrite=overwrite, allow_nonfinite=allow_nonfinite, seed=seed)
+    console.print(f"[green]wrote[/] {store.root} ({store.n_rows} rows × {len(store.layers)} layers)")
+
+
+@zoo_app.command("train-mlp")
+def train_mlp(
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(None, "--out", "-o", help="Weights file (default zoo/digits_mlp_s{seed}.safetensors)."),
+    epochs: int = typer.Option(20, "--epochs"),
+) -> None:
+    """Train the digits MLP for one seed and save it as safetensors.
+
+    Example: repscope zoo train-mlp --seed 3
+    """
+    from repscope.sources.zoo.mlp import digits_inputs, save_mlp, train_digits_mlp
+
+    model = train_digits_mlp(seed, epochs=epochs)
+    x, y = digits_inputs()
+    acc = float((model(x).argmax(1).numpy() == y).mean())
+    path = save_mlp(model, out or Path("zoo") / f"digits_mlp_s{seed}.safetensors")
+    console.print(f"[green]saved[/] {path} (digits accuracy on all 1797 images: {acc:.3f})")
+
+
+def demo(
+    out: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Folder for stores, DB and report."),
+    extended: bool = typer.Option(False, "--extended",
+                                  help="Also SST-2, TREC, STS-B and CIFAR ResNets (needs ../shared)."),
+    device: str = DeviceOption,
+    fresh: bool = typer.Option(True, "--fresh/--reuse", help="Start from an empty results DB (stores are reused)."),
+) -> None:
+    """Run the full default study: digits MLPs × 3 seeds + MiniLM on template sentences → analyses → report.html.
+
+    Example: repscope demo --out demo_out
+    """
+    from repscope.demo import run_demo
+
+    path = run_demo(out, extended=extended, device=device, fresh=fresh)
+    typer.echo(f"report: {path.resolve()}")
+
+
+def study(
+    config: Path = typer.Argument(..., help="Study YAML file."),
+    db: Path = DbOption,
+    name: str = StudyOption,
+) -> None:
+    """Run a YAML study end to end (extractions, analyses, report).
+
+    Example: repscope study examples/study.yaml
+    """
+    from repscope.study import run_study
+
+    path = run_study(config, db=open_db(db, name) if db else None)
+    typer.echo(f"report: {path.resolve()}")
 
 
 def register(app: typer.Typer) -> None:
     """Add the spine's extraction commands."""
+    app.command("layers")(layers)
+    app.command("extract")(extract_cmd)
+    app.command("demo")(demo)
+    app.command("study")(study)
+    app.add_typer(zoo_app, name="zoo")

@@ -16,7 +16,7 @@ import torch
 from repscope.errors import NonFiniteError, RepscopeError
 from repscope.extract.pooling import pool, resolve_pooling
 from repscope.extract.progress import make_progress
-from repscope.sources.datasets import Dataset, content_hash
+from repscope.sources.datasets import Dataset
 from repscope.sources.models import ModelAdapter
 from repscope.store import RepStore, StoreWriter
 

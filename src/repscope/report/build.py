@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import plotly.io as pio
@@ -68,7 +68,7 @@ def build_report(db: ResultsDB | str | os.PathLike | None = None, out: str | os.
     env = Environment(loader=PackageLoader("repscope.report", "templates"), autoescape=select_autoescape(["j2"]))
     html = env.get_template("report.html.j2").render(
         title=title, sections=rendered, figures=figures, plotlyjs=get_plotlyjs(), version=__version__,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"), n_rows=len(frame),
+        created=datetime.now(UTC).isoformat(timespec="seconds"), n_rows=len(frame),
         studies=sorted({str(s) for s in frame["study"].unique()}) if len(frame) else [],
     )
     out = Path(out)

@@ -12,7 +12,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,7 @@ class ResultsDB:
 
     def record_rows(self, rows: Iterable[Row]) -> int:
         """Insert rows in one transaction; returns how many were written."""
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         data = []
         for r in rows:
             v = float(r.value) if r.value is not None else None
@@ -93,7 +93,7 @@ class ResultsDB:
     def record_artifact(self, analysis: str, name: str, payload: Any, study: str | None = None) -> None:
         """Store a JSON payload (curve, spectrum, feature cards) for the report, replacing one of the same key."""
         study = study or self.study
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         with self._connect() as con:
             con.execute("DELETE FROM artifacts WHERE study=? AND analysis=? AND name=?", [study, analysis, name])
             con.execute("INSERT INTO artifacts VALUES (?,?,?,?,?)", [study, analysis, name, _json(payload), now])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ class StoreWriter:
         tmp.replace(root / SAMPLES)
         prov = dict(provenance)
         prov.update(dataset_hash=shash, dtype=dtype, repscope_version=__version__,
-                    created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                    created=datetime.now(UTC).isoformat(timespec="seconds"))
         man = {
             "schema_version": SCHEMA_VERSION,
             "provenance": prov,
@@ -148,7 +148,7 @@ class StoreWriter:
     def _truncate_tokens(self) -> None:
         """On resume, cut token arrays back to the committed rows (a killed run may have written past them)."""
         done = self.rows_done
-        for name, info in self.manifest["layers"].items():
+        for _name, info in self.manifest["layers"].items():
             if info["tokens"]:
                 end = int(self._arr(info["array"] + ".offsets")[done])
                 arr = self._arr(info["array"])
