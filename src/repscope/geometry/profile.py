@@ -1,0 +1,120 @@
+"""Geometry profile: run the chosen measures on every layer of a store and record them in the results DB."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from repscope.errors import ConfigError, DataError, RepscopeError
+from repscope.geometry.measures import compute, get_measures
+from repscope.geometry.spectrum import covariance_eigenvalues
+from repscope.results import ResultsDB
+from repscope.results.db import Row
+from repscope.store import RepStore
+
+ANALYSIS = "geometry"
+SPECTRUM_ARTIFACT = "spectrum"
+MAX_SPECTRUM = 512
+
+
+def default_label_column(store: RepStore) -> str | None:
+    """'label' when the store has it, else None (label-free measures only)."""
+    return "label" if "label" in store.samples.columns else None
+
+
+def positive_pairs(samples: pd.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Positive pairs among the selected rows from columns `pair` (pair id) and `side` (0/1); None if absent."""
+    if not {"pair", "side"} <= set(samples.columns):
+        return None
+    sub = samples.iloc[rows][["pair", "side"]].reset_index(drop=True)
+    sub["pos"] = np.arange(len(sub))
+    piv = sub.pivot_table(index="pair", columns="side", values="pos", aggfunc="first").dropna()
+    if piv.shape[1] < 2 or len(piv) == 0:
+        return None
+    return piv.iloc[:, 0].to_numpy(np.int64), piv.iloc[:, 1].to_numpy(np.int64)
+
+
+def select_rows(store: RepStore, max_rows: int | None, seed: int, keep_pairs: bool = True) -> np.ndarray:
+    """Sorted row indices: all rows, or a seeded random subset of `max_rows` (whole pairs kept if present)."""
+    n = store.n_rows
+    if not max_rows or n <= max_rows:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    s = store.samples
+    if keep_pairs and "pair" in s.columns:
+        ids = s["pair"].to_numpy()[:n]
+        uniq = np.unique(ids)
+        pick = rng.choice(uniq, size=max(1, min(len(uniq), max_rows // 2)), replace=False)
+        return np.flatnonzero(np.isin(ids, pick))
+    return np.sort(rng.choice(n, size=max_rows, replace=False))
+
+
+def geometry_profile(store: RepStore, db: ResultsDB | None = None, measures: list[str] | None = None,
+                     layers: str | list[str] | None = None, label_col: str | None = "auto",
+                     max_rows: int | None = 3000, seed: int = 0, device: str = "auto",
+                     params: dict[str, dict[str, Any]] | None = None, spectra: bool = True,
+                     progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Compute `measures` for each pooled layer of `store` on a seeded subset of at most `max_rows` rows.
+
+    Label-based measures use `label_col` ("auto" = 'label' if present, None = skip them). Positive pairs for
+    `alignment` come from sample columns `pair`/`side`. Rows go to `db` (analysis 'geometry'), with the covariance
+    spectrum of each layer as artifact 'spectrum:<store>'. Returns the tidy rows as a DataFrame.
+    """
+    chosen = get_measures(measures)
+    params = params or {}
+    unknown = set(params) - {m.name for m in chosen}
+    if unknown:
+        raise ConfigError(f"parameters given for measures not run: {', '.join(sorted(unknown))}")
+    layer_names = store.resolve_layers(layers)
+    if label_col == "auto":
+        label_col = default_label_column(store)
+    rows_idx = select_rows(store, max_rows, seed)
+    if len(rows_idx) < 3:
+        raise DataError(f"store '{store.name}' has {len(rows_idx)} rows; geometry needs at least 3")
+    labels = store.labels(label_col)[rows_idx] if label_col else None
+    pairs = positive_pairs(store.samples, rows_idx)
+    out: list[Row] = []
+    spec: dict[str, list[float]] = {}
+    for layer in layer_names:
+        if store.is_tokens(layer):
+            if progress:
+                progress(f"skip {layer}: token-level (geometry needs pooled layers)")
+            continue
+        x = store.get(layer, rows=rows_idx, dtype=torch.float32)
+        x = x.reshape(x.shape[0], -1)
+        for m in chosen:
+            if (m.needs_labels and labels is None) or (m.needs_pairs and pairs is None):
+                continue
+            p = {**m.defaults, **params.get(m.name, {})}
+            t0 = time.perf_counter()
+            try:
+                vals = compute(m, x, labels=labels, pairs=pairs, device=device, **p)
+            except RepscopeError as err:
+                if progress:
+                    progress(f"skip {m.name} on {layer}: {err}")
+                continue
+            sec = time.perf_counter() - t0
+            meta = {"measure": m.name, "n": int(x.shape[0]), "dim": int(x.shape[1]), "seed": seed, **p}
+            if m.needs_labels:
+                meta["label"] = label_col
+            for metric, v in vals.items():
+                out.append(Row(analysis=ANALYSIS, metric=metric, value=v, layer=layer, store=store.name,
+                               model=store.model, params=meta, seconds=sec))
+        if spectra:
+            lam = covariance_eigenvalues(x, device=device)
+            tot = float(lam.sum())
+            spec[layer] = [float(v) / tot if tot > 0 else 0.0 for v in lam[:MAX_SPECTRUM].cpu()]
+        if progress:
+            progress(f"{store.name}/{layer}: done")
+    if db is not None:
+        db.record_rows(out)
+        if spectra and spec:
+            db.record_artifact(ANALYSIS, f"{SPECTRUM_ARTIFACT}:{store.name}",
+                               {"store": store.name, "model": store.model, "n": int(len(rows_idx)), "layers": spec})
+    return pd.DataFrame([{"store": r.store, "layer": r.layer, "metric": r.metric, "value": r.value,
+                          "measure": r.params["measure"], "seconds": r.seconds} for r in out])

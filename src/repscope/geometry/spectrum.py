@@ -1,0 +1,100 @@
+"""Rank and spectra: singular values, covariance eigenvalues, effective / stable / numerical rank, power-law α."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from repscope.device import resolve_device
+from repscope.errors import DataError, NonFiniteError
+
+
+def as_matrix(x, device: str | torch.device | None = "auto", dtype: torch.dtype = torch.float64) -> Tensor:
+    """2-D float64 tensor on `device` (trailing axes flattened); rejects NaN/Inf and empty input with one line."""
+    t = torch.as_tensor(x)
+    if t.ndim == 1:
+        t = t[:, None]
+    elif t.ndim > 2:
+        t = t.reshape(t.shape[0], -1)
+    t = t.to(device=resolve_device(device), dtype=dtype)
+    if t.shape[0] == 0 or t.shape[1] == 0:
+        raise DataError(f"empty representation matrix of shape {tuple(t.shape)}; check the layer and row selection")
+    if not torch.isfinite(t).all():
+        raise NonFiniteError("input holds NaN or Inf; clean the representations before measuring geometry")
+    return t
+
+
+def singular_values(x, center: bool = False, device: str = "auto") -> Tensor:
+    """Singular values of X (rows = samples), descending, in float64; `center` subtracts the column means first."""
+    t = as_matrix(x, device)
+    if center:
+        t = t - t.mean(0, keepdim=True)
+    return torch.linalg.svdvals(t)
+
+
+def covariance_eigenvalues(x, device: str = "auto") -> Tensor:
+    """Eigenvalues of the sample covariance (1/(n−1)) XᶜᵀXᶜ, descending (min(n, d) of them), from the SVD."""
+    t = as_matrix(x, device)
+    n = t.shape[0]
+    s = singular_values(t, center=True, device=t.device)
+    return s * s / max(n - 1, 1)
+
+
+def effective_rank(x, center: bool = False, device: str = "auto") -> float:
+    """Effective rank (Roy & Vetterli 2007): exp(H(p)), pᵢ = σᵢ/Σσⱼ, H the Shannon entropy (nats)."""
+    s = singular_values(x, center=center, device=device)
+    tot = s.sum()
+    if tot <= 0:
+        return 0.0
+    p = s / tot
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def stable_rank(x, center: bool = False, device: str = "auto") -> float:
+    """Stable rank (Rudelson & Vershynin 2007): ‖X‖_F² / ‖X‖₂² = Σσᵢ² / σ₁²."""
+    s = singular_values(x, center=center, device=device)
+    return float((s * s).sum() / (s[0] * s[0])) if s[0] > 0 else 0.0
+
+
+def numerical_rank(x, tol: float | None = None, rtol: float | None = None, center: bool = False,
+                   device: str = "auto") -> int:
+    """Numerical rank: #{σᵢ > τ}, τ = tol, or rtol·σ₁, or by default max(n, d)·eps·σ₁ (as numpy.linalg.matrix_rank)."""
+    t = as_matrix(x, device)
+    s = singular_values(t, center=center, device=t.device)
+    if s.numel() == 0 or s[0] == 0:
+        return 0
+    if tol is None:
+        r = rtol if rtol is not None else max(t.shape) * torch.finfo(torch.float64).eps
+        tol = float(s[0]) * r
+    return int((s > tol).sum())
+
+
+def powerlaw_alpha(eigenvalues, fit_range: tuple[int, int] = (5, 100)) -> float:
+    """Eigenspectrum decay α (α-ReQ, Agrawal et al. 2022): least-squares slope of log λᵢ = c − α log i, i in fit_range.
+
+    `fit_range` = (first, last) 1-based ranks, inclusive, clipped to the positive eigenvalues; NaN if < 3 remain.
+    """
+    lam = torch.as_tensor(eigenvalues, dtype=torch.float64).flatten()
+    lam = torch.sort(lam, descending=True).values
+    lo, hi = fit_range
+    hi = min(hi, int((lam > 0).sum()))
+    lo = max(1, lo)
+    if hi - lo + 1 < 3:
+        return math.nan
+    ranks = torch.arange(lo, hi + 1, dtype=torch.float64, device=lam.device)
+    lx = ranks.log()
+    ly = lam[lo - 1 : hi].log()
+    lxc = lx - lx.mean()
+    slope = (lxc * (ly - ly.mean())).sum() / (lxc * lxc).sum()
+    return float(-slope)
+
+
+def spectrum(x, device: str = "auto", normalize: bool = True) -> list[float]:
+    """Covariance eigenvalues, descending, for plotting; divided by their sum when `normalize` (variance fractions)."""
+    lam = covariance_eigenvalues(x, device=device)
+    if normalize and lam.sum() > 0:
+        lam = lam / lam.sum()
+    return [float(v) for v in lam.cpu()]
