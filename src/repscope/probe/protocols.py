@@ -1,0 +1,369 @@
+"""Probe protocols over a RepStore that write tidy rows to the results DB.
+
+Analyses written: `probe` (per-layer sweep), `probe_few_shot`, `concept_depth`, `probe_concat`, `retrieval`, `sts`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import clone
+
+from repscope.errors import ConfigError, DataError, format_choices
+from repscope.probe.knn import KNNProbe
+from repscope.probe.logistic import LogisticProbe
+from repscope.probe.metrics import mean_ci, retrieval_metrics, sts_spearman, wilson_ci
+from repscope.probe.naive_bayes import NaiveBayesProbe
+from repscope.probe.ridge import RidgeProbe, spearman
+from repscope.probe.sparse import SparseProbe
+from repscope.results import ResultsDB, Row
+
+PROBE_NAMES = ("logistic", "nb", "lda", "knn", "sparse", "ridge")
+_ALIASES = {"lr": "logistic", "linear": "logistic", "naive_bayes": "nb", "gnb": "nb", "k-sparse": "sparse"}
+
+
+def make_probe(name: str, device: str = "auto", **params: Any):
+    """Estimator for a probe name: logistic, nb (Gaussian naive Bayes), lda, knn, sparse (k-sparse), ridge."""
+    key = _ALIASES.get(name.lower(), name.lower())
+    if key == "logistic":
+        return LogisticProbe(device=device, **params)
+    if key == "nb":
+        return NaiveBayesProbe(covariance="diag", device=device, **params)
+    if key == "lda":
+        return NaiveBayesProbe(covariance="shared", device=device, **params)
+    if key == "knn":
+        return KNNProbe(device=device, **({"n_neighbors": 20, "metric": "cosine"} | params))
+    if key == "sparse":
+        return SparseProbe(device=device, **({"k": 8} | params))
+    if key == "ridge":
+        return RidgeProbe(device=device, **({"alphas": [0.1, 1.0, 10.0, 100.0, 1000.0]} | params))
+    raise ConfigError(f"probe '{name}' unknown; choose from {', '.join(PROBE_NAMES)}")
+
+
+def canonical(name: str) -> str:
+    """Canonical probe name (aliases resolved)."""
+    key = _ALIASES.get(name.lower(), name.lower())
+    if key not in PROBE_NAMES:
+        raise ConfigError(f"probe '{name}' unknown; choose from {', '.join(PROBE_NAMES)}")
+    return key
+
+
+@dataclass
+class Split:
+    """Train/test index sets of one evaluation; `mode` is cv, split (store column) or holdout."""
+
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    mode: str
+
+
+def target_values(store, target: str) -> tuple[np.ndarray, np.ndarray]:
+    """(row indices with a target value, the values); rows with a missing target are dropped."""
+    y = store.labels(target)
+    ok = ~pd.isna(pd.Series(y)).to_numpy()
+    if ok.sum() == 0:
+        raise DataError(f"column '{target}' of store '{store.name}' has no values; pick another --target")
+    return np.nonzero(ok)[0], y[ok]
+
+
+def make_split(samples: pd.DataFrame | None, y: np.ndarray, rows: np.ndarray, cv: int | None = None,
+               test_size: float = 0.25, seed: int = 0, classify: bool = True) -> Split:
+    """k-fold CV when `cv` ≥ 2; else the store's `split` column (train vs test, or dev); else a (stratified) holdout.
+
+    Indices are positions into `y` (= into `rows`).
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+    n = len(y)
+    strat = None
+    if classify:
+        _, counts = np.unique(y, return_counts=True)
+        strat = y if counts.min() >= 2 else None
+    if cv is not None and cv >= 2:
+        if classify and strat is not None:
+            k = min(int(cv), int(np.unique(y, return_counts=True)[1].min()))
+            if k < 2:
+                raise DataError("a class has a single sample; cannot cross-validate, drop that class or use --cv 0")
+            skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+            return Split(list(skf.split(np.zeros(n), y)), "cv")
+        kf = KFold(n_splits=int(cv), shuffle=True, random_state=seed)
+        return Split(list(kf.split(np.zeros(n))), "cv")
+    if samples is not None and "split" in samples.columns:
+        sp = samples["split"].astype(str).str.lower().to_numpy()[rows]
+        train = np.nonzero(sp == "train")[0]
+        for name in ("test", "dev", "validation", "val"):
+            test = np.nonzero(sp == name)[0]
+            if len(train) and len(test):
+                return Split([(train, test)], "split")
+    tr, te = train_test_split(np.arange(n), test_size=test_size, random_state=seed, stratify=strat)
+    return Split([(np.sort(tr), np.sort(te))], "holdout")
+
+
+def _features(store, layer: str, rows: np.ndarray | None = None) -> torch.Tensor:
+    x = store.get(layer, dtype=torch.float32)
+    x = x.reshape(x.shape[0], -1)
+    return x if rows is None or len(rows) == x.shape[0] else x[torch.as_tensor(rows)]
+
+
+def _evaluate(est, x: torch.Tensor, y: np.ndarray, split: Split, regression: bool) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for tr, te in split.folds:
+        m = clone(est).fit(x[torch.as_tensor(tr)], y[tr])
+        xt = x[torch.as_tensor(te)]
+        if regression:
+            out.setdefault("r2", []).append(float(m.score(xt, y[te])))
+            out.setdefault("spearman", []).append(float(m.spearman(xt, y[te])))
+        else:
+            out.setdefault("accuracy", []).append(float(m.score(xt, y[te])))
+    return out
+
+
+def layer_sweep(store, probes: Sequence[str] = ("logistic",), target: str = "label", layers: Any = None,
+                cv: int | None = None, test_size: float = 0.25, seed: int = 0, db: ResultsDB | None = None,
+                device: str = "auto", probe_params: dict[str, dict[str, Any]] | None = None,
+                level: float = 0.95) -> pd.DataFrame:
+    """Every layer × probe: score on held-out data (CV folds, the store's split column, or a stratified holdout).
+
+    Writes analysis `probe` rows: metric accuracy (or r2 and spearman for ridge) = mean, with `<metric>_ci_low`
+    and `<metric>_ci_high` (Student-t over CV folds, Wilson interval for a single test set). Returns the rows as a
+    DataFrame (store, layer, probe, target, metric, value, ci_low, ci_high, mode).
+    """
+    names = [canonical(p) for p in probes]
+    layer_list = store.resolve_layers(layers)
+    rows_idx, y = target_values(store, target)
+    records, db_rows = [], []
+    splits: dict[bool, Split] = {}
+    for layer in layer_list:
+        x = _features(store, layer, rows_idx)
+        for name in names:
+            regression = name == "ridge"
+            if regression:
+                try:
+                    y_use = y.astype(np.float64)
+                except (TypeError, ValueError):
+                    raise DataError(f"ridge needs a numeric target; column '{target}' is not numeric") from None
+            else:
+                y_use = y
+            if regression not in splits:
+                splits[regression] = make_split(store.samples, y_use, rows_idx, cv, test_size, seed,
+                                                classify=not regression)
+            split = splits[regression]
+            est = make_probe(name, device=device, **((probe_params or {}).get(name, {})))
+            t0 = time.perf_counter()
+            scores = _evaluate(est, x, y_use, split, regression)
+            secs = time.perf_counter() - t0
+            n_test = int(sum(len(te) for _, te in split.folds))
+            params = {"probe": name, "target": target, "eval": split.mode, "cv": cv or 0, "seed": seed,
+                      "n_test": n_test, "level": level}
+            for metric, vals in scores.items():
+                if split.mode == "cv" or metric != "accuracy":
+                    mean, lo, hi = mean_ci(vals, level)
+                else:
+                    mean = vals[0]
+                    lo, hi = wilson_ci(mean, n_test, level)
+                records.append({"store": store.name, "layer": layer, "probe": name, "target": target,
+                                "metric": metric, "value": mean, "ci_low": lo, "ci_high": hi, "mode": split.mode})
+                for mname, v in ((metric, mean), (f"{metric}_ci_low", lo), (f"{metric}_ci_high", hi)):
+                    db_rows.append(Row("probe", mname, v, layer=layer, store=store.name, model=store.model,
+                                       params=params, seconds=secs))
+    if db is not None:
+        db.record_rows(db_rows)
+    return pd.DataFrame.from_records(records)
+
+
+def few_shot_indices(y_pool: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
+    """`shots` random indices per class from y_pool (sorted), drawn with `rng`."""
+    picks = []
+    for c in np.unique(y_pool):
+        idx = np.nonzero(y_pool == c)[0]
+        picks.append(rng.choice(idx, size=shots, replace=False))
+    return np.sort(np.concatenate(picks))
+
+
+def few_shot_curve(store, layer: str, probes: Sequence[str] = ("logistic", "nb"), target: str = "label",
+                   shots: Sequence[int] = (1, 2, 4, 8, 16, 32), seeds: int = 5, test_size: float = 0.25,
+                   seed: int = 0, db: ResultsDB | None = None, device: str = "auto",
+                   level: float = 0.95) -> pd.DataFrame:
+    """Sample-efficiency curve: train on n labelled examples per class (n in `shots`), test on a fixed held-out set,
+    repeated over `seeds` draws (seed, seed+1, …). Writes analysis `probe_few_shot` rows (metric accuracy, params
+    shots/probe/target) with t-intervals over seeds. Same seeds → same numbers."""
+    names = [canonical(p) for p in probes]
+    if "ridge" in names:
+        raise ConfigError("few-shot curves are for classifier probes; drop ridge")
+    (layer,) = store.resolve_layers(layer)
+    rows_idx, y = target_values(store, target)
+    x = _features(store, layer, rows_idx)
+    split = make_split(store.samples, y, rows_idx, None, test_size, seed)
+    tr, te = split.folds[0]
+    y_pool, y_test = y[tr], y[te]
+    x_pool, x_test = x[torch.as_tensor(tr)], x[torch.as_tensor(te)]
+    min_count = int(np.unique(y_pool, return_counts=True)[1].min())
+    records, db_rows = [], []
+    for n in sorted({int(s) for s in shots}):
+        if n < 1 or n > min_count:
+            continue
+        draws = [few_shot_indices(y_pool, n, np.random.default_rng(seed + s)) for s in range(seeds)]
+        for name in names:
+            accs = []
+            t0 = time.perf_counter()
+            for idx in draws:
+                extra = {"n_neighbors": min(20, n)} if name == "knn" else {}
+                if name == "sparse":
+                    extra = {"k": min(8, x.shape[1])}
+                est = make_probe(name, device=device, **extra)
+                est.fit(x_pool[torch.as_tensor(idx)], y_pool[idx])
+                accs.append(float(est.score(x_test, y_test)))
+            mean, lo, hi = mean_ci(accs, level)
+            secs = time.perf_counter() - t0
+            params = {"probe": name, "target": target, "shots": n, "seeds": seeds, "seed": seed,
+                      "n_test": len(te)}
+            records.append({"store": store.name, "layer": layer, "probe": name, "target": target, "shots": n,
+                            "value": mean, "ci_low": lo, "ci_high": hi})
+            for mname, v in (("accuracy", mean), ("accuracy_ci_low", lo), ("accuracy_ci_high", hi)):
+                db_rows.append(Row("probe_few_shot", mname, v, layer=layer, store=store.name, model=store.model,
+                                   params=params, seconds=secs))
+    if not records:
+        raise DataError(f"no shot count in {list(shots)} fits: the smallest class has {min_count} training samples")
+    if db is not None:
+        db.record_rows(db_rows)
+    return pd.DataFrame.from_records(records)
+
+
+def concept_depth(sweep: pd.DataFrame, layers: Sequence[str], threshold: float = 0.9, metric: str = "accuracy",
+                  chance: dict[str, float] | None = None, db: ResultsDB | None = None,
+                  model: str | None = None) -> pd.DataFrame:
+    """Concept depth (Jin et al. 2024, "Exploring Concept Depth"): per (store, target, probe), the first layer in model
+    order whose score ≥ threshold × best score. With `chance` {target: p0}, scores are first rescaled to
+    (s − p0)/(1 − p0). Writes analysis `concept_depth` rows: depth (layer index), relative_depth (index/(L−1)),
+    best (best score); `layer` is the depth layer."""
+    if not 0 < threshold <= 1:
+        raise ConfigError(f"threshold must be in (0, 1], got {threshold}")
+    order = {name: i for i, name in enumerate(layers)}
+    df = sweep[(sweep["metric"] == metric) & sweep["layer"].isin(order)]
+    out, db_rows = [], []
+    for (store, target, probe), g in df.groupby(["store", "target", "probe"], sort=True):
+        g = g.assign(_i=g["layer"].map(order)).sort_values("_i")
+        s = g["value"].to_numpy(dtype=np.float64)
+        if chance and target in chance:
+            p0 = chance[target]
+            s = (s - p0) / max(1e-12, 1 - p0)
+        best = float(s.max())
+        first = int(np.nonzero(s >= threshold * best)[0][0])
+        layer = str(g["layer"].iloc[first])
+        idx = int(g["_i"].iloc[first])
+        rel = idx / max(1, len(layers) - 1)
+        out.append({"store": store, "target": target, "probe": probe, "depth_layer": layer, "depth": idx,
+                    "relative_depth": rel, "best": float(g["value"].max()),
+                    "best_layer": str(g["layer"].iloc[int(np.argmax(s))])})
+        params = {"target": target, "probe": probe, "threshold": threshold, "metric": metric,
+                  "chance_adjusted": bool(chance and target in chance)}
+        for mname, v in (("depth", idx), ("relative_depth", rel), ("best", float(g["value"].max()))):
+            db_rows.append(Row("concept_depth", mname, v, layer=layer, store=store, model=model, params=params))
+    if db is not None:
+        db.record_rows(db_rows)
+    return pd.DataFrame.from_records(out)
+
+
+def concat_stores(stores: Sequence[Any], layer: str, probe: str = "logistic", target: str = "label",
+                  cv: int | None = None, test_size: float = 0.25, seed: int = 0, db: ResultsDB | None = None,
+                  device: str = "auto") -> pd.DataFrame:
+    """Concatenate one layer of several stores of the same samples (e.g. seeds; Zhang & Bottou 2023, "Learning useful
+    representations for shifting tasks and distributions") and probe it next to each store alone. Writes analysis
+    `probe_concat` rows (store = member name or "a+b+…", metric accuracy with CI)."""
+    if len(stores) < 2:
+        raise ConfigError("concatenation needs at least two stores")
+    ref = stores[0]
+    ids = ref.samples["id"].to_numpy() if "id" in ref.samples.columns else None
+    for s in stores[1:]:
+        if s.n_rows != ref.n_rows or (ids is not None and "id" in s.samples.columns
+                                      and not np.array_equal(s.samples["id"].to_numpy(), ids)):
+            raise DataError(f"stores '{ref.name}' and '{s.name}' do not hold the same samples in the same order; "
+                            "extract them from the same dataset")
+        if layer not in s.layers:
+            raise DataError(f"layer '{layer}' missing from store '{s.name}'; available: {format_choices(s.layers)}")
+    name = canonical(probe)
+    rows_idx, y = target_values(ref, target)
+    split = make_split(ref.samples, y, rows_idx, cv, test_size, seed)
+    feats = {s.name: _features(s, layer, rows_idx) for s in stores}
+    feats["+".join(s.name for s in stores)] = torch.cat(list(feats.values()), dim=1)
+    out, db_rows = [], []
+    for sname, x in feats.items():
+        t0 = time.perf_counter()
+        vals = _evaluate(make_probe(name, device=device), x, y, split, False)["accuracy"]
+        if split.mode == "cv":
+            mean, lo, hi = mean_ci(vals)
+        else:
+            mean = vals[0]
+            lo, hi = wilson_ci(mean, len(split.folds[0][1]))
+        secs = time.perf_counter() - t0
+        members = sname.count("+") + 1
+        params = {"probe": name, "target": target, "members": members, "eval": split.mode, "seed": seed}
+        out.append({"store": sname, "layer": layer, "members": members, "value": mean, "ci_low": lo, "ci_high": hi})
+        for mname, v in (("accuracy", mean), ("accuracy_ci_low", lo), ("accuracy_ci_high", hi)):
+            db_rows.append(Row("probe_concat", mname, v, layer=layer, store=sname, model=ref.model, params=params,
+                               seconds=secs))
+    if db is not None:
+        db.record_rows(db_rows)
+    return pd.DataFrame.from_records(out)
+
+
+def retrieval_sweep(store, target: str = "label", layers: Any = None, ks: Sequence[int] = (1, 5, 10),
+                    metric: str = "cosine", db: ResultsDB | None = None, device: str = "auto") -> pd.DataFrame:
+    """Per layer, leave-one-out label retrieval (recall@k, mAP, nDCG@10; see `retrieval_metrics`). Writes analysis
+    `retrieval` rows."""
+    rows_idx, y = target_values(store, target)
+    out, db_rows = [], []
+    for layer in store.resolve_layers(layers):
+        t0 = time.perf_counter()
+        res = retrieval_metrics(_features(store, layer, rows_idx), y, ks, metric, device=device)
+        secs = time.perf_counter() - t0
+        for k, v in res.items():
+            out.append({"store": store.name, "layer": layer, "metric": k, "value": v})
+            db_rows.append(Row("retrieval", k, v, layer=layer, store=store.name, model=store.model,
+                               params={"target": target, "distance": metric}, seconds=secs))
+    if db is not None:
+        db.record_rows(db_rows)
+    return pd.DataFrame.from_records(out)
+
+
+def sts_pairs(samples: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows of side 0, rows of side 1, gold score) for each complete pair in a store's samples table."""
+    need = {"pair", "side", "score"}
+    if not need <= set(samples.columns):
+        raise DataError(f"STS needs sample columns pair, side, score; found {format_choices(list(samples.columns))}")
+    df = pd.DataFrame({"pair": samples["pair"].to_numpy(), "side": samples["side"].astype(int).to_numpy(),
+                       "score": samples["score"].to_numpy(dtype=np.float64), "row": np.arange(len(samples))})
+    a = df[df["side"] == 0].drop_duplicates("pair").set_index("pair")
+    b = df[df["side"] == 1].drop_duplicates("pair").set_index("pair")
+    common = a.index.intersection(b.index)
+    if len(common) < 3:
+        raise DataError("fewer than 3 complete (side 0, side 1) pairs; check the pair and side columns")
+    a, b = a.loc[common], b.loc[common]
+    return a["row"].to_numpy(), b["row"].to_numpy(), a["score"].to_numpy()
+
+
+def sts_sweep(store, layers: Any = None, db: ResultsDB | None = None) -> pd.DataFrame:
+    """Per layer, Spearman ρ between cos(side 0, side 1) and the gold score over all pairs. Writes analysis `sts`
+    rows (metric spearman; params n_pairs)."""
+    ra, rb, gold = sts_pairs(store.samples)
+    out, db_rows = [], []
+    for layer in store.resolve_layers(layers):
+        t0 = time.perf_counter()
+        x = _features(store, layer)
+        rho = sts_spearman(x[torch.as_tensor(ra)].numpy(), x[torch.as_tensor(rb)].numpy(), gold)
+        secs = time.perf_counter() - t0
+        out.append({"store": store.name, "layer": layer, "metric": "spearman", "value": rho})
+        db_rows.append(Row("sts", "spearman", rho, layer=layer, store=store.name, model=store.model,
+                           params={"n_pairs": len(gold)}, seconds=secs))
+    if db is not None:
+        db.record_rows(db_rows)
+    return pd.DataFrame.from_records(out)
+
+
+__all__ = ["PROBE_NAMES", "make_probe", "canonical", "make_split", "layer_sweep", "few_shot_curve", "concept_depth",
+           "concat_stores", "retrieval_sweep", "sts_sweep", "sts_pairs", "spearman"]
