@@ -27,12 +27,19 @@ def default_label_column(store: RepStore) -> str | None:
     return "label" if "label" in store.samples.columns else None
 
 
-def positive_pairs(samples: pd.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Positive pairs among the selected rows from columns `pair` (pair id) and `side` (0/1); None if absent."""
+def positive_pairs(samples: pd.DataFrame, rows: np.ndarray,
+                   min_score: float = 4.0) -> tuple[np.ndarray, np.ndarray] | None:
+    """Positive pairs among the selected rows from columns `pair` (pair id) and `side` (0/1); None if absent.
+
+    When a `score` column exists (STS, 0–5), only pairs scoring at least `min_score` count as positive.
+    """
     if not {"pair", "side"} <= set(samples.columns):
         return None
-    sub = samples.iloc[rows][["pair", "side"]].reset_index(drop=True)
+    cols = ["pair", "side"] + (["score"] if "score" in samples.columns else [])
+    sub = samples.iloc[rows][cols].reset_index(drop=True)
     sub["pos"] = np.arange(len(sub))
+    if "score" in sub.columns:
+        sub = sub[sub["score"].astype(float) >= min_score]
     piv = sub.pivot_table(index="pair", columns="side", values="pos", aggfunc="first").dropna()
     if piv.shape[1] < 2 or len(piv) == 0:
         return None
@@ -80,6 +87,7 @@ def geometry_profile(store: RepStore, db: ResultsDB | None = None, measures: lis
     pairs = positive_pairs(store.samples, rows_idx)
     out: list[Row] = []
     spec: dict[str, list[float]] = {}
+    order = {name: i for i, name in enumerate(store.layers)}
     for layer in layer_names:
         if store.is_tokens(layer):
             if progress:
@@ -99,7 +107,8 @@ def geometry_profile(store: RepStore, db: ResultsDB | None = None, measures: lis
                     progress(f"skip {m.name} on {layer}: {err}")
                 continue
             sec = time.perf_counter() - t0
-            meta = {"measure": m.name, "n": int(x.shape[0]), "dim": int(x.shape[1]), "seed": seed, **p}
+            meta = {"measure": m.name, "n": int(x.shape[0]), "dim": int(x.shape[1]), "seed": seed,
+                    "layer_index": order[layer], "n_layers": len(store.layers), **p}
             if m.needs_labels:
                 meta["label"] = label_col
             for metric, v in vals.items():
@@ -115,6 +124,7 @@ def geometry_profile(store: RepStore, db: ResultsDB | None = None, measures: lis
         db.record_rows(out)
         if spectra and spec:
             db.record_artifact(ANALYSIS, f"{SPECTRUM_ARTIFACT}:{store.name}",
-                               {"store": store.name, "model": store.model, "n": int(len(rows_idx)), "layers": spec})
+                               {"store": store.name, "model": store.model, "n": int(len(rows_idx)), "layers": spec,
+             "order": [name for name in store.layers if name in spec]})
     return pd.DataFrame([{"store": r.store, "layer": r.layer, "metric": r.metric, "value": r.value,
                           "measure": r.params["measure"], "seconds": r.seconds} for r in out])
