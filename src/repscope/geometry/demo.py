@@ -1,9 +1,34 @@
-"""Demo step of repscope.geometry."""
+"""Demo step of repscope.geometry: geometry profiles of the demo stores."""
 
 from __future__ import annotations
 
+import time
+
 from repscope.demo_context import DemoContext
+from repscope.geometry.profile import geometry_profile
+
+# (store, label column, max rows); the extended stores run only when present
+DEFAULT = [("digits_mlp_s0", "label", 1000), ("digits_mlp_s1", "label", 1000), ("digits_mlp_s2", "label", 1000),
+           ("minilm_templates", "topic", 1000)]
+EXTENDED = [("resnet20_cifar", "label", 1000), ("minilm_sst2", "label", 1000), ("minilm_stsb", None, 1000)]
 
 
 def run(ctx: DemoContext) -> None:
-    """Run this package's analyses on the demo stores and record them in ctx.db."""
+    """Profile every layer of the digits MLPs and MiniLM templates (extended: ResNet-20, MiniLM SST-2 and STS-B)."""
+    plan = DEFAULT + (EXTENDED if ctx.extended else [])
+    for name, label, max_rows in plan:
+        store = ctx.stores.get(name)
+        if store is None:
+            ctx.console.print(f"geometry: store {name} not in this demo, skipped")
+            continue
+        if label is not None and label not in store.samples.columns:
+            label = None
+        t = time.perf_counter()
+        df = geometry_profile(store, ctx.db, label_col=label, max_rows=max_rows, seed=ctx.seed, device=ctx.device)
+        summary = []
+        for metric in ("twonn_id", "anisotropy", "effective_rank"):
+            vals = df[df["metric"] == metric]["value"]
+            if len(vals):
+                summary.append(f"{metric} {vals.min():.3g}…{vals.max():.3g}")
+        ctx.console.print(f"geometry {name}: {df['layer'].nunique()} layers, {len(df)} rows in "
+                          f"{time.perf_counter() - t:.1f}s ({'; '.join(summary)})", highlight=False)
