@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from repscope.errors import ConfigError, DataError
-from repscope.similarity.prep import to_matrix
+from repscope.similarity.prep import centre, check_variance, to_matrix
 
 METRICS = ("cosine", "euclidean")
 
@@ -39,6 +39,7 @@ def _kernel(x: Tensor, metric: str) -> Tensor:
 def prepare_knn(x, k: int = 10, metric: str = "cosine", device="auto") -> KnnStats:
     """Each sample's k nearest other samples, as a boolean n × n mask."""
     x = to_matrix(x, device)
+    check_variance(centre(x), x)
     n = x.shape[0]
     if not 1 <= k < n:
         raise ConfigError(f"k must be in [1, n−1] = [1, {n - 1}], got {k}; lower k or add samples")
