@@ -141,9 +141,11 @@ class SparseProbe(ProbeClassifier):
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Logits of the logistic probe on the kept features."""
+        self._check_fitted()
         return self.probe_.decision_function(self._sub(X))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities of the logistic probe on the kept features."""
+        self._check_fitted()
         return self.probe_.predict_proba(self._sub(X))
 
