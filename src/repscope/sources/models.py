@@ -44,6 +44,15 @@ def file_hash(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+def state_hash(model: nn.Module) -> str:
+    """sha256 (16 hex) over a module's state-dict names and tensor bytes, for provenance and resume checks."""
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 class ModelAdapter:
     """Base adapter. Subclasses set `name`, `weight_hash`, `modality` and implement `layer_names`/`run`."""
 
@@ -88,7 +97,7 @@ class TorchModuleAdapter(ModelAdapter):
         self.module = module.to(self.device).eval()
         self.transform = transform
         self.name = name or getattr(module, "repscope_name", type(module).__name__)
-        self.weight_hash = getattr(module, "repscope_hash", "")
+        self.weight_hash = getattr(module, "repscope_hash", None) or state_hash(module)
         self.modality = modality
         self._example = example
         self._modules = dict(module.named_modules())

@@ -67,8 +67,8 @@ class StoreWriter:
                 raise StoreError(f"store '{root}' already exists and is complete; pass --overwrite to replace it")
             same = (man.get("schema_version") == SCHEMA_VERSION
                     and man["provenance"].get("dataset_hash") == shash
-                    and all(man["provenance"].get(k) == provenance.get(k)
-                            for k in ("model", "model_hash", "pooling", "dtype"))
+                    and man["provenance"].get("dtype") == dtype
+                    and all(man["provenance"].get(k) == provenance.get(k) for k in ("model", "model_hash", "pooling"))
                     and man.get("chunk_rows") == chunk_rows)
             if not same:
                 raise StoreError(f"store '{root}' holds an interrupted extraction with different settings; "

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from repscope.sources.models import state_hash
 
 DIGITS_LAYERS = ["fc1", "act1", "fc2", "act2", "out"]
 
@@ -64,15 +65,6 @@ def train_digits_mlp(seed: int = 0, epochs: int = 20, hidden: int = 64, train_fr
     model.repscope_name = f"digits_mlp_s{seed}"  # type: ignore[attr-defined]
     model.repscope_hash = state_hash(model)  # type: ignore[attr-defined]
     return model
-
-
-def state_hash(model: nn.Module) -> str:
-    """sha256 (16 hex) over a module's state-dict tensors, for provenance."""
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def save_mlp(model: nn.Module, path: str | Path) -> Path:

@@ -1,0 +1,78 @@
+"""Dataset readers, template generator, spec loading."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from repscope.errors import ConfigError, DataError
+from repscope.sources.datasets import NpzImages, load_sklearn, load_sts_pairs, load_tsv_text
+from repscope.sources.load import load_dataset, load_model
+from repscope.sources.templates import FACTORS, generate_sentences
+
+
+def test_malformed_tsv_names_the_line(tmp_path):
+    p = tmp_path / "bad.tsv"
+    p.write_text("label\ttext\n1\tgood row\n0\tanother\textra field\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad.tsv line 3: expected 2 tab-separated fields"):
+        load_tsv_text(p)
+
+
+def test_tsv_missing_text_column_and_empty(tmp_path):
+    p = tmp_path / "x.tsv"
+    p.write_text("label\tsentence\n1\thi\n", encoding="utf-8")
+    with pytest.raises(DataError, match="no column 'text'"):
+        load_tsv_text(p)
+    p.write_text("label\ttext\n", encoding="utf-8")
+    with pytest.raises(DataError, match="empty"):
+        load_tsv_text(p)
+
+
+def test_sts_pairs_layout(tmp_path):
+    p = tmp_path / "sts.tsv"
+    p.write_text("score\tsentence1\tsentence2\n4.5\ta cat\ta kitten\n0.5\tthe sun\tmy car\n", encoding="utf-8")
+    ds = load_sts_pairs(p)
+    assert ds.items(0, 4) == ["a cat", "the sun", "a kitten", "my car"]
+    assert ds.samples["pair"].tolist() == [0, 1, 0, 1]
+    assert ds.samples["side"].tolist() == [0, 0, 1, 1]
+    assert ds.samples["score"].tolist() == [4.5, 0.5, 4.5, 0.5]
+    assert load_dataset(str(p)).samples["pair"].tolist() == [0, 1, 0, 1]
+
+
+def test_templates_deterministic_with_independent_factors():
+    a, b, c = generate_sentences(3000, seed=1), generate_sentences(3000, seed=1), generate_sentences(3000, seed=2)
+    assert a.samples.equals(b.samples)
+    assert not a.samples["text"].equals(c.samples["text"])
+    for f, values in FACTORS.items():
+        counts = np.bincount(a.samples[f], minlength=len(values))
+        assert counts.min() > 0.7 * 3000 / len(values), f  # every value used, roughly uniformly
+    # the surface form carries the factors: plural subjects take plural verbs, negation adds "not"
+    s = a.samples
+    assert all(" not " in t for t in s["text"][s["negation"] == 1])
+    assert not any(" not " in t for t in s["text"][s["negation"] == 0])
+    present_plural = s[(s["tense"] == 1) & (s["number"] == 1)]["text"]
+    assert all(" are " in t for t in present_plural)
+    # factors drawn independently: topic × sentiment contingency is close to uniform
+    tab = np.histogram2d(s["topic"], s["sentiment"], bins=[6, 2])[0]
+    assert tab.min() > 0.6 * 3000 / 12
+
+
+def test_sklearn_sets_and_npz(tmp_path):
+    d = load_sklearn("digits")
+    assert d.x.shape == (1797, 64) and float(d.x.max()) == 1.0
+    assert len(load_sklearn("iris")) == 150
+    with pytest.raises(DataError, match="unknown scikit-learn dataset"):
+        load_sklearn("mnist")
+    p = tmp_path / "im.npz"
+    np.savez(p, images=np.zeros((5, 4, 4, 3), np.uint8), labels=np.arange(5, dtype=np.uint8))
+    ds = NpzImages(p)
+    assert ds.modality == "image" and ds.items(1, 3).shape == (2, 4, 4, 3)
+    assert ds.samples["image_index"].tolist() == list(range(5))
+    assert len(load_dataset(f"{p}@3")) == 3
+
+
+def test_bad_specs():
+    with pytest.raises(ConfigError, match="unknown model 'gpt5'"):
+        load_model("gpt5")
+    with pytest.raises(DataError, match="not found"):
+        load_dataset("nope.tsv")
