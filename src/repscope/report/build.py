@@ -13,7 +13,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
 from repscope import __version__
-from repscope.report.sections import Section, generic_sections
+from repscope.report.sections import Section, generic_sections, set_layer_rank
 from repscope.results import ResultsDB
 
 PLUGINS = ["repscope.probe", "repscope.similarity", "repscope.geometry", "repscope.dictionary"]
@@ -46,6 +46,7 @@ def build_report(db: ResultsDB | str | os.PathLike | None = None, out: str | os.
     db = db if isinstance(db, ResultsDB) else ResultsDB(db)
     frame = db.frame(study=study)
     artifacts = db.artifacts(study=study)
+    set_layer_rank(frame)
     sections, handled = _plugin_sections(frame, artifacts)
     rest = frame[~frame["analysis"].isin(handled)] if len(frame) else frame
     sections.extend(generic_sections(rest) if len(rest) else [])

@@ -33,9 +33,22 @@ def natural_key(s: Any) -> list[Any]:
     return [0 if s.startswith("embed") else 1, *[(0, p) if isinstance(p, int) else (1, p) for p in parts]]
 
 
+_RANK: dict[str, int] = {}
+
+
+def set_layer_rank(frame: pd.DataFrame) -> None:
+    """Remember each layer's first appearance in the results (analyses record layers in model order)."""
+    _RANK.clear()
+    for col in ("layer", "layer_b"):
+        if col in frame:
+            for name in frame[col].dropna():
+                _RANK.setdefault(str(name), len(_RANK))
+
+
 def layer_order(names: Any) -> list[str]:
-    """Unique layer names in natural order."""
-    return sorted({str(n) for n in names if n is not None and n == n}, key=natural_key)
+    """Unique layer names in model order (first appearance in the results), natural order as the tie-break."""
+    uniq = {str(n) for n in names if n is not None and n == n}
+    return sorted(uniq, key=lambda n: (_RANK.get(n, len(_RANK)), natural_key(n)))
 
 
 def series_label(row: pd.Series) -> str:
@@ -66,7 +79,8 @@ def heatmap_figure(df: pd.DataFrame, metric: str, title: str | None = None) -> g
     piv = d.pivot_table(index="layer", columns="layer_b", values="value", aggfunc="mean")
     piv = piv.loc[layer_order(piv.index), layer_order(piv.columns)]
     fig = go.Figure(go.Heatmap(z=piv.values.tolist(), x=list(piv.columns), y=list(piv.index), colorscale="Viridis"))
-    fig.update_layout(title=title or metric, height=460, margin=dict(l=120, r=20, t=40, b=120))
+    fig.update_layout(title=title or metric, height=520, margin=dict(l=120, r=20, t=40, b=80),
+                      xaxis_title="layer_b", yaxis=dict(title="layer", autorange="reversed"))
     return fig
 
 
@@ -84,6 +98,9 @@ def generic_sections(frame: pd.DataFrame) -> list[Section]:
             sec.figures.append(heatmap_figure(g, metric, f"{analysis}: {metric} ({store})"))
         table = df[["store", "layer", "layer_b", "metric", "value"]].copy()
         table["params"] = [", ".join(f"{k}={v}" for k, v in sorted(p.items())) for p in df["params"]]
+        rank = {n: i for i, n in enumerate(layer_order(pd.concat([df["layer"], df["layer_b"]])))}
+        table = table.assign(_s=table["store"].astype(str), _l=table["layer"].map(rank), _b=table["layer_b"].map(rank))
+        table = table.sort_values(["_s", "_l", "_b", "metric"], kind="stable").drop(columns=["_s", "_l", "_b"])
         sec.tables.append(table.head(400))
         out.append(sec)
     return out

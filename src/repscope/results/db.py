@@ -114,7 +114,7 @@ class ResultsDB:
             args.append(study)
         if where:
             sql += " WHERE " + " AND ".join(where)
-        df = self.query(sql + " ORDER BY created", args)
+        df = self.query(sql + " ORDER BY created, rowid", args)  # insertion order = model order of layers
         df["params"] = [json.loads(p) if p else {} for p in df["params"]]
         return df
 
