@@ -80,3 +80,13 @@ def test_separation_orders_well_and_badly_separated():
 def test_one_label_is_rejected():
     with pytest.raises(DataError):
         silhouette_score(np.zeros((5, 2)), np.zeros(5))
+
+
+def test_cluster_scores_bundle_matches_single_functions(blobs):
+    from repscope.geometry.clusters import cluster_scores
+
+    x, y = blobs
+    got = cluster_scores(x, y, device="cpu")
+    assert got["silhouette"] == pytest.approx(metrics.silhouette_score(x, y), rel=1e-9)
+    assert got["dunn"] == pytest.approx(dunn_index(x, y, device="cpu", chunk_rows=50), rel=1e-12)
+    assert got["xie_beni"] == pytest.approx(xie_beni_index(x, y, device="cpu"), rel=1e-12)

@@ -84,3 +84,17 @@ def test_bad_input_errors():
         effective_rank(np.array([[1.0, np.nan], [0.0, 1.0]]))
     with pytest.raises(DataError):
         stable_rank(np.zeros((0, 3)))
+
+
+def test_singular_value_cache_sees_in_place_changes():
+    import torch
+
+    from repscope.geometry.spectrum import singular_values
+
+    x = torch.randn(30, 5, dtype=torch.float64)
+    first = singular_values(x, device="cpu").clone()
+    assert torch.equal(singular_values(x, device="cpu"), first)  # cached or not, same answer
+    x.mul_(2.0)  # in-place change must not return the stale result
+    np.testing.assert_allclose(singular_values(x, device="cpu").numpy(), 2 * first.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(singular_values(x, center=True, device="cpu").numpy(),
+                               np.linalg.svd(x.numpy() - x.numpy().mean(0), compute_uv=False), rtol=1e-10)

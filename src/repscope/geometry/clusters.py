@@ -40,32 +40,39 @@ def _chunks(n: int, chunk_rows: int | None):
         yield s, min(n, s + step)
 
 
-def silhouette_score(x, labels, device: str = "auto", chunk_rows: int | None = None) -> float:
-    """Silhouette (Rousseeuw 1987): mean of (b − a)/max(a, b); a = mean distance to own cluster, b = to nearest other.
-
-    Samples in singleton clusters score 0, as in scikit-learn.
-    """
-    t, c, counts = _prepare(x, labels, device)
+def _pairwise_pass(t: Tensor, c: Tensor, counts: Tensor, chunk_rows: int | None) -> tuple[float, float, float]:
+    """One chunked pass over all pairwise distances: (silhouette mean, min inter-cluster, max intra-cluster)."""
     n, k = t.shape[0], counts.numel()
     onehot = torch.zeros(n, k, dtype=t.dtype, device=t.device)
     onehot[torch.arange(n, device=t.device), c] = 1.0
     total = torch.zeros((), dtype=torch.float64, device=t.device)
+    inter = torch.tensor(float("inf"), dtype=torch.float64, device=t.device)
+    diam = torch.zeros((), dtype=torch.float64, device=t.device)
     for s, e in _chunks(n, chunk_rows):
         d = pairwise_sq_distances(t[s:e], t).sqrt_()
         r = torch.arange(e - s, device=t.device)
         d[r, r + s] = 0.0
-        sums = d @ onehot  # (b, k) summed distances to each cluster
         own = c[s:e]
+        same = own[:, None] == c[None, :]
+        inter = torch.minimum(inter, torch.where(same, torch.full_like(d, float("inf")), d).min())
+        diam = torch.maximum(diam, torch.where(same, d, torch.zeros_like(d)).max())
+        sums = d @ onehot  # (b, k) summed distances to each cluster
         n_own = counts[own]
         a = sums[r, own] / (n_own - 1).clamp(min=1)
         means = sums / counts[None, :]
         means[r, own] = float("inf")
         b = means.min(1).values
-        sil = (b - a) / torch.maximum(a, b)
-        sil = torch.nan_to_num(sil, nan=0.0)
-        sil = torch.where(n_own > 1, sil, torch.zeros_like(sil))
-        total += sil.sum()
-    return float(total / n)
+        sil = torch.nan_to_num((b - a) / torch.maximum(a, b), nan=0.0)
+        total += torch.where(n_own > 1, sil, torch.zeros_like(sil)).sum()
+    return float(total / n), float(inter), float(diam)
+
+
+def silhouette_score(x, labels, device: str = "auto", chunk_rows: int | None = None) -> float:
+    """Silhouette (Rousseeuw 1987): mean of (b − a)/max(a, b); a = mean distance to own cluster, b = to nearest other.
+
+    Samples in singleton clusters score 0, as in scikit-learn.
+    """
+    return _pairwise_pass(*_prepare(x, labels, device), chunk_rows)[0]
 
 
 def davies_bouldin_score(x, labels, device: str = "auto") -> float:
@@ -96,16 +103,8 @@ def calinski_harabasz_score(x, labels, device: str = "auto") -> float:
 
 def dunn_index(x, labels, device: str = "auto", chunk_rows: int | None = None) -> float:
     """Dunn index (Dunn 1974): min distance between points of different clusters / max within-cluster diameter."""
-    t, c, counts = _prepare(x, labels, device)
-    n = t.shape[0]
-    inter = torch.tensor(float("inf"), dtype=torch.float64, device=t.device)
-    diam = torch.zeros((), dtype=torch.float64, device=t.device)
-    for s, e in _chunks(n, chunk_rows):
-        d = pairwise_sq_distances(t[s:e], t)
-        same = c[s:e, None] == c[None, :]
-        inter = torch.minimum(inter, torch.where(same, torch.full_like(d, float("inf")), d).min())
-        diam = torch.maximum(diam, torch.where(same, d, torch.zeros_like(d)).max())
-    return float(inter.sqrt() / diam.sqrt()) if diam > 0 else float("inf")
+    _, inter, diam = _pairwise_pass(*_prepare(x, labels, device), chunk_rows)
+    return inter / diam if diam > 0 else float("inf")
 
 
 def xie_beni_index(x, labels, device: str = "auto") -> float:
@@ -121,10 +120,11 @@ def xie_beni_index(x, labels, device: str = "auto") -> float:
 
 def cluster_scores(x, labels, device: str = "auto") -> dict[str, float]:
     """All five separation scores for one labelled representation."""
+    sil, inter, diam = _pairwise_pass(*_prepare(x, labels, device), None)  # one O(n²) pass for both
     return {
-        "silhouette": silhouette_score(x, labels, device),
+        "silhouette": sil,
         "davies_bouldin": davies_bouldin_score(x, labels, device),
         "calinski_harabasz": calinski_harabasz_score(x, labels, device),
-        "dunn": dunn_index(x, labels, device),
+        "dunn": inter / diam if diam > 0 else float("inf"),
         "xie_beni": xie_beni_index(x, labels, device),
     }

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from repscope.errors import DataError
-from repscope.geometry.spectrum import as_matrix
+from repscope.geometry.spectrum import as_matrix, lapack_single_thread
 
 
 def _logdet_rate(z: Tensor, n_norm: int, eps: float) -> Tensor:
@@ -16,7 +16,9 @@ def _logdet_rate(z: Tensor, n_norm: int, eps: float) -> Tensor:
     gram = z.T @ z if d <= n else z @ z.T
     a = d / (n_norm * eps * eps)
     m = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device) + a * gram
-    return torch.linalg.cholesky_ex(m)[0].diagonal().log().sum()  # ½ logdet = Σ log diag(chol)
+    with lapack_single_thread(m):
+        chol = torch.linalg.cholesky_ex(m)[0]
+    return chol.diagonal().log().sum()  # ½ logdet = Σ log diag(chol)
 
 
 def _prep(z, normalize: bool, device: str) -> Tensor:

@@ -12,7 +12,7 @@ import torch
 
 from repscope.errors import ConfigError, DataError, RepscopeError
 from repscope.geometry.measures import compute, get_measures
-from repscope.geometry.spectrum import covariance_eigenvalues
+from repscope.geometry.spectrum import as_matrix, covariance_eigenvalues
 from repscope.results import ResultsDB
 from repscope.results.db import Row
 from repscope.store import RepStore
@@ -94,7 +94,8 @@ def geometry_profile(store: RepStore, db: ResultsDB | None = None, measures: lis
                 progress(f"skip {layer}: token-level (geometry needs pooled layers)")
             continue
         x = store.get(layer, rows=rows_idx, dtype=torch.float32)
-        x = x.reshape(x.shape[0], -1)
+        # one float64 matrix on the device per layer: measures share it (and its cached SVD)
+        x = as_matrix(x.reshape(x.shape[0], -1), device)
         for m in chosen:
             if (m.needs_labels and labels is None) or (m.needs_pairs and pairs is None):
                 continue
