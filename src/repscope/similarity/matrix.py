@@ -104,8 +104,16 @@ def compare_stores(store_a, store_b=None, measure_names: str | Sequence[str] | N
         secs = (time.perf_counter() - t0) / max(1, mat.size)
         mats[m.name] = mat
         params = {"measure": m.name, "kind": m.kind, "n": n, "store_b": other.name, **m.params}
-        for a in mat.index:
-            for b in mat.columns:
-                out_rows.append(Row("similarity", m.name, float(mat.loc[a, b]), layer=str(a), layer_b=str(b),
-                                    store=label, model=store_a.model, params=params, seconds=secs))
+        out_rows += matrix_rows(mat, m.name, label, store_a.model, params, secs)
     return mats, out_rows
+
+
+def matrix_rows(mat: pd.DataFrame, metric: str, store: str, model: str | None, params: dict, seconds: float | None,
+                analysis: str = "similarity") -> list[Row]:
+    """Tidy rows of one layer × layer matrix; params gain the layers' model-order positions (i, j) for the report."""
+    out = []
+    for i, a in enumerate(mat.index):
+        for j, b in enumerate(mat.columns):
+            out.append(Row(analysis, metric, float(mat.iloc[i, j]), layer=str(a), layer_b=str(b), store=store,
+                           model=model, params={**params, "i": i, "j": j}, seconds=seconds))
+    return out
