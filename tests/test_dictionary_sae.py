@@ -1,0 +1,167 @@
+"""SAE variants on planted superposition: m = 256 unit features in d = 64, ~4 active non-negative per sample."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from repscope.dictionary import metrics as M
+from repscope.dictionary.modules import BatchTopKSAE, MatchingPursuitSAE, TopKSAE, build_module
+from repscope.dictionary.sae import SAE, Transcoder
+from repscope.dictionary.stream import ArraySource, ShuffledChunkStream
+from repscope.dictionary.train import TrainConfig, Trainer, initialize
+from repscope.errors import ConfigError, DataError
+
+
+def planted(n: int = 8192, d: int = 64, m: int = 256, p: float = 4, seed: int = 0, coefs: bool = False):
+    g = torch.Generator().manual_seed(seed)
+    F = torch.randn(m, d, generator=g)
+    F = F / F.norm(dim=1, keepdim=True)
+    mask = torch.rand(n, m, generator=g) < p / m
+    coef = torch.rand(n, m, generator=g) * mask
+    return ((coef @ F).float(), F, coef) if coefs else ((coef @ F).float(), F)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny matmuls: one thread is faster than two on a shared machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return planted()
+
+
+def test_topk_recovers_planted_features(data):
+    X, F = data
+    sae = SAE(arch="topk", k=4, n_latents=512, batch_size=256, n_epochs=8, device="cpu").fit(X)
+    cos = M.mmcs(sae.decoder_, F)
+    assert (cos > 0.9).mean() >= 0.9
+    # the decoder atoms are unit-norm in the model's scaled space
+    assert torch.allclose(sae.module_.W_dec.norm(dim=1), torch.ones(512), atol=1e-5)
+    ev = sae.evaluate(X)
+    assert ev["mean_l0"] <= 4 + 1e-9
+    assert ev["fvu"] < 0.3
+
+
+def test_fvu_falls_as_k_grows(data):
+    X, _ = data
+    X = X[:4096]
+    fvus = [SAE(arch="topk", k=k, n_latents=256, batch_size=256, n_epochs=6, device="cpu").fit(X).evaluate(X)["fvu"]
+            for k in (1, 2, 4)]
+    assert fvus[0] > fvus[1] > fvus[2]
+
+
+def test_batchtopk_mean_l0_equals_k(data):
+    X, _ = data
+    sae = SAE(arch="batchtopk", k=4, n_latents=256, batch_size=256, n_epochs=4, device="cpu").fit(X[:4096])
+    mod = sae.module_
+    with torch.no_grad():
+        pre = mod.preacts(X[:512] * mod.in_scale)
+        z = mod.batch_activate(pre)
+    # batch mode keeps exactly k·B activations (all positive after training on non-negative mixtures)
+    assert M.mean_l0(z) == pytest.approx(4.0, abs=1e-9)
+    assert (z > 0).sum() == 4 * 512
+    # inference uses the calibrated threshold; its mean L0 is close to k
+    assert float(mod.threshold) > 0
+    assert sae.evaluate(X[4096:])["mean_l0"] == pytest.approx(4.0, rel=0.15)
+
+
+def test_auxk_reduces_dead_latents():
+    X, _ = planted(m=1024)
+    dead = {}
+    for aux in (0.0, 1 / 32):
+        mod = TopKSAE(64, 512, k=4, aux_coeff=aux)
+        mod.reset_parameters(torch.Generator().manual_seed(0))
+        stream = ShuffledChunkStream(ArraySource(X), seed=0)
+        cfg = TrainConfig(n_steps=128, batch_size=256, lr=1e-3, dead_after=1024)
+        initialize(mod, stream, cfg, torch.device("cpu"))
+        with torch.no_grad():  # plant dead latents: half the encoder can never win the TopK
+            mod.W_enc[:, :256] *= 0.02
+            assert M.dead_fraction(mod.encode(X)) == pytest.approx(0.5)
+        Trainer(mod, stream, cfg, torch.device("cpu")).fit()
+        with torch.no_grad():
+            dead[aux] = M.dead_fraction(mod.encode(X))
+    assert dead[0.0] > 0.45  # without AuxK the planted dead latents get no gradient
+    assert dead[1 / 32] < 0.5 * dead[0.0]
+
+
+def test_matching_pursuit_residual_never_increases(data):
+    X, F = data
+    mod = MatchingPursuitSAE(64, 300, k=12)
+    mod.reset_parameters(torch.Generator().manual_seed(1))
+    norms = mod.residual_norms(X[:500])
+    assert norms.shape == (13, 500)
+    assert (norms[1:] <= norms[:-1] + 1e-5).all()
+    # closed form: with unit atoms each step removes s², so ‖r_t‖² = ‖r_0‖² − Σ s_t²
+    with torch.no_grad():
+        z = mod.encode(X[:500])
+        r = X[:500] * mod.in_scale - mod.decode_scaled(z)
+    assert torch.allclose(r.norm(dim=1), norms[-1], atol=1e-4)
+    # after training it still holds and the MP SAE recovers the planted features
+    sae = SAE(arch="mp", k=4, n_latents=512, batch_size=256, n_epochs=4, device="cpu").fit(X)
+    n2 = sae.module_.residual_norms(X[:500])
+    assert (n2[1:] <= n2[:-1] + 1e-5).all()
+    assert (M.mmcs(sae.decoder_, F) > 0.9).mean() >= 0.9
+
+
+def test_relu_l1_sparsity_increases_with_coefficient(data):
+    X, _ = data
+    X = X[:4096]
+    l0 = [SAE(arch="relu", l1_coeff=c, n_latents=256, batch_size=256, n_epochs=4, lr=1e-2, device="cpu").fit(X)
+          .evaluate(X)["mean_l0"] for c in (0.1, 3.0)]
+    assert l0[1] < 0.5 * l0[0]
+
+
+def test_jumprelu_trains_and_sparsity_penalty_lowers_l0(data):
+    X, _ = data
+    X = X[:4096]
+    l0 = []
+    for c in (0.0, 1.0):
+        sae = SAE(arch="jumprelu", l0_coeff=c, n_latents=256, batch_size=256, n_epochs=4, lr=3e-3,
+                  device="cpu").fit(X)
+        l0.append(sae.evaluate(X)["mean_l0"])
+    assert l0[1] < l0[0]
+
+
+def test_transcoder_predicts_planted_target_layer():
+    X, F, coef = planted(coefs=True)
+    g = torch.Generator().manual_seed(3)
+    G = torch.randn(256, 32, generator=g)
+    Y = (coef @ G).float()  # layer B is written by the same sparse causes through other directions
+    tc = Transcoder(arch="topk", k=4, n_latents=512, batch_size=256, n_epochs=6, lr=5e-3, device="cpu").fit(X, Y)
+    pred = tc.predict(X)
+    assert pred.shape == Y.shape
+    # sparse causes beat the best affine map from layer A (256 causes do not fit through 64 dims linearly)
+    Xc = torch.cat([X, torch.ones(len(X), 1)], 1).double()
+    linear = Xc @ torch.linalg.lstsq(Xc, Y.double()).solution
+    assert M.fvu(Y, pred) < 0.75 * M.fvu(Y, linear)
+    assert tc.score(X, Y) == pytest.approx(1 - M.fvu(Y, pred))
+    with pytest.raises(ConfigError):
+        Transcoder().fit(X)
+
+
+def test_numpy_in_numpy_out_and_errors(data):
+    X, _ = data
+    Xn = X[:1024].numpy()
+    sae = SAE(arch="topk", k=2, n_latents=64, batch_size=256, n_steps=5, device="cpu").fit(Xn)
+    z = sae.transform(Xn)
+    assert isinstance(z, np.ndarray) and z.shape == (1024, 64)
+    assert isinstance(sae.inverse_transform(z), np.ndarray)
+    assert ((z != 0).sum(1) <= 2).all()
+    with pytest.raises(DataError):
+        sae.transform(np.zeros((3, 5), dtype=np.float32))
+    with pytest.raises(ConfigError):
+        SAE(arch="nope").fit(Xn)
+    with pytest.raises(ConfigError):
+        SAE(arch="topk", k=100, n_latents=64).fit(Xn)
+    with pytest.raises(ConfigError):
+        SAE().transform(Xn)
+    with pytest.raises(ConfigError):
+        build_module("mp", d_in=4, n_latents=8, d_out=3, k=2)
+    assert isinstance(build_module("batchtopk", d_in=4, n_latents=8, k=2), BatchTopKSAE)
