@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,23 @@ def encode_labels(y: Any) -> tuple[np.ndarray, np.ndarray]:
     if len(classes) < 2:
         raise DataError(f"a classifier probe needs at least 2 classes, got {len(classes)}; check the target column")
     return classes, codes
+
+
+SMALL_WORK = 1e8  # multiply-adds per matmul below which one CPU thread beats several (thread wake-ups dominate)
+
+
+@contextmanager
+def cpu_threads_for(work: float, device: torch.device) -> Iterator[None]:
+    """Run small CPU problems on one thread: OpenMP barriers cost more than the matmuls, badly so on shared cores."""
+    if device.type != "cpu" or work >= SMALL_WORK or torch.get_num_threads() == 1:
+        yield
+        return
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
 
 
 class Standardizer:

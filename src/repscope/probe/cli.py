@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         if main_metric == "accuracy":
             depth = concept_depth(sweep, layer_list, threshold=threshold, db=rdb, model=s.model)
             for r in depth.itertuples():
-                console.print(f"concept depth [{r.probe}]: {r.depth_layer} (layer {r.depth}, relative "
+                console.print(f"concept depth ({r.probe}): {r.depth_layer} (layer {r.depth}, relative "
                               f"{r.relative_depth:.2f}); best {r.best:.3f} at {r.best_layer}")
             classifier_probes = [p for p in dict.fromkeys(sweep["probe"]) if p != "ridge"]
             if few_shot and classifier_probes:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from repscope.errors import ConfigError
-from repscope.probe.base import ProbeClassifier, encode_labels, to_2d
+from repscope.probe.base import ProbeClassifier, cpu_threads_for, encode_labels, to_2d
 from repscope.probe.logistic import _dtype
 
 METRICS = ("cosine", "euclidean")
@@ -30,6 +30,13 @@ def knn_search(queries: torch.Tensor, gallery: torch.Tensor, k: int, metric: str
     Memory is O(chunk_size × n_gallery). Distances are cosine distances or Euclidean (not squared) distances.
     `exclude_self` drops gallery item i for query i (queries and gallery must then be the same rows).
     """
+    work = float(min(queries.shape[0], chunk_size)) * gallery.shape[0] * gallery.shape[1]
+    with cpu_threads_for(work, gallery.device):
+        return _knn_search(queries, gallery, k, metric, chunk_size, exclude_self)
+
+
+def _knn_search(queries: torch.Tensor, gallery: torch.Tensor, k: int, metric: str, chunk_size: int,
+                exclude_self: bool) -> tuple[torch.Tensor, torch.Tensor]:
     if metric not in METRICS:
         raise ConfigError(f"metric '{metric}' unknown; use one of {', '.join(METRICS)}")
     n = gallery.shape[0]

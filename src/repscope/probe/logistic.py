@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from repscope.errors import ConfigError
-from repscope.probe.base import ProbeClassifier, Standardizer, encode_labels, to_2d
+from repscope.probe.base import ProbeClassifier, Standardizer, cpu_threads_for, encode_labels, to_2d
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -116,6 +116,12 @@ class LogisticProbe(ProbeClassifier):
     def fit(self, X: Any, y: Any) -> LogisticProbe:
         """Fit on features X (n, d) and labels y (n,)."""
         dev = self._device()
+        shape = getattr(X, "shape", (len(X), 1))
+        work = float(np.prod(shape)) * max(2, len(np.unique(np.asarray(y))))
+        with cpu_threads_for(work, dev):
+            return self._fit(X, y, dev)
+
+    def _fit(self, X: Any, y: Any, dev: torch.device) -> LogisticProbe:
         x = to_2d(X, dev, _dtype(self.dtype))
         self.classes_, codes_np = encode_labels(y)
         if len(codes_np) != x.shape[0]:

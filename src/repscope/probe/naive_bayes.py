@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from repscope.errors import ConfigError
-from repscope.probe.base import ProbeClassifier, encode_labels, to_2d
+from repscope.probe.base import ProbeClassifier, cpu_threads_for, encode_labels, to_2d
 
 
 class NaiveBayesProbe(ProbeClassifier):
@@ -36,6 +36,10 @@ class NaiveBayesProbe(ProbeClassifier):
         if not 0.0 <= self.shrinkage <= 1.0:
             raise ConfigError(f"shrinkage must be in [0, 1], got {self.shrinkage}")
         dev = self._device()
+        with cpu_threads_for(float(np.prod(getattr(X, "shape", (len(X), 1)))) * 10, dev):
+            return self._fit(X, y, dev)
+
+    def _fit(self, X: Any, y: Any, dev: torch.device) -> NaiveBayesProbe:
         x = to_2d(X, dev, torch.float64)
         self.classes_, codes_np = encode_labels(y)
         if len(codes_np) != x.shape[0]:
@@ -76,6 +80,11 @@ class NaiveBayesProbe(ProbeClassifier):
 
     def _jll(self, X: Any) -> torch.Tensor:
         self._check_fitted()
+        work = float(np.prod(getattr(X, "shape", (len(X), 1)))) * len(self.classes_)
+        with cpu_threads_for(work, self._means.device):
+            return self._jll_impl(X)
+
+    def _jll_impl(self, X: Any) -> torch.Tensor:
         x = to_2d(X, self._means.device, torch.float64)
         if self.covariance == "diag":
             var = self._var

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from repscope.errors import ConfigError
-from repscope.probe.base import ProbeClassifier, Standardizer, encode_labels, to_2d
+from repscope.probe.base import ProbeClassifier, Standardizer, cpu_threads_for, encode_labels, to_2d
 from repscope.probe.logistic import LogisticProbe, _dtype
 
 
@@ -117,7 +117,8 @@ class SparseProbe(ProbeClassifier):
         if self.method == "mean_diff":
             ranking = [int(i) for i in torch.argsort(-scores, stable=True)]
         else:
-            order, mag = l1_path_order(xs, codes, nc, int(self.k))
+            with cpu_threads_for(float(xs.shape[0] * xs.shape[1] * nc), dev):
+                order, mag = l1_path_order(xs, codes, nc, int(self.k))
             rest = [int(i) for i in torch.argsort(-scores, stable=True) if int(i) not in set(order)]
             ranking = order + rest
             scores = mag
