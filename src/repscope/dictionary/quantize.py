@@ -158,9 +158,10 @@ class KMeansQuantizer(Quantizer):
 
 class VectorQuantizer(KMeansQuantizer):
     """VQ with EMA codebook updates (Razavi et al. 2019): N ← γN + (1−γ)n_B, S ← γS + (1−γ)Σx, c = S/N̂ (Laplace
-    smoothed), and dead-code reset: codes whose EMA count falls below `dead_threshold` restart at random batch rows."""
+    smoothed), and dead-code reset: codes whose EMA count (rows per batch) falls below `dead_threshold` restart at
+    random rows of the batch."""
 
-    def __init__(self, n_codes: int = 256, decay: float = 0.99, dead_threshold: float = 1e-2, batch_size: int = 1024,
+    def __init__(self, n_codes: int = 256, decay: float = 0.99, dead_threshold: float = 1.0, batch_size: int = 1024,
                  n_epochs: float = 5.0, eps: float = 1e-5, seed: int = 0, device: str = "auto"):
         self.n_codes, self.decay, self.dead_threshold = int(n_codes), float(decay), float(dead_threshold)
         self.batch_size, self.n_epochs, self.eps, self.seed, self.device = batch_size, n_epochs, eps, seed, device
