@@ -14,15 +14,6 @@ from repscope.probe.logistic import _dtype
 METRICS = ("cosine", "euclidean")
 
 
-def _chunk_distances(q: torch.Tensor, g: torch.Tensor, g_sq: torch.Tensor | None, metric: str) -> torch.Tensor:
-    """Distance block (m, n): cosine distance 1 − q̂·ĝ (inputs pre-normalised) or squared L2 ‖q‖² − 2q·g + ‖g‖²."""
-    if metric == "cosine":
-        return 1.0 - q @ g.T
-    d = torch.addmm(g_sq[None, :], q, g.T, alpha=-2.0)
-    d += (q * q).sum(1, keepdim=True)
-    return d.clamp_min_(0.0)
-
-
 def knn_search(queries: torch.Tensor, gallery: torch.Tensor, k: int, metric: str = "cosine",
                chunk_size: int = 2048, exclude_self: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact k-NN: (distances (m, k), indices (m, k)), ascending; equal distances are broken by lower gallery index.
@@ -49,22 +40,26 @@ def _knn_search(queries: torch.Tensor, gallery: torch.Tensor, k: int, metric: st
     else:
         g_sq = (gallery * gallery).sum(1)
     out_d, out_i = [], []
+    kk = min(k + 1, n)  # one extra neighbour reveals ties at the k-th place
     for s in range(0, queries.shape[0], chunk_size):
         q = queries[s : s + chunk_size]
-        d = _chunk_distances(q, gallery, g_sq, metric)
+        # rank by a per-row shifted key (−q·ĝ for cosine, ‖g‖² − 2q·g for L2); the row constant is added back after
+        key = torch.addmm(g_sq[None, :], q, gallery.T, alpha=-2.0) if g_sq is not None else -(q @ gallery.T)
         if exclude_self:
-            rows = torch.arange(q.shape[0], device=d.device)
-            d[rows, rows + s] = float("inf")
-        vals, idx = torch.topk(d, k, dim=1, largest=False, sorted=True)
-        # exact ties at the k-th distance: re-rank those rows with a stable sort so lower indices win
-        kth = vals[:, -1:]
-        ambiguous = (d <= kth).sum(1) > k
-        if bool(ambiguous.any()):
-            rows = ambiguous.nonzero().squeeze(1)
-            sub = d[rows]
-            key = torch.sort(sub, dim=1, stable=True)
-            vals[rows] = key.values[:, :k]
-            idx[rows] = key.indices[:, :k]
+            rows = torch.arange(q.shape[0], device=key.device)
+            key[rows, rows + s] = float("inf")
+        vals, idx = torch.topk(key, kk, dim=1, largest=False, sorted=True)
+        if kk > k:
+            tied = vals[:, k] == vals[:, k - 1]
+            vals, idx = vals[:, :k], idx[:, :k]
+            if bool(tied.any()):  # exact ties at the k-th key: stable sort those rows so lower indices win
+                rows = tied.nonzero().squeeze(1)
+                srt = torch.sort(key[rows], dim=1, stable=True)
+                vals[rows], idx[rows] = srt.values[:, :k], srt.indices[:, :k]
+        if metric == "cosine":
+            vals = 1.0 + vals
+        else:
+            vals = (vals + (q * q).sum(1, keepdim=True)).clamp_min_(0.0)
         # order equal distances inside the top k by gallery index (deterministic output)
         by_idx = torch.argsort(idx, dim=1)
         vals, idx = vals.gather(1, by_idx), idx.gather(1, by_idx)
