@@ -12,9 +12,19 @@ from repscope.similarity.prep import basis, centre, check_variance, to_matrix
 
 
 def _reduce(xc: Tensor) -> tuple[Tensor, Tensor]:
-    """Isometric (n, r) coordinates U·S of a centred X (r = rank ≤ n) and the covariance eigenvalues S²/n."""
+    """Isometric (n, r) coordinates U·S of a centred X (r = rank ≤ min(n, d)) and the covariance eigenvalues S²/n.
+
+    When d < n this rotates X onto its covariance eigenvectors (eigh of the d × d covariance, cheaper than an SVD).
+    """
+    n, d = xc.shape
+    if d < n:
+        lam, v = torch.linalg.eigh(xc.T @ xc / n)
+        if float(lam[-1]) <= 0.0:
+            raise DataError("the representation is constant across samples (rank 0); the measure is undefined")
+        keep = lam > 1e-10 * lam[-1] * d
+        return xc @ v[:, keep], lam[keep]
     u, s, _ = basis(xc)
-    return u * s, s * s / xc.shape[0]
+    return u * s, s * s / n
 
 
 def prepare_procrustes(x, device="auto") -> Tensor:
@@ -22,7 +32,7 @@ def prepare_procrustes(x, device="auto") -> Tensor:
     x = to_matrix(x, device)
     xc = centre(x)
     check_variance(xc, x)
-    z, _ = _reduce(xc)
+    z = xc if xc.shape[1] <= xc.shape[0] else _reduce(xc)[0]  # ‖XᵀY‖_* is unchanged by the isometric reduction
     return z / torch.linalg.vector_norm(z)
 
 
