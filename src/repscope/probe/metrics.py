@@ -102,8 +102,8 @@ def retrieval_metrics(x: Any, labels: Any, ks: Sequence[int] = (1, 5, 10), metri
 
 def pair_cosine(a: Any, b: Any) -> np.ndarray:
     """Row-wise cosine similarity between two aligned (n, d) arrays."""
-    ta = torch.as_tensor(np.asarray(a), dtype=torch.float64)
-    tb = torch.as_tensor(np.asarray(b), dtype=torch.float64)
+    ta = torch.as_tensor(np.array(a, dtype=np.float64))
+    tb = torch.as_tensor(np.array(b, dtype=np.float64))
     return torch.nn.functional.cosine_similarity(ta, tb, dim=1).numpy()
 
 

@@ -355,7 +355,7 @@ def sts_sweep(store, layers: Any = None, db: ResultsDB | None = None) -> pd.Data
     for layer in store.resolve_layers(layers):
         t0 = time.perf_counter()
         x = _features(store, layer)
-        rho = sts_spearman(x[torch.as_tensor(ra)].numpy(), x[torch.as_tensor(rb)].numpy(), np.array(gold, copy=True))
+        rho = sts_spearman(x[torch.as_tensor(ra)].numpy(), x[torch.as_tensor(rb)].numpy(), gold)
         secs = time.perf_counter() - t0
         out.append({"store": store.name, "layer": layer, "metric": "spearman", "value": rho})
         db_rows.append(Row("sts", "spearman", rho, layer=layer, store=store.name, model=store.model,
