@@ -344,7 +344,7 @@ def sts_pairs(samples: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
     if len(common) < 3:
         raise DataError("fewer than 3 complete (side 0, side 1) pairs; check the pair and side columns")
     a, b = a.loc[common], b.loc[common]
-    return a["row"].to_numpy(), b["row"].to_numpy(), a["score"].to_numpy()
+    return a["row"].to_numpy().copy(), b["row"].to_numpy().copy(), a["score"].to_numpy().copy()
 
 
 def sts_sweep(store, layers: Any = None, db: ResultsDB | None = None) -> pd.DataFrame:
