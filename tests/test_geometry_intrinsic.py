@@ -116,3 +116,19 @@ def test_participation_ratio_closed_form():
     lam = np.linalg.eigvalsh(np.cov(x.T))
     assert participation_ratio(x, device="cpu") == pytest.approx(lam.sum() ** 2 / (lam**2).sum(), rel=1e-8)
     assert participation_ratio(x, device="cpu") == pytest.approx(4, rel=0.1)
+
+
+@pytest.mark.parametrize("m", [5, 97, 640, 1000])
+def test_smallest_k_equals_topk(m):
+    import torch
+
+    from repscope.geometry.knn import smallest_k
+
+    g = torch.Generator().manual_seed(m)
+    tile = torch.randn(40, m, generator=g)
+    tile[3, :] = 1.0  # ties
+    tile[5, m // 2] = -10.0
+    v, i = smallest_k(tile, 4, group=8)
+    rv, _ = torch.topk(tile, min(4, m), dim=1, largest=False)
+    assert torch.equal(torch.sort(v, 1).values, torch.sort(rv, 1).values)
+    assert torch.equal(torch.gather(tile, 1, i), v)

@@ -1,0 +1,73 @@
+"""Benchmark: repscope TwoNN vs scikit-dimension's TwoNN at n = 20,000, d = 384, in one process.
+
+Data: a 12-dimensional latent pushed through a random two-layer tanh map into 384-D (a curved 12-d manifold) plus
+a little isotropic noise, so the matrix is full rank like real embeddings; and a planted 5-d linear subspace at the
+same size. Both libraries get the same thread count (`--threads`, default 1: on a shared, oversubscribed CPU the
+threaded BLAS/LAPACK paths are erratic). Prints wall and CPU seconds, the time ratio (goal ≥ 5× faster) and the
+relative difference of the estimates (goal ≤ 2%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def make_manifold(n: int, d: int, latent: int, seed: int = 0) -> np.ndarray:
+    """Curved `latent`-dimensional manifold in R^d: tanh(z W₁) W₂, z ~ U[-1, 1]^latent."""
+    rng = np.random.default_rng(seed)
+    z = rng.uniform(-1, 1, (n, latent))
+    h = np.tanh(z @ rng.standard_normal((latent, 64)))
+    return (h @ rng.standard_normal((64, d)) + 0.05 * rng.standard_normal((n, d))).astype(np.float32)
+
+
+def make_subspace(n: int, d: int, k: int, seed: int = 1) -> np.ndarray:
+    """Gaussian in a random k-dimensional linear subspace of R^d."""
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.standard_normal((d, k)))[0]
+    return (rng.standard_normal((n, k)) @ basis.T).astype(np.float32)
+
+
+def _timed(fn):
+    t, c = time.perf_counter(), time.process_time()
+    v = fn()
+    return v, time.perf_counter() - t, time.process_time() - c
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=20_000)
+    ap.add_argument("--d", type=int, default=384)
+    ap.add_argument("--device", default="cpu", help="repscope device; skdim is CPU only")
+    ap.add_argument("--threads", type=int, default=1, help="threads for both (torch and BLAS); 0 = leave defaults")
+    args = ap.parse_args()
+
+    import skdim
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        threadpool_limits(args.threads)
+
+    from repscope.geometry.intrinsic import twonn_dimension
+
+    twonn_dimension(make_subspace(500, 16, 3), device=args.device)  # warm-up (thread pools, allocator)
+    print(f"TwoNN, n={args.n}, d={args.d}, repscope device={args.device}, threads={args.threads or 'default'}")
+    print(f"{'data':22s} {'repscope wall/cpu s':>19s} {'skdim wall/cpu s':>17s} {'speedup wall/cpu':>16s} "
+          f"{'repscope_id':>11s} {'skdim_id':>9s} {'rel_diff':>9s}")
+    for name, x in [("noisy manifold, ID≈12", make_manifold(args.n, args.d, 12)),
+                    ("subspace k=5", make_subspace(args.n, args.d, 5))]:
+        ours, w_ours, c_ours = _timed(lambda x=x: twonn_dimension(x, device=args.device))
+        ref, w_ref, c_ref = _timed(lambda x=x: skdim.id.TwoNN().fit(x).dimension_)
+        rel = abs(ours - ref) / abs(ref)
+        speed = f"{w_ref / w_ours:.1f}x/{c_ref / c_ours:.1f}x"
+        print(f"{name:22s} {w_ours:9.2f}/{c_ours:<9.2f} {w_ref:8.2f}/{c_ref:<8.2f} {speed:>16s} "
+              f"{ours:11.4f} {ref:9.4f} {rel:9.2e}", flush=True)
+    print("goals: speedup >= 5x, rel_diff <= 2e-2")
+
+
+if __name__ == "__main__":
+    main()
