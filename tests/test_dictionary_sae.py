@@ -165,3 +165,30 @@ def test_numpy_in_numpy_out_and_errors(data):
     with pytest.raises(ConfigError):
         build_module("mp", d_in=4, n_latents=8, d_out=3, k=2)
     assert isinstance(build_module("batchtopk", d_in=4, n_latents=8, k=2), BatchTopKSAE)
+
+
+@pytest.mark.parametrize("transcoder", [False, True])
+def test_sparse_topk_training_path_matches_dense_autograd(transcoder):
+    g = torch.Generator().manual_seed(0)
+    mod = TopKSAE(12, 40, d_out=7 if transcoder else None, k=3, aux_k=5)
+    mod.reset_parameters(g)
+    with torch.no_grad():
+        mod.b_dec.normal_(generator=g)
+        if transcoder:
+            mod.b_in.normal_(generator=g)
+    x = torch.randn(32, 12, generator=g)
+    y = torch.randn(32, 7, generator=g) if transcoder else None
+    dead = torch.zeros(40, dtype=torch.bool)
+    dead[::3] = True
+    grads = {}
+    for sparse in (True, False):
+        mod.sparse_training = sparse
+        mod.zero_grad()
+        loss, parts = mod.loss(x, y, dead=dead)
+        loss.backward()
+        named = {n: p.grad.clone() for n, p in mod.named_parameters()}
+        grads[sparse] = (float(loss.detach()), parts["z"].clone(), named)
+    assert grads[True][0] == pytest.approx(grads[False][0], rel=1e-5)
+    assert torch.allclose(grads[True][1], grads[False][1], atol=1e-6)
+    for name, gd in grads[False][2].items():
+        assert torch.allclose(grads[True][2][name], gd, atol=1e-5), name

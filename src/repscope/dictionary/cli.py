@@ -1,9 +1,145 @@
-"""CLI commands of repscope.dictionary (registered onto the main Typer app by repscope.cli)."""
+"""CLI commands of repscope.dictionary: `repscope sae train|inspect` and `repscope quantize`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.table import Table
+
+from repscope.cli_common import DbOption, DeviceOption, StudyOption, console, open_db
+
+sae_app = typer.Typer(help="Sparse autoencoders and transcoders: train on a store layer, inspect features.",
+                      no_args_is_help=True)
+
+
+def _print_metrics(title: str, metrics: dict[str, float]) -> None:
+    t = Table(title=title)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k, v in metrics.items():
+        t.add_row(k, f"{v:.4g}")
+    console.print(t)
+
+
+def _print_features(features: list[dict]) -> None:
+    t = Table(title="top features")
+    t.add_column("latent", justify="right")
+    t.add_column("freq", justify="right")
+    t.add_column("best label (AUROC)")
+    t.add_column("top samples")
+    for f in features:
+        best = f"{f['best_label']} ({f['best_auroc']:.2f})" if f.get("best_label") else ""
+        tops = " | ".join((x.get("text") or f"#{x['row']}")[:40] for x in f["top"][:3])
+        t.add_row(str(f["latent"]), f"{f['frequency']:.2%}", best, tops)
+    console.print(t)
+
+
+@sae_app.command("train")
+def train(
+    store: Path = typer.Argument(..., help="Store directory."),
+    layer: str = typer.Option(..., "--layer", "-l", help="Layer to encode."),
+    arch: str = typer.Option("topk", "--arch", help="relu, topk, batchtopk, jumprelu or mp."),
+    k: int = typer.Option(32, "--k", help="Active latents per sample (topk, batchtopk, mp)."),
+    expansion: float = typer.Option(16.0, "--expansion", help="Latents = expansion × layer width."),
+    l1: float = typer.Option(1.0, "--l1", help="L1 coefficient (relu arch)."),
+    epochs: float = typer.Option(10.0, "--epochs", help="Passes over the training rows."),
+    steps: int = typer.Option(None, "--steps", help="Optimizer steps (overrides --epochs)."),
+    batch_size: int = typer.Option(4096, "--batch-size"),
+    lr: float = typer.Option(None, "--lr", help="Learning rate (default: 2e-4·sqrt(16384/latents), capped)."),
+    holdout: int = typer.Option(10, "--holdout", help="Hold out every N-th row for evaluation (0: none)."),
+    target_layer: str = typer.Option(None, "--target-layer", help="Train a transcoder predicting this layer."),
+    label: str = typer.Option(None, "--label", help="Sample column for probe-after-reconstruction and AUROC."),
+    out: Path = typer.Option(None, "--out", "-o", help="Checkpoint directory (default sae/<store>_<layer>_<arch>)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Ignore an existing checkpoint instead of resuming it."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = DeviceOption,
+    db: Path = DbOption,
+    study: str = StudyOption,
+) -> None:
+    """Train an SAE (or transcoder) on a store layer; resumes from --out; records metrics and feature cards.
+
+    Example: repscope sae train runs/minilm_templates --layer encoder.layer.3 --arch topk --k 32 --expansion 16
+    """
+    from repscope.dictionary.runs import check_arch, train_sae_on_store
+    from repscope.store import RepStore
+
+    check_arch(arch, k)
+    s = RepStore.open(store)
+    s.layer_info(layer)
+    out = out or Path("sae") / f"{s.name}_{layer.replace('/', '_')}_{arch}"
+    res = train_sae_on_store(s, layer, arch=arch, k=k, expansion=expansion, l1_coeff=l1, n_epochs=epochs,
+                             n_steps=steps, batch_size=batch_size, lr=lr, holdout_every=holdout, seed=seed,
+                             device=device, out=out, resume=not fresh, progress=True, target_layer=target_layer,
+                             label=label, db=open_db(db, study))
+    _print_metrics(f"{s.name} · {layer} · {arch}", res["metrics"])
+    _print_features(res["features"][:8])
+    console.print(f"saved to {out}")
+
+
+@sae_app.command("inspect")
+def inspect(
+    sae_dir: Path = typer.Argument(..., help="Directory written by `repscope sae train`."),
+    store: Path = typer.Option(None, "--store", help="Store to inspect on (default: the one it was trained on)."),
+    layer: str = typer.Option(None, "--layer", help="Layer (default: the training layer)."),
+    top: int = typer.Option(12, "--top", help="How many features to show."),
+    label: str = typer.Option(None, "--label", help="Only this column for best-AUROC labels."),
+    device: str = DeviceOption,
+    db: Path = DbOption,
+    study: str = StudyOption,
+) -> None:
+    """Show a trained SAE's top features: top-activating samples, frequency, best-AUROC label; records cards.
+
+    Example: repscope sae inspect sae/minilm_templates_encoder.layer.3_topk --top 8
+    """
+    from repscope.dictionary.inspect import feature_cards
+    from repscope.dictionary.runs import inspect_store_features
+    from repscope.dictionary.sae import SAE
+    from repscope.errors import ConfigError
+    from repscope.store import RepStore
+
+    est = SAE.load(sae_dir, device=device)
+    src = est.source_ or {}
+    store_path = store or (Path(src["store"]) if src.get("store") else None)
+    layer = layer or src.get("layer")
+    if store_path is None or layer is None:
+        raise ConfigError(f"'{sae_dir}' was not trained on a store; pass --store and --layer")
+    s = RepStore.open(store_path)
+    feats = inspect_store_features(est, s, layer, n_features=top, label_cols=[label] if label else None)
+    _print_features(feats)
+    mod = est.module_
+    name = f"cards/{s.name}/{layer}/{mod.arch}-k{mod.k}-m{mod.n_latents}"
+    open_db(db, study).record_artifact("sae", name, {"store": s.name, "layer": layer,
+                                                     "params": {"arch": mod.arch, "k": mod.k},
+                                                     "features": feats, "cards": feature_cards(feats)})
+
+
+def quantize(
+    store: Path = typer.Argument(..., help="Store directory."),
+    layer: str = typer.Option(..., "--layer", "-l", help="Layer to quantize."),
+    method: str = typer.Option("pq", "--method", help="kmeans, vq, rvq, pq, scalar or binary."),
+    bits: int = typer.Option(64, "--bits", help="Bit budget per vector."),
+    holdout: int = typer.Option(10, "--holdout", help="Hold out every N-th row for evaluation."),
+    label: str = typer.Option(None, "--label", help="Sample column for probe-after-reconstruction."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = DeviceOption,
+    db: Path = DbOption,
+    study: str = StudyOption,
+) -> None:
+    """Fit a discrete code on a layer; report FVU, bits/vector, codebook usage/perplexity and probe drop.
+
+    Example: repscope quantize runs/minilm_templates --layer encoder.layer.5 --method pq --bits 64
+    """
+    from repscope.dictionary.runs import quantize_store
+    from repscope.store import RepStore
+
+    s = RepStore.open(store)
+    res = quantize_store(s, layer, method=method, bits=bits, holdout_every=holdout, seed=seed, device=device,
+                         label=label, db=open_db(db, study))
+    _print_metrics(f"{s.name} · {layer} · {method} {bits} bits", res["metrics"])
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the main app."""
+    app.add_typer(sae_app, name="sae")
+    app.command("quantize")(quantize)

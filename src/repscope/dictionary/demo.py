@@ -1,9 +1,56 @@
-"""Demo step of repscope.dictionary."""
+"""Demo step of repscope.dictionary: a small TopK SAE on a MiniLM template layer (feature cards, metrics), a
+product quantizer on the same layer, and (extended) an SAE on MiniLM SST-2 activations."""
 
 from __future__ import annotations
 
+import time
+
+import torch
+
 from repscope.demo_context import DemoContext
+from repscope.dictionary.runs import quantize_store, train_sae_on_store
+
+
+def _layer(store, preferred: str) -> str:
+    return preferred if preferred in store.layers else store.layers[-1]
 
 
 def run(ctx: DemoContext) -> None:
     """Run this package's analyses on the demo stores and record them in ctx.db."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small matmuls: one thread beats two contended ones
+    try:
+        _run(ctx)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(ctx: DemoContext) -> None:
+    st = ctx.stores
+    if "minilm_templates" in st:
+        s = st["minilm_templates"]
+        layer = _layer(s, "encoder.layer.3")
+        t = time.perf_counter()
+        res = train_sae_on_store(s, layer, arch="topk", k=16, expansion=2, n_steps=300, batch_size=256, lr=2e-3,
+                                 seed=ctx.seed, device=ctx.device, label="topic", db=ctx.db, n_cards=8, resume=False,
+                                 out=ctx.workdir / "sae" / f"{s.name}_{layer}_topk")
+        m = res["metrics"]
+        ctx.console.print(f"  SAE {s.name} · {layer}: FVU {m['fvu']:.3f}, L0 {m['mean_l0']:.1f}, "
+                          f"dead {m['dead_fraction']:.1%}, probe drop {m.get('probe_acc_drop', float('nan')):+.3f} "
+                          f"({time.perf_counter() - t:.1f}s)")
+        for f in res["features"][:3]:
+            top = f["top"][0]["text"] if f["top"] else ""
+            ctx.console.print(f"    latent {f['latent']}: {f['best_label']} (AUROC {f['best_auroc'] or 0:.2f}) · {top}")
+        q = quantize_store(s, layer, method="pq", bits=64, seed=ctx.seed, device=ctx.device, label="topic",
+                           db=ctx.db)["metrics"]
+        ctx.console.print(f"  PQ 64 bits: FVU {q['fvu']:.3f}, usage {q['codebook_usage']:.2f}, "
+                          f"probe drop {q.get('probe_acc_drop', float('nan')):+.3f}")
+    if ctx.extended and "minilm_sst2" in st:
+        s = st["minilm_sst2"]
+        layer = _layer(s, "encoder.layer.5")
+        res = train_sae_on_store(s, layer, arch="topk", k=16, expansion=8, n_steps=600, batch_size=512, lr=1e-3,
+                                 seed=ctx.seed, device=ctx.device, label="label", db=ctx.db, n_cards=12, resume=False,
+                                 out=ctx.workdir / "sae" / f"{s.name}_{layer}_topk")
+        m = res["metrics"]
+        ctx.console.print(f"  SAE {s.name} · {layer}: FVU {m['fvu']:.3f}, L0 {m['mean_l0']:.1f}, "
+                          f"probe drop {m.get('probe_acc_drop', float('nan')):+.3f}")

@@ -179,10 +179,47 @@ def topk_activation(pre: Tensor, k: int) -> Tensor:
     return torch.zeros_like(pre).scatter(-1, idx, torch.relu(vals))
 
 
+class _SparseEncode(torch.autograd.Function):
+    """Selected pre-activations v[b, j] = (x[b] − c)·W_enc[:, idx[b, j]] + b_enc[idx[b, j]] (values from a no-grad
+    dense pass), with a sparse backward costing O(B·k·d) instead of the dense O(B·m·d). `c` is the input bias."""
+
+    @staticmethod
+    def forward(ctx, xc: Tensor, w_enc: Tensor, b_enc: Tensor, c: Tensor, idx: Tensor,  # type: ignore[override]
+                vals: Tensor) -> Tensor:
+        ctx.save_for_backward(xc, w_enc, idx)
+        return vals.clone()
+
+    @staticmethod
+    def backward(ctx, g: Tensor):  # type: ignore[override]
+        xc, w, idx = ctx.saved_tensors
+        n, k = idx.shape
+        m = w.shape[1]
+        g = g.contiguous()
+        cols = idx.reshape(-1)
+        gb = torch.zeros(m, dtype=g.dtype, device=g.device).index_add_(0, cols, g.reshape(-1))
+        gw = gc = None
+        if ctx.needs_input_grad[1]:
+            rows = torch.arange(n, device=idx.device).repeat_interleave(k)
+            sp = torch.sparse_coo_tensor(torch.stack([cols, rows]), g.reshape(-1), (m, n), check_invariants=False)
+            gw = torch.sparse.mm(sp, xc).T
+        if ctx.needs_input_grad[3]:
+            gc = -(w @ gb)
+        return None, gw, gb if ctx.needs_input_grad[2] else None, gc, None, None
+
+
+def sparse_decode(idx: Tensor, vals: Tensor, w_dec: Tensor) -> Tensor:
+    """Σ_j vals[b, j]·W_dec[idx[b, j]] via embedding_bag: O(B·k·d) forward and backward."""
+    return nn.functional.embedding_bag(idx, w_dec, per_sample_weights=vals, mode="sum")
+
+
 class TopKSAE(DictionaryModule):
-    """TopK SAE (Gao et al. 2024, 'Scaling and evaluating sparse autoencoders'), with the AuxK dead-latent loss."""
+    """TopK SAE (Gao et al. 2024, 'Scaling and evaluating sparse autoencoders'), with the AuxK dead-latent loss.
+
+    Training uses a sparse path: one no-grad dense encoder matmul to pick the top k, then gather/embedding-bag
+    kernels, so the backward pass and the decoder cost O(B·k·d) rather than O(B·m·d)."""
 
     arch = "topk"
+    sparse_training = True
 
     def __init__(self, *args: Any, **kw: Any):
         super().__init__(*args, **kw)
@@ -192,12 +229,44 @@ class TopKSAE(DictionaryModule):
     def activate(self, pre: Tensor) -> Tensor:
         return topk_activation(pre, self.k)
 
+    def _select(self, xc: Tensor, pre: Tensor, k: int, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        src = pre if mask is None else pre.masked_fill(~mask, float("-inf"))
+        top, idx = src.topk(k, dim=-1)
+        bias = self.b_in if self.transcoder else self.b_dec
+        vals = torch.relu(_SparseEncode.apply(xc.detach(), self.W_enc, self.b_enc, bias, idx, top))
+        return idx, vals
+
+    def loss(self, x: Tensor, y: Tensor | None = None, dead: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        if not self.sparse_training:
+            return super().loss(x, y, dead)
+        xs = x * self.in_scale
+        ys = (y if y is not None else x) * self.out_scale
+        xc = self.center(xs)
+        with torch.no_grad():
+            pre = xc @ self.W_enc + self.b_enc
+        idx, vals = self._select(xc, pre, self.k)
+        recon = sparse_decode(idx, vals, self.W_dec) + self.b_dec
+        err = ys - recon
+        mse = err.pow(2).sum(-1).mean()
+        aux = err.new_zeros(())
+        if dead is not None and self.aux_coeff != 0 and bool(dead.any()):
+            e = err.detach()
+            aidx, avals = self._select(xc, pre, min(self.aux_k, int(dead.sum())), dead)
+            e_hat = sparse_decode(aidx, avals, self.W_dec)
+            denom = (e - e.mean(0)).pow(2).sum(-1).mean().clamp_min(1e-12)
+            aux = self.aux_coeff * (e_hat - e).pow(2).sum(-1).mean() / denom
+        total = mse + aux
+        z = torch.zeros_like(pre).scatter(-1, idx, vals.detach())
+        return total, {"loss": total.detach(), "mse": mse.detach(), "aux": aux.detach(), "z": z,
+                       "var": (ys - ys.mean(0)).pow(2).sum(-1).mean().detach()}
+
 
 class BatchTopKSAE(TopKSAE):
     """BatchTopK SAE (Bussmann et al. 2024): keep the top k·B activations over the whole batch; at inference use a
     global threshold θ, tracked during training as an EMA of the smallest kept activation."""
 
     arch = "batchtopk"
+    sparse_training = False
 
     def __init__(self, *args: Any, **kw: Any):
         super().__init__(*args, **kw)

@@ -1,0 +1,163 @@
+"""Drivers shared by the CLI and the demo: train an SAE or a quantizer on a store layer, evaluate on held-out rows,
+inspect features, and record tidy rows + feature-card artifacts in the results DB."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from repscope.dictionary import metrics as M
+from repscope.dictionary.inspect import feature_cards, inspect_features, label_columns
+from repscope.dictionary.quantize import make_quantizer
+from repscope.dictionary.sae import SAE, Transcoder
+from repscope.errors import ConfigError, DataError
+from repscope.results import ResultsDB, Row
+
+MAX_ROWS = 20000
+
+
+def holdout_rows(n: int, holdout_every: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, held-out rows): every `holdout_every`-th row (idx % h == h−1) is held out; all rows if h < 2."""
+    idx = np.arange(n)
+    if holdout_every < 2:
+        return idx, idx
+    mask = idx % holdout_every == holdout_every - 1
+    return idx[~mask], idx[mask]
+
+
+def pick_label(store: Any, label: str | None) -> str | None:
+    """The label column to probe with: the one asked for, else `label`, else the first factor-like column."""
+    if label:
+        store.labels(label)  # raises with the available columns
+        return label
+    if "label" in store.samples.columns and store.samples["label"].nunique() >= 2:
+        return "label"
+    cols = label_columns(store.samples)
+    return cols[0] if cols else None
+
+
+def _sub(rows: np.ndarray, cap: int, seed: int = 0) -> np.ndarray:
+    if len(rows) <= cap:
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, cap, replace=False))
+
+
+def probe_drop(store: Any, layer: str, label: str, train_rows: np.ndarray, test_rows: np.ndarray,
+               recon: Any) -> dict[str, float]:
+    """Probe-after-reconstruction on a store: train on original train rows, test on held-out originals vs `recon`."""
+    y = store.labels(label)
+    tr, te = _sub(train_rows, 5000), _sub(test_rows, 5000, 1)
+    x_tr = store.get(layer, tr, dtype=torch.float32)
+    x_te = store.get(layer, te, dtype=torch.float32)
+    return M.probe_after_reconstruction(x_tr, y[tr], x_te, y[te], recon(x_te))
+
+
+def train_sae_on_store(store: Any, layer: str, *, arch: str = "topk", k: int | None = 32, expansion: float = 16.0,
+                       n_latents: int | None = None, l1_coeff: float = 1.0, n_epochs: float = 10.0,
+                       n_steps: int | None = None, batch_size: int = 4096, lr: float | None = None,
+                       holdout_every: int = 10, seed: int = 0, device: str = "auto", out: str | Path | None = None,
+                       resume: bool = True, progress: bool = False, target_layer: str | None = None,
+                       label: str | None = None, db: ResultsDB | None = None, n_cards: int = 12,
+                       checkpoint_every: int = 200) -> dict[str, Any]:
+    """Train an SAE (or transcoder) on a store layer, evaluate on held-out rows, record metrics and feature cards."""
+    est_cls = Transcoder if target_layer else SAE
+    est = est_cls(arch=arch, k=k, expansion=expansion, n_latents=n_latents, l1_coeff=l1_coeff, n_epochs=n_epochs,
+                  n_steps=n_steps, batch_size=batch_size, lr=lr, holdout_every=holdout_every, seed=seed,
+                  device=device, checkpoint_dir=out, checkpoint_every=checkpoint_every if out else 0,
+                  resume=resume, progress=progress)
+    t0 = time.perf_counter()
+    est.fit(store, layer=layer, target_layer=target_layer)
+    train_s = time.perf_counter() - t0
+    train_rows, test_rows = holdout_rows(store.n_rows, holdout_every)
+    ev = est.evaluate_store(store, layer, target_layer, rows=None if holdout_every < 2 else test_rows)
+    samples_per_s = est.n_steps_ * est.batch_size / max(est.fit_seconds_, 1e-9)
+    metrics = {**ev, "train_seconds": train_s, "samples_per_s": samples_per_s}
+    label = pick_label(store, label) if not target_layer else None
+    if label is not None and holdout_every >= 2:
+        try:
+            metrics.update(probe_drop(store, layer, label, train_rows, test_rows, est.reconstruct))
+        except DataError:
+            pass
+    mod = est.module_
+    params = {"arch": arch, "k": mod.k, "n_latents": mod.n_latents, "expansion": round(mod.n_latents / mod.d_in, 3),
+              "steps": est.n_steps_, "batch_size": est.batch_size, "eval": "holdout" if holdout_every >= 2 else "train",
+              "probe_label": label, "target_layer": target_layer}
+    rows, z = encode_store(est, store, layer)
+    # dead/dense are properties of the dictionary: measure them on all rows, not just the held-out ones
+    metrics["dead_fraction"] = M.dead_fraction(z)
+    metrics["dense_fraction"] = M.dense_fraction(z)
+    features = inspect_features(z, store.samples, n_features=n_cards, row_ids=rows)
+    if out is not None:
+        est.save(out, metrics=metrics, params=params)
+    if db is not None:
+        _record_sae(db, store, layer, metrics, params, features, train_s)
+    return {"estimator": est, "metrics": metrics, "params": params, "features": features}
+
+
+def encode_store(est: SAE, store: Any, layer: str, max_rows: int = MAX_ROWS) -> tuple[np.ndarray, torch.Tensor]:
+    """Latent codes for up to `max_rows` rows of a store layer (evenly spaced when the store is larger)."""
+    n = store.n_rows
+    rows = np.arange(n) if n <= max_rows else np.linspace(0, n - 1, max_rows).round().astype(int)
+    x = store.get(layer, rows, dtype=torch.float32)
+    return rows, est.transform(x)
+
+
+def inspect_store_features(est: SAE, store: Any, layer: str, n_features: int = 12, top_n: int = 6,
+                           label_cols: list[str] | None = None) -> list[dict[str, Any]]:
+    """`inspect_features` over a store layer, with texts and label columns from `store.samples`."""
+    rows, z = encode_store(est, store, layer)
+    return inspect_features(z, store.samples, label_cols=label_cols, n_features=n_features, top_n=top_n,
+                            row_ids=rows)
+
+
+def _record_sae(db: ResultsDB, store: Any, layer: str, metrics: dict[str, float], params: dict[str, Any],
+                features: list[dict[str, Any]], seconds: float) -> None:
+    db.record_rows([Row(analysis="sae", metric=k, value=float(v), layer=layer, store=store.name, model=store.model,
+                        params=params, seconds=seconds) for k, v in metrics.items()])
+    name = f"cards/{store.name}/{layer}/{params['arch']}-k{params['k']}-m{params['n_latents']}"
+    db.record_artifact("sae", name, {"store": store.name, "layer": layer, "params": params,
+                                     "features": features, "cards": feature_cards(features)})
+
+
+def quantize_store(store: Any, layer: str, method: str = "pq", bits: int | None = 64, holdout_every: int = 10,
+                   seed: int = 0, device: str = "auto", label: str | None = None,
+                   db: ResultsDB | None = None) -> dict[str, Any]:
+    """Fit a quantizer on a store layer's training rows, evaluate on held-out rows, record metrics."""
+    info = store.layer_info(layer)
+    if info.get("tokens") or len(info["shape"]) != 1:
+        raise DataError(f"layer '{layer}' is not a pooled vector layer; quantize a pooled layer")
+    d = int(info["shape"][0])
+    train_rows, test_rows = holdout_rows(store.n_rows, holdout_every)
+    q = make_quantizer(method, bits=bits, dim=d, seed=seed, device=device)
+    t0 = time.perf_counter()
+    x_tr = store.get(layer, _sub(train_rows, 200_000), dtype=torch.float32)
+    q.fit(x_tr)
+    secs = time.perf_counter() - t0
+    x_te = store.get(layer, test_rows, dtype=torch.float32)
+    metrics = q.evaluate(x_te)
+    label = pick_label(store, label)
+    if label is not None and holdout_every >= 2:
+        try:
+            metrics.update(probe_drop(store, layer, label, train_rows, test_rows, q.transform))
+        except DataError:
+            pass
+    params = {"method": method, "bits": bits, "eval": "holdout" if holdout_every >= 2 else "train",
+              "probe_label": label}
+    if db is not None:
+        db.record_rows([Row(analysis="quantize", metric=k, value=float(v), layer=layer, store=store.name,
+                            model=store.model, params=params, seconds=secs) for k, v in metrics.items()])
+    return {"quantizer": q, "metrics": metrics, "params": params}
+
+
+def check_arch(arch: str, k: int | None) -> None:
+    """CLI-level validation of arch/k combinations."""
+    from repscope.dictionary.modules import ARCHS
+
+    if arch not in ARCHS:
+        raise ConfigError(f"unknown --arch '{arch}'; choose one of {', '.join(ARCHS)}")
+    if arch in ("topk", "batchtopk", "mp") and (k is None or k < 1):
+        raise ConfigError(f"--arch {arch} needs --k >= 1")
