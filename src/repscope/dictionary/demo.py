@@ -48,7 +48,7 @@ def _run(ctx: DemoContext) -> None:
     if ctx.extended and "minilm_sst2" in st:
         s = st["minilm_sst2"]
         layer = _layer(s, "encoder.layer.5")
-        res = train_sae_on_store(s, layer, arch="topk", k=16, expansion=8, n_steps=600, batch_size=512, lr=1e-3,
+        res = train_sae_on_store(s, layer, arch="topk", k=32, expansion=4, n_steps=300, batch_size=256, lr=2e-3,
                                  seed=ctx.seed, device=ctx.device, label="label", db=ctx.db, n_cards=12, resume=False,
                                  out=ctx.workdir / "sae" / f"{s.name}_{layer}_topk")
         m = res["metrics"]
