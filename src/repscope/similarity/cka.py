@@ -55,16 +55,16 @@ def _unbiased_hsic(trace_kl: float, a: LinearStats, b: LinearStats) -> float:
 
 def prepare_linear(x, device="auto", dtype: torch.dtype = torch.float64, gram: bool | None = None) -> LinearStats:
     """Centre X once and precompute its CKA self-terms; Gram form when d ≥ n (or when `gram` forces it)."""
-    x64 = to_matrix(x, device, torch.float64)
-    xc64 = centre(x64)
-    check_variance(xc64, x64)
-    xc = xc64.to(dtype)
+    xt = to_matrix(x, device, dtype)
+    xc = xt - xt.mean(0, keepdim=True, dtype=torch.float64).to(dtype)  # mean accumulated in float64
+    check_variance(xc, xt)
+    del xt
     n, d = xc.shape
     use_gram = (d >= n) if gram is None else gram
     k = xc @ xc.T if use_gram else None
-    r = (xc64 * xc64).sum(1)
-    colsum = xc64.sum(0)
-    u = xc64 @ colsum - r
+    r = (xc * xc).sum(1, dtype=torch.float64)
+    colsum = xc.sum(0, dtype=torch.float64)
+    u = (xc @ colsum.to(dtype)).to(torch.float64) - r
     s_tot = float(colsum @ colsum) - float(r.sum())
     st = LinearStats(xc=xc, gram=k, r=r, u=u, s=s_tot, self_cka=0.0, self_hsic=None)
     sq = _cross_sq(st, st)

@@ -42,8 +42,8 @@ def centre(x: Tensor) -> Tensor:
 
 def check_variance(xc: Tensor, x: Tensor | None = None, what: str = "representation") -> None:
     """Raise a clear DataError when a centred representation is (numerically) constant."""
-    num = float(torch.linalg.vector_norm(xc.double()))
-    ref = float(torch.linalg.vector_norm(x.double())) if x is not None else num
+    num = float(torch.linalg.vector_norm(xc))
+    ref = float(torch.linalg.vector_norm(x)) if x is not None else num
     if num == 0.0 or num <= 1e-12 * ref:
         raise DataError(f"the {what} is constant across samples (zero variance); the measure is undefined — "
                         "drop this layer or use samples that vary")
