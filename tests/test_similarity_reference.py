@@ -226,3 +226,26 @@ def test_constant_and_rank_deficient_inputs_never_give_nan():
     assert cka.linear_cka(lowrank, lowrank, "cpu") == pytest.approx(1.0)
     assert cca.mean_cca(lowrank, lowrank, "cpu") == pytest.approx(1.0)
     assert shape.procrustes_distance(lowrank, lowrank, "cpu") == pytest.approx(0.0, abs=1e-6)
+
+
+def test_all_zero_samples_get_cosine_zero():
+    """A sample with every ReLU off has no direction: its cosine with anything is defined as 0 (no NaN)."""
+    import torch
+
+    from repscope.similarity.relative import relative_representation
+    from repscope.similarity.rsa import rdm
+
+    x, y = _pair(n=30)
+    x = np.maximum(x - 2.0, 0)
+    x[4] = 0.0
+    d = rdm(x, "cosine", "cpu").numpy()
+    full = np.zeros((30, 30))
+    full[np.triu_indices(30, 1)] = d
+    full += full.T
+    ref = pdist(np.delete(x, 4, axis=0), "cosine")
+    assert np.allclose(np.delete(np.delete(full, 4, 0), 4, 1)[np.triu_indices(29, 1)], ref)
+    assert np.allclose(np.delete(full[4], 4), 1.0)
+    rel = relative_representation(x, x[:6], "cpu")
+    assert torch.all(rel[4] == 0) and torch.all(rel[:, 4] == 0) and bool(torch.isfinite(rel).all())
+    assert np.isfinite(neighbors.mutual_knn(x, y, 5, "cosine", "cpu"))
+    assert np.isfinite(neighbors.cknna(x, y, 5, "cosine", "cpu"))

@@ -13,6 +13,14 @@ from repscope.similarity.prep import centre, check_variance, to_matrix
 METRICS = ("cosine", "euclidean")
 
 
+def unit_rows(x: Tensor) -> Tensor:
+    """Rows scaled to unit norm; all-zero rows (e.g. a sample with every ReLU off) stay zero, so their cosine
+    with any sample is defined as 0."""
+    nrm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+    ok = nrm > 1e-12 * nrm.max().clamp_min(1e-300)
+    return torch.where(ok, x / torch.where(ok, nrm, torch.ones_like(nrm)), torch.zeros_like(x))
+
+
 @dataclass
 class KnnStats:
     """k-nearest-neighbour mask (n, n; self excluded) and the kernel the neighbours came from."""
@@ -25,10 +33,7 @@ class KnnStats:
 def _kernel(x: Tensor, metric: str) -> Tensor:
     """Similarity whose top-k are the nearest neighbours: cosine, or −squared euclidean distance."""
     if metric == "cosine":
-        nrm = torch.linalg.vector_norm(x, dim=1)
-        if bool((nrm <= 1e-12 * nrm.max().clamp_min(1e-300)).any()):
-            raise DataError("some samples are all zeros, so cosine neighbours are undefined; use metric='euclidean'")
-        z = x / nrm[:, None]
+        z = unit_rows(x)
         return z @ z.T
     if metric == "euclidean":
         r = (x * x).sum(1)

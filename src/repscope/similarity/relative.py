@@ -7,19 +7,17 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from repscope.errors import ConfigError, DataError
+from repscope.similarity.neighbors import unit_rows
 from repscope.similarity.prep import to_matrix
 
 
 def relative_representation(x, anchors, device="auto") -> torch.Tensor:
-    """Moschella et al. 2023: r(x)ⱼ = cos(x, aⱼ) for anchor samples a₁…a_k; (n, k)."""
+    """Moschella et al. 2023: r(x)ⱼ = cos(x, aⱼ) for anchor samples a₁…a_k; (n, k). All-zero rows give cosine 0."""
     xs = to_matrix(x, device, name="X")
     an = to_matrix(anchors, device, name="anchors")
     if xs.shape[1] != an.shape[1]:
         raise DataError(f"X has {xs.shape[1]} features but the anchors have {an.shape[1]}; take anchors from X's space")
-    nx, na = torch.linalg.vector_norm(xs, dim=1), torch.linalg.vector_norm(an, dim=1)
-    if bool((nx == 0).any()) or bool((na == 0).any()):
-        raise DataError("a sample or anchor is all zeros, so its cosine is undefined; drop it or centre the data")
-    return (xs / nx[:, None]) @ (an / na[:, None]).T
+    return unit_rows(xs) @ unit_rows(an).T
 
 
 class RelativeProjector(BaseEstimator, TransformerMixin):

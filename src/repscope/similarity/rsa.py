@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from repscope.errors import ConfigError, DataError
+from repscope.similarity.neighbors import unit_rows
 from repscope.similarity.prep import to_matrix
 
 RDM_KINDS = ("euclidean", "correlation", "cosine")
@@ -16,7 +17,10 @@ KENDALL_MAX_PAIRS = 50_000
 
 
 def rdm(x, kind: str = "euclidean", device="auto") -> Tensor:
-    """Condensed RDM (upper triangle, row-major like scipy's pdist): euclidean ‖xᵢ−xⱼ‖, 1 − corr or 1 − cos."""
+    """Condensed RDM (upper triangle, row-major like scipy's pdist): euclidean ‖xᵢ−xⱼ‖, 1 − corr or 1 − cos.
+
+    A sample that is constant (correlation) or all zeros (cosine) is given correlation/cosine 0 with every other.
+    """
     if kind not in RDM_KINDS:
         raise ConfigError(f"unknown RDM kind '{kind}'; use one of {', '.join(RDM_KINDS)}")
     x = to_matrix(x, device)
@@ -27,11 +31,7 @@ def rdm(x, kind: str = "euclidean", device="auto") -> Tensor:
         d = (r[:, None] + r[None, :] - 2.0 * g).clamp_min(0.0).sqrt()
     else:
         z = x - x.mean(1, keepdim=True) if kind == "correlation" else x
-        norms = torch.linalg.vector_norm(z, dim=1)
-        if bool((norms <= 1e-12 * norms.max().clamp_min(1e-300)).any()):
-            what = "constant across features" if kind == "correlation" else "all zeros"
-            raise DataError(f"some samples are {what}, so the {kind} RDM is undefined; use kind='euclidean'")
-        z = z / norms[:, None]
+        z = unit_rows(z)  # a constant (correlation) or all-zero (cosine) sample gets dissimilarity 1 to all others
         d = 1.0 - z @ z.T
     iu = torch.triu_indices(n, n, offset=1, device=x.device)
     return d[iu[0], iu[1]]
