@@ -236,8 +236,9 @@ def test_all_zero_samples_get_cosine_zero():
     from repscope.similarity.rsa import rdm
 
     x, y = _pair(n=30)
-    x = np.maximum(x - 2.0, 0)
+    x = np.maximum(x - 1.0, 0)
     x[4] = 0.0
+    assert (np.linalg.norm(np.delete(x, 4, axis=0), axis=1) > 0).all()
     d = rdm(x, "cosine", "cpu").numpy()
     full = np.zeros((30, 30))
     full[np.triu_indices(30, 1)] = d
