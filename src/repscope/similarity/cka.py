@@ -34,6 +34,7 @@ class LinearStats:
 
     @property
     def n(self) -> int:
+        """Number of samples."""
         return int(self.xc.shape[0])
 
 

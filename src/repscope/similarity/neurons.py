@@ -66,6 +66,7 @@ class SparsePrediction:
 
     @property
     def mean_r2(self) -> float:
+        """Mean held-out R² over B's neurons."""
         return float(self.r2.mean())
 
 

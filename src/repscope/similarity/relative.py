@@ -28,12 +28,14 @@ class RelativeProjector(BaseEstimator, TransformerMixin):
         self.device = device
 
     def fit(self, x, y=None) -> RelativeProjector:
+        """Keep the anchor rows of x (all rows when anchor_idx is None)."""
         xs = to_matrix(x, "cpu", name="X")
         idx = np.arange(len(xs)) if self.anchor_idx is None else np.asarray(self.anchor_idx)
         self.anchors_ = xs[idx]
         return self
 
     def transform(self, x) -> np.ndarray:
+        """Cosine of each row of x to each anchor, (n, k)."""
         return relative_representation(x, self.anchors_, self.device).cpu().numpy()
 
 

@@ -23,6 +23,7 @@ class LinearStitch(BaseEstimator):
         self.device = device
 
     def fit(self, xa, xb) -> LinearStitch:
+        """Fit the map on paired rows of A and B."""
         if self.kind not in KINDS:
             raise ConfigError(f"unknown stitch kind '{self.kind}'; use one of {', '.join(KINDS)}")
         a, b = to_matrix(xa, self.device, name="A"), to_matrix(xb, self.device, name="B")
@@ -44,10 +45,12 @@ class LinearStitch(BaseEstimator):
         return self
 
     def transform(self, xa) -> torch.Tensor:
+        """Map A's rows into B's space."""
         a = to_matrix(xa, self.device, name="A")
         return (a - self.mean_a_) @ self.weight_ + self.mean_b_
 
     def score(self, xa, xb) -> float:
+        """R² of the mapped A against B (variance-weighted over B's features)."""
         b = to_matrix(xb, self.device, name="B")
         pred = self.transform(xa)
         tot = float(((b - b.mean(0)) ** 2).sum())
