@@ -29,7 +29,7 @@ class DictionaryModule(nn.Module):
     def __init__(self, d_in: int, n_latents: int, d_out: int | None = None, k: int | None = None,
                  l1_coeff: float = 1.0, aux_coeff: float = 1 / 32, aux_k: int | None = None,
                  l0_coeff: float = 1.0, bandwidth: float = 0.001, threshold_init: float = 0.001,
-                 threshold_momentum: float = 0.99):
+                 threshold_momentum: float = 0.99, encoder_init_scale: float = 0.1):
         super().__init__()
         if d_in < 1 or n_latents < 1:
             raise ConfigError(f"d_in and n_latents must be positive, got {d_in} and {n_latents}")
@@ -41,6 +41,7 @@ class DictionaryModule(nn.Module):
         self.aux_k = int(aux_k) if aux_k is not None else max(1, self.d_in // 2)
         self.bandwidth, self.threshold_init = float(bandwidth), float(threshold_init)
         self.threshold_momentum = float(threshold_momentum)
+        self.encoder_init_scale = float(encoder_init_scale)
         m = self.n_latents
         if self.has_encoder:
             self.W_enc = nn.Parameter(torch.empty(self.d_in, m))
@@ -60,19 +61,20 @@ class DictionaryModule(nn.Module):
                 "d_out": self.d_out if self.transcoder else None, "k": self.k, "l1_coeff": self.l1_coeff,
                 "aux_coeff": self.aux_coeff, "aux_k": self.aux_k, "l0_coeff": self.l0_coeff,
                 "bandwidth": self.bandwidth, "threshold_init": self.threshold_init,
-                "threshold_momentum": self.threshold_momentum}
+                "threshold_momentum": self.threshold_momentum, "encoder_init_scale": self.encoder_init_scale}
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Random unit-norm decoder rows; encoder = decoder transpose (Gao et al. 2024) when shapes allow."""
+        """Random unit-norm decoder rows; encoder = `encoder_init_scale` × decoder transpose (Gao et al. 2024; the
+        small scale, as in SAELens' 0.1 decoder-norm init, starts reconstructions near b_dec)."""
         with torch.no_grad():
             w = torch.randn(self.n_latents, self.d_out, generator=generator)
             self.W_dec.copy_(w / w.norm(dim=1, keepdim=True))
             if self.has_encoder:
                 if self.transcoder:
                     e = torch.randn(self.d_in, self.n_latents, generator=generator)
-                    self.W_enc.copy_(e / e.norm(dim=0, keepdim=True))
+                    self.W_enc.copy_(self.encoder_init_scale * e / e.norm(dim=0, keepdim=True))
                 else:
-                    self.W_enc.copy_(self.W_dec.T)
+                    self.W_enc.copy_(self.encoder_init_scale * self.W_dec.T)
                 self.b_enc.zero_()
 
     # ---- core ----------------------------------------------------------------------------------------------------

@@ -74,8 +74,9 @@ def train_sae_on_store(store: Any, layer: str, *, arch: str = "topk", k: int | N
     train_s = time.perf_counter() - t0
     train_rows, test_rows = holdout_rows(store.n_rows, holdout_every)
     ev = est.evaluate_store(store, layer, target_layer, rows=None if holdout_every < 2 else test_rows)
-    samples_per_s = est.n_steps_ * est.batch_size / max(est.fit_seconds_, 1e-9)
-    metrics = {**ev, "train_seconds": train_s, "samples_per_s": samples_per_s}
+    metrics = {**ev, "train_seconds": train_s}
+    if est.steps_run_ > 0:  # 0 when a finished checkpoint was reloaded
+        metrics["samples_per_s"] = est.steps_run_ * est.batch_size / max(est.fit_seconds_, 1e-9)
     label = pick_label(store, label) if not target_layer else None
     if label is not None and holdout_every >= 2:
         try:

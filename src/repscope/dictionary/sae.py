@@ -105,7 +105,9 @@ class SAE:
             trainer.resume()
         else:
             initialize(module, stream, cfg, device)
+        start = trainer.step
         trainer.fit(stop_after=stop_after)
+        self.steps_run_ = trainer.step - start
         self.fit_seconds_ = time.perf_counter() - t0
         self.module_ = module.eval()
         self.trainer_ = trainer
