@@ -52,6 +52,7 @@ def test_templates_deterministic_with_independent_factors():
     assert not any(" not " in t for t in s["text"][s["negation"] == 0])
     present_plural = s[(s["tense"] == 1) & (s["number"] == 1)]["text"]
     assert all(" are " in t for t in present_plural)
+    np.testing.assert_array_equal(s["polarity"], s["sentiment"] ^ s["negation"])
     # factors drawn independently: topic × sentiment contingency is close to uniform
     tab = np.histogram2d(s["topic"], s["sentiment"], bins=[6, 2])[0]
     assert tab.min() > 0.6 * 3000 / 12

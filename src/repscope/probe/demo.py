@@ -14,7 +14,7 @@ from repscope.probe.protocols import (
     sts_sweep,
 )
 
-TEMPLATE_FACTORS = ("topic", "sentiment", "tense", "negation", "number")
+TEMPLATE_FACTORS = ("topic", "sentiment", "tense", "negation", "number", "polarity")
 
 
 def _sweep_with_depth(ctx: DemoContext, store, probes, target: str, **kw):

@@ -4,6 +4,9 @@ Every factor is drawn independently and uniformly per sentence from a seeded gen
 seed and factors are uncorrelated by construction (the ground truth for probes and disentanglement metrics).
 `sentiment` is the polarity of the adjective; `negation` inserts "not" (so the sentence's overall meaning may flip,
 which is exactly what makes the two factors interesting to probe separately).
+`polarity` is derived, not drawn: the meaning of the sentence, sentiment XOR negation ("not awful" is positive).
+No single word carries it, so a linear probe on mean-pooled word embeddings cannot read it (an XOR), while a
+contextual layer can: a concept whose decodability should appear with depth.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ FACTORS: dict[str, list[str]] = {
     "negation": ["affirmed", "negated"],
     "number": ["singular", "plural"],
 }
+DERIVED: dict[str, list[str]] = {"polarity": ["negative", "positive"]}  # sentiment XOR negation
 
 # (singular, plural) nouns and a trailing context per topic.
 _NOUNS = {
@@ -59,9 +63,10 @@ _FRAMES = ["{np} {be} {adv}{adj} {ctx}.", "i think {np} {be} {adv}{adj} {ctx}.",
 
 
 def generate_sentences(n: int = 2000, seed: int = 0) -> TextDataset:
-    """`n` template sentences with factor columns topic, sentiment, tense, negation, number (integer codes).
+    """`n` template sentences with factor columns topic, sentiment, tense, negation, number (integer codes) and
+    the derived `polarity` = sentiment XOR negation.
 
-    Codes index `FACTORS[name]`; e.g. topic 0 = "food". Lower-case, like SST/TREC text.
+    Codes index `FACTORS[name]` (and `DERIVED`); e.g. topic 0 = "food". Lower-case, like SST/TREC text.
     """
     rng = np.random.default_rng(seed)
     codes = {f: rng.integers(0, len(v), size=n) for f, v in FACTORS.items()}
@@ -80,4 +85,6 @@ def generate_sentences(n: int = 2000, seed: int = 0) -> TextDataset:
             np=f"{det} {noun}", be=_BE[(tense, number)][neg], adv=adv + " " if adv else "",
             adj=_ADJ[sent][rng.integers(len(_ADJ[sent]))], ctx=_CONTEXT[topic][rng.integers(len(_CONTEXT[topic]))],
         ))
-    return TextDataset(texts, {k: v.astype(np.int64) for k, v in codes.items()}, name=f"templates_n{n}_s{seed}")
+    cols = {k: v.astype(np.int64) for k, v in codes.items()}
+    cols["polarity"] = cols["sentiment"] ^ cols["negation"]
+    return TextDataset(texts, cols, name=f"templates_n{n}_s{seed}")
