@@ -101,8 +101,9 @@ def run_saelens(Xtr: torch.Tensor, Xte: torch.Tensor, steps: int, batch: int, lr
     with torch.no_grad():
         z = sae.encode(Xte)
         xh = sae.decode(z)
+        train_fvu = fvu(Xtr, sae.decode(sae.encode(Xtr)))
     return {"samples_per_s": steps * batch / secs, "seconds": secs, "fvu": fvu(Xte, xh),
-            "l0": float((z != 0).sum(-1).float().mean())}
+            "l0": float((z != 0).sum(-1).float().mean()), "train_fvu": train_fvu}
 
 
 def run_repscope(Xtr: torch.Tensor, Xte: torch.Tensor, steps: int, batch: int, lr: float) -> dict[str, float]:
@@ -115,7 +116,7 @@ def run_repscope(Xtr: torch.Tensor, Xte: torch.Tensor, steps: int, batch: int, l
     secs = time.perf_counter() - t0
     z = est.transform(Xte)
     return {"samples_per_s": steps * batch / secs, "seconds": secs, "fvu": fvu(Xte, est.inverse_transform(z)),
-            "l0": float((z != 0).sum(-1).float().mean())}
+            "l0": float((z != 0).sum(-1).float().mean()), "train_fvu": fvu(Xtr, est.reconstruct(Xtr))}
 
 
 def main() -> None:
@@ -152,7 +153,7 @@ def main() -> None:
     theirs = run_saelens(Xtr, Xte, args.steps, args.batch, args.lr, b_dec, order)
     for name, r in (("repscope", ours), ("SAELens", theirs)):
         print(f"{name:9s} {r['samples_per_s']:9.0f} samples/s ({r['seconds']:.1f}s)  held-out FVU {r['fvu']:.4f} "
-              f"at L0 {r['l0']:.1f}")
+              f"at L0 {r['l0']:.1f} (train FVU {r['train_fvu']:.4f})")
     print(f"samples/s ratio repscope/SAELens: {ours['samples_per_s'] / theirs['samples_per_s']:.2f}x (goal >= 1)")
     print(f"FVU at equal L0 ({ours['l0']:.0f} vs {theirs['l0']:.0f}): repscope {ours['fvu']:.4f} vs SAELens "
           f"{theirs['fvu']:.4f} (goal: repscope <= SAELens)")

@@ -40,6 +40,7 @@ class TrainConfig:
     dead_after: int = 1_000_000
     init_rows: int = 8192
     adam_betas: tuple[float, float] = (0.9, 0.999)
+    decoder_lr_scale: float = 3.0
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -100,7 +101,12 @@ class Trainer:
         self.checkpoint_every = int(checkpoint_every)
         self.meta = meta or {}
         self.progress, self.log_every = progress, max(1, int(log_every))
-        self.optimizer = torch.optim.Adam(module.parameters(), lr=cfg.lr, betas=tuple(cfg.adam_betas))
+        dec = [module.W_dec] if module.unit_norm_decoder else []
+        rest = [p for p in module.parameters() if all(p is not q for q in dec)]
+        groups = [{"params": rest, "lr_scale": 1.0}]
+        if dec:
+            groups.append({"params": dec, "lr_scale": cfg.decoder_lr_scale})
+        self.optimizer = torch.optim.Adam(groups, lr=cfg.lr, betas=tuple(cfg.adam_betas))
         self.since_fired = torch.zeros(module.n_latents, dtype=torch.long, device=device)
         self.step = 0
         self.history: list[dict[str, float]] = []
@@ -126,7 +132,8 @@ class Trainer:
         cfg = read_config(self.checkpoint_dir)
         saved = dict(cfg.get("train", {}))
         mine = asdict(self.cfg)
-        keys = ("n_steps", "batch_size", "lr", "seed", "buffer_rows", "holdout_every", "warmup_steps", "decay_frac")
+        keys = ("n_steps", "batch_size", "lr", "seed", "buffer_rows", "holdout_every", "warmup_steps", "decay_frac",
+                "decoder_lr_scale")
         for key in keys:
             if key in saved and saved[key] != mine[key]:
                 raise ConfigError(f"checkpoint in '{self.checkpoint_dir}' was trained with {key}={saved[key]}, "
@@ -145,7 +152,7 @@ class Trainer:
     def train_step(self) -> dict[str, Tensor]:
         m, cfg = self.module, self.cfg
         for g in self.optimizer.param_groups:
-            g["lr"] = lr_at(self.step, cfg)
+            g["lr"] = lr_at(self.step, cfg) * g.get("lr_scale", 1.0)
         x, y = self.stream.batch(self.step, cfg.batch_size)
         x = x.to(self.device)
         y = y.to(self.device) if y is not None else None
