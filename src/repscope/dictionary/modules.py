@@ -203,7 +203,7 @@ class _SparseEncode(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             rows = torch.arange(n, device=idx.device).repeat_interleave(k)
             sp = torch.sparse_coo_tensor(torch.stack([cols, rows]), g.reshape(-1), (m, n), check_invariants=False)
-            gw = torch.sparse.mm(sp, xc).T
+            gw = torch.sparse.mm(sp, xc).T.contiguous()
         if ctx.needs_input_grad[3]:
             gc = -(w @ gb)
         return None, gw, gb if ctx.needs_input_grad[2] else None, gc, None, None
