@@ -149,6 +149,8 @@ def main() -> None:
     print(f"data: {desc}; train {tuple(Xtr.shape)}, held-out {tuple(Xte.shape)}; TopK d={D} m={D * EXPANSION} "
           f"k={K}; batch {args.batch}, {args.steps} steps, lr {args.lr}; torch {torch.__version__} "
           f"({torch.get_num_threads()} threads); SAELens {sae_lens.__version__}")
+    run_repscope(Xtr, Xte, 2, args.batch, args.lr)  # warm-up (lazy kernel/allocator init), untimed
+    run_saelens(Xtr, Xte, 2, args.batch, args.lr, b_dec, order)
     ours = run_repscope(Xtr, Xte, args.steps, args.batch, args.lr)
     theirs = run_saelens(Xtr, Xte, args.steps, args.batch, args.lr, b_dec, order)
     for name, r in (("repscope", ours), ("SAELens", theirs)):
