@@ -50,3 +50,16 @@ def test_study_validation_errors(tmp_path, text, msg):
     cfg.write_text(text)
     with pytest.raises(ConfigError, match=msg):
         load_study(cfg)
+
+
+def test_study_sae_step(tmp_path):
+    cfg = tmp_path / "sae.yaml"
+    cfg.write_text("""
+name: sae
+stores: [{name: mlp, model: "digits-mlp:0", data: "digits@500"}]
+analyses: [{run: sae, stores: [mlp], params: {layer: act1, k: 8, expansion: 2, n_steps: 30, batch_size: 128}}]
+""")
+    run_study(cfg)
+    df = ResultsDB(tmp_path / "runs" / "repscope.duckdb").frame("sae")
+    l0 = df[df["metric"] == "mean_l0"]["value"]
+    assert len(l0) == 1 and 0 < l0.iloc[0] <= 8
