@@ -67,3 +67,14 @@ def minilm_sst2() -> dict[str, np.ndarray]:
     np.savez(tmp, **feats)
     tmp.replace(cache)
     return feats
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's tests with one torch thread (tiny matmuls are faster without OpenMP hand-offs)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

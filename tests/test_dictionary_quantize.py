@@ -20,13 +20,7 @@ from repscope.dictionary.quantize import (
 )
 from repscope.errors import ConfigError, DataError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny matmuls: 1 thread is faster
 
 
 @pytest.fixture(scope="module")

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from repscope.dictionary import metrics as M
 from repscope.dictionary.quantize import make_quantizer
 from repscope.dictionary.sae import SAE
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny matmuls: 1 thread is faster
 
 
 @pytest.mark.shared

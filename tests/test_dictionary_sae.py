@@ -23,13 +23,7 @@ def planted(n: int = 8192, d: int = 64, m: int = 256, p: float = 4, seed: int = 
     return ((coef @ F).float(), F, coef) if coefs else ((coef @ F).float(), F)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny matmuls: one thread is faster than two on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny matmuls: 1 thread is faster
 
 
 @pytest.fixture(scope="module")

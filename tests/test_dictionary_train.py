@@ -15,13 +15,7 @@ from repscope.dictionary.train import TrainConfig, geometric_median, lr_at
 from repscope.errors import ConfigError, StoreError
 from repscope.store import write_store
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny matmuls: 1 thread is faster
 
 
 def _data(n=3000, d=16, seed=0):

@@ -103,33 +103,25 @@ class ResultsDB:
         with self._connect() as con:
             return con.execute(sql, params or []).fetchdf()
 
+    @staticmethod
+    def _filtered(sql: str, analysis: str | None, study: str | None) -> tuple[str, list[str]]:
+        """Append `WHERE analysis = ? AND study = ?` for the filters that are set."""
+        conds = [(c, v) for c, v in (("analysis", analysis), ("study", study)) if v]
+        if conds:
+            sql += " WHERE " + " AND ".join(f"{c} = ?" for c, _ in conds)
+        return sql, [v for _, v in conds]
+
     def frame(self, analysis: str | None = None, study: str | None = None) -> pd.DataFrame:
         """All result rows, optionally for one analysis and/or study, with `params` parsed into dicts."""
-        sql, args, where = "SELECT * FROM results", [], []
-        if analysis:
-            where.append("analysis = ?")
-            args.append(analysis)
-        if study:
-            where.append("study = ?")
-            args.append(study)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        sql, args = self._filtered("SELECT * FROM results", analysis, study)
         df = self.query(sql + " ORDER BY created, rowid", args)  # insertion order = model order of layers
         df["params"] = [json.loads(p) if p else {} for p in df["params"]]
         return df
 
     def artifacts(self, analysis: str | None = None, study: str | None = None) -> list[dict[str, Any]]:
         """Artifacts as dicts with keys study, analysis, name, payload (parsed)."""
-        sql, args, where = "SELECT study, analysis, name, payload FROM artifacts", [], []
-        if analysis:
-            where.append("analysis = ?")
-            args.append(analysis)
-        if study:
-            where.append("study = ?")
-            args.append(study)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        df = self.query(sql + " ORDER BY created", args)
+        sql, args = self._filtered("SELECT study, analysis, name, payload FROM artifacts", analysis, study)
+        df = self.query(sql + " ORDER BY created, rowid", args)
         return [
             {"study": s, "analysis": a, "name": n, "payload": json.loads(p)}
             for s, a, n, p in df.itertuples(index=False)
