@@ -89,3 +89,21 @@ def test_layers_command_lists_shapes():
 @pytest.mark.parametrize("flag", ["--help"])
 def test_root_help(flag):
     assert run(flag).returncode == 0
+
+
+def test_zoo_train_mlp_saves_safetensors_that_extract_loads(tmp_path):
+    w = tmp_path / "mlp_s3.safetensors"
+    r = run("zoo", "train-mlp", "--seed", "3", "--epochs", "5", "-o", str(w))
+    assert r.returncode == 0, r.stderr
+    assert w.read_bytes()[8:9] == b"{"  # safetensors: 8-byte header length, then JSON (no pickle)
+    r = run("extract", str(w), "digits@64", "-o", str(tmp_path / "s"), "--layers", "out")
+    assert r.returncode == 0, r.stderr
+    import torch
+
+    from repscope.sources.datasets import load_sklearn
+    from repscope.sources.zoo.mlp import load_mlp
+    from repscope.store import RepStore
+
+    with torch.no_grad():
+        want = load_mlp(w)(load_sklearn("digits").x[:64])
+    torch.testing.assert_close(RepStore.open(tmp_path / "s").get("out"), want)
