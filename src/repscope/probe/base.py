@@ -24,7 +24,9 @@ def to_2d(x: Any, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     if t.shape[0] == 0:
         raise DataError("no samples given; pass at least one row of features")
     t = t.to(device=device, dtype=dtype)
-    if not torch.isfinite(t).all():
+    # a float64 sum is finite iff every entry is (barring float64 overflow, which the exact check then settles);
+    # it reads the data once without allocating a boolean mask
+    if not torch.isfinite(t.sum(dtype=torch.float64)) and not torch.isfinite(t).all():
         raise NonFiniteError("features contain NaN or Inf; clean the representation (or re-extract) before probing")
     return t
 
@@ -65,18 +67,33 @@ class Standardizer:
         self.mean: torch.Tensor | None = None
         self.scale: torch.Tensor | None = None
 
+    @staticmethod
+    def _rows(x: torch.Tensor) -> int:
+        """Rows per ~2 MB float64 block: the float64 work stays in cache instead of a full float64 copy of x."""
+        return max(1, (1 << 18) // max(1, x.shape[1]))
+
     def fit(self, x: torch.Tensor) -> Standardizer:
         if self.enabled:
-            x64 = x.to(torch.float64)
-            self.mean = x64.mean(0)
-            std = x64.std(0, unbiased=False)
+            n, bs = x.shape[0], self._rows(x)
+            self.mean = x.sum(0, dtype=torch.float64) / n
+            ss = torch.zeros_like(self.mean)
+            for s in range(0, n, bs):  # two-pass variance in float64, one cache-sized block at a time
+                c = x[s : s + bs].to(torch.float64) - self.mean
+                ss += (c * c).sum(0)
+            std = (ss / n).sqrt()
             self.scale = torch.where(std > 0, std, torch.ones_like(std))
         return self
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         if not self.enabled or self.mean is None:
             return x
-        return ((x.to(torch.float64) - self.mean) / self.scale).to(x.dtype)
+        if x.dtype == torch.float64:
+            return (x - self.mean) / self.scale
+        out = torch.empty_like(x)
+        bs = self._rows(x)
+        for s in range(0, x.shape[0], bs):  # float64 arithmetic (as before), blockwise
+            out[s : s + bs] = (x[s : s + bs].to(torch.float64) - self.mean) / self.scale
+        return out
 
 
 class ProbeClassifier(ClassifierMixin, BaseEstimator):

@@ -33,31 +33,42 @@ def _knn_search(queries: torch.Tensor, gallery: torch.Tensor, k: int, metric: st
     n = gallery.shape[0]
     if k < 1 or k > n - int(exclude_self):
         raise ConfigError(f"k={k} neighbours requested but the gallery has {n - int(exclude_self)} candidates")
-    if metric == "cosine":
+    cosine = metric == "cosine"
+    if cosine:  # rank by similarity q̂·ĝ (largest first); distance = 1 − similarity
         gallery = torch.nn.functional.normalize(gallery, dim=1)
         queries = torch.nn.functional.normalize(queries, dim=1)
         g_sq = None
-    else:
+    else:  # rank by the per-row shifted key ‖g‖² − 2q·g (smallest first); ‖q‖² is added back after
         g_sq = (gallery * gallery).sum(1)
-    out_d, out_i = [], []
+    m = queries.shape[0]
+    # one reusable score block of at most ~16 MB: a fresh (m × n) buffer per call costs more in page faults than
+    # the topk, and a cache-friendlier block keeps the matmul fast
+    block = max(1, min(chunk_size, m, (1 << 22) // n))
+    buf = torch.empty(block, n, dtype=gallery.dtype, device=gallery.device)
+    gal_t = gallery.T
+    out_d = torch.empty(m, k, dtype=gallery.dtype, device=gallery.device)
+    out_i = torch.empty(m, k, dtype=torch.long, device=gallery.device)
     kk = min(k + 1, n)  # one extra neighbour reveals ties at the k-th place
-    for s in range(0, queries.shape[0], chunk_size):
-        q = queries[s : s + chunk_size]
-        # rank by a per-row shifted key (−q·ĝ for cosine, ‖g‖² − 2q·g for L2); the row constant is added back after
-        key = torch.addmm(g_sq[None, :], q, gallery.T, alpha=-2.0) if g_sq is not None else -(q @ gallery.T)
+    for s in range(0, m, block):
+        q = queries[s : s + block]
+        key = buf[: q.shape[0]]
+        if cosine:
+            torch.mm(q, gal_t, out=key)
+        else:
+            torch.addmm(g_sq[None, :], q, gal_t, alpha=-2.0, out=key)
         if exclude_self:
             rows = torch.arange(q.shape[0], device=key.device)
-            key[rows, rows + s] = float("inf")
-        vals, idx = torch.topk(key, kk, dim=1, largest=False, sorted=True)
+            key[rows, rows + s] = float("-inf") if cosine else float("inf")
+        vals, idx = torch.topk(key, kk, dim=1, largest=cosine, sorted=True)
         if kk > k:
             tied = vals[:, k] == vals[:, k - 1]
             vals, idx = vals[:, :k], idx[:, :k]
             if bool(tied.any()):  # exact ties at the k-th key: stable sort those rows so lower indices win
                 rows = tied.nonzero().squeeze(1)
-                srt = torch.sort(key[rows], dim=1, stable=True)
+                srt = torch.sort(key[rows], dim=1, descending=cosine, stable=True)
                 vals[rows], idx[rows] = srt.values[:, :k], srt.indices[:, :k]
-        if metric == "cosine":
-            vals = 1.0 + vals
+        if cosine:
+            vals = 1.0 - vals
         else:
             vals = (vals + (q * q).sum(1, keepdim=True)).clamp_min_(0.0)
         # order equal distances inside the top k by gallery index (deterministic output)
@@ -65,9 +76,9 @@ def _knn_search(queries: torch.Tensor, gallery: torch.Tensor, k: int, metric: st
         vals, idx = vals.gather(1, by_idx), idx.gather(1, by_idx)
         by_val = torch.sort(vals, dim=1, stable=True).indices
         vals, idx = vals.gather(1, by_val), idx.gather(1, by_val)
-        out_d.append(vals if metric == "cosine" else vals.sqrt())
-        out_i.append(idx)
-    return torch.cat(out_d), torch.cat(out_i)
+        out_d[s : s + block] = vals if cosine else vals.sqrt()
+        out_i[s : s + block] = idx
+    return out_d, out_i
 
 
 class KNNProbe(ProbeClassifier):

@@ -27,40 +27,64 @@ def fit_logistic(x: torch.Tensor, codes: torch.Tensor, n_classes: int, C: float,
     """Minimise mean CE + ‖W‖²_F / (2·C·n) (scikit-learn's L2 objective divided by n), intercept unpenalised.
 
     Two classes use one weight vector with the binomial loss (as scikit-learn does), more use the full softmax.
+    Solver: scipy's L-BFGS-B (as scikit-learn's lbfgs: same gtol/ftol/maxls) on a hand-written loss and gradient.
+    The two matmuls per evaluation run in x's dtype with class-major operands (k×d @ d×n and k×n @ n×d, the
+    fast layouts for thin BLAS products); softmax, loss and parameters are float64.
     Returns (W (d, k'), b (k',), iterations), k' = 1 for binary.
     """
+    from scipy.optimize import minimize
+    from threadpoolctl import threadpool_limits
+
     if C <= 0:
         raise ConfigError(f"C must be > 0, got {C}")
     n, d = x.shape
     k = 1 if n_classes == 2 else n_classes
-    if init is not None:
-        w = init[0].detach().clone().to(x)
-        b = init[1].detach().clone().to(x)
-    else:
-        w = torch.zeros(d, k, dtype=x.dtype, device=x.device)
-        b = torch.zeros(k, dtype=x.dtype, device=x.device)
-    w.requires_grad_(True)
-    b.requires_grad_(fit_intercept)
+    f64 = torch.float64
+    xt = x.T.contiguous()  # (d, n): forward product Wᵀ·Xᵀ reads it row-major
     lam = 1.0 / (C * n)
-    yf = codes.to(x.dtype)[:, None] if k == 1 else None
-    params = [w, b] if fit_intercept else [w]
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, max_eval=int(max_iter * 1.5), history_size=20,
-                            tolerance_grad=tol, tolerance_change=1e-12, line_search_fn="strong_wolfe")
+    cols = torch.arange(n, device=x.device)
+    codes = codes.to(x.device)
+    yf = codes.to(f64)[None, :] if k == 1 else None
+    n_w = k * d
 
-    def closure() -> torch.Tensor:
-        opt.zero_grad(set_to_none=False)
-        z = torch.addmm(b, x, w)
+    def loss_grad(theta_np: np.ndarray) -> tuple[float, np.ndarray]:
+        theta = torch.from_numpy(theta_np).to(x.device)
+        wt = theta[:n_w].view(k, d)
+        zt = (wt.to(x.dtype) @ xt).to(f64)  # (k, n)
+        if fit_intercept:
+            zt += theta[n_w:, None]
         if k == 1:
-            loss = F.binary_cross_entropy_with_logits(z, yf)
+            data = (F.softplus(zt) - yf * zt).sum()
+            gt = torch.sigmoid(zt) - yf
         else:
-            loss = F.cross_entropy(z, codes)
-        loss = loss + 0.5 * lam * (w * w).sum()
-        loss.backward()
-        return loss
+            lse = torch.logsumexp(zt, 0)
+            data = lse.sum() - zt[codes, cols].sum()
+            gt = torch.exp(zt - lse)
+            gt[codes, cols] -= 1.0
+        gt /= n
+        loss = data / n + 0.5 * lam * (wt * wt).sum()
+        grad = torch.empty(theta.shape[0], dtype=f64, device=x.device)
+        gw = grad[:n_w].view(k, d)
+        torch.mm(gt.to(x.dtype), x, out=gw) if x.dtype == f64 else gw.copy_(gt.to(x.dtype) @ x)
+        gw.add_(wt, alpha=lam)
+        if fit_intercept:
+            grad[n_w:] = gt.sum(1)
+        return float(loss), grad.cpu().numpy()
 
-    opt.step(closure)
-    iters = int(opt.state[opt._params[0]].get("n_iter", 0))
-    return w.detach(), b.detach(), iters
+    theta0 = np.zeros(n_w + (k if fit_intercept else 0))
+    if init is not None:
+        theta0[:n_w] = init[0].detach().to(device="cpu", dtype=f64).T.reshape(-1).numpy()
+        if fit_intercept:
+            theta0[n_w:] = init[1].detach().to(device="cpu", dtype=f64).numpy()
+    # scipy's L-BFGS-B calls (multi-threaded) OpenBLAS on tiny vectors; its spinning threads fight torch's for the
+    # cores and made every evaluation ~2x slower, so keep that BLAS on one thread while we optimise
+    with threadpool_limits(1, user_api="blas"):
+        res = minimize(loss_grad, theta0, jac=True, method="L-BFGS-B",
+                       options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * np.finfo(float).eps})
+    theta = torch.as_tensor(res.x, dtype=x.dtype, device=x.device)
+    w = theta[:n_w].view(k, d).T.contiguous()
+    b = theta[n_w:].clone() if fit_intercept else torch.zeros(k, dtype=x.dtype, device=x.device)
+    return w, b, int(res.nit)
 
 
 class LogisticProbe(ProbeClassifier):
