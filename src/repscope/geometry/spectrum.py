@@ -10,23 +10,12 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor
 
-from repscope.device import resolve_device
-from repscope.errors import DataError, NonFiniteError
+from repscope.device import as_matrix as shared_as_matrix
 
 
 def as_matrix(x, device: str | torch.device | None = "auto", dtype: torch.dtype = torch.float64) -> Tensor:
-    """2-D float64 tensor on `device` (trailing axes flattened); rejects NaN/Inf and empty input with one line."""
-    t = torch.as_tensor(x)
-    if t.ndim == 1:
-        t = t[:, None]
-    elif t.ndim > 2:
-        t = t.reshape(t.shape[0], -1)
-    t = t.to(device=resolve_device(device), dtype=dtype)
-    if t.shape[0] == 0 or t.shape[1] == 0:
-        raise DataError(f"empty representation matrix of shape {tuple(t.shape)}; check the layer and row selection")
-    if not torch.isfinite(t).all():
-        raise NonFiniteError("input holds NaN or Inf; clean the representations before measuring geometry")
-    return t
+    """2-D tensor on `device` for a geometry measure (see `repscope.device.as_matrix`)."""
+    return shared_as_matrix(x, device, dtype, name="representation", purpose="measuring geometry")
 
 
 @contextmanager

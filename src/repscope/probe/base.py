@@ -10,25 +10,13 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from repscope.device import resolve_device
-from repscope.errors import DataError, NonFiniteError
+from repscope.device import as_matrix, resolve_device
+from repscope.errors import DataError
 
 
 def to_2d(x: Any, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """Features as a 2-D tensor (n, d) on `device`; higher-rank samples are flattened, NaN/Inf refused."""
-    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
-    if t.ndim == 1:
-        raise DataError("features must be 2-D (n_samples, n_features); reshape a single feature with x[:, None]")
-    if t.ndim > 2:
-        t = t.reshape(t.shape[0], -1)
-    if t.shape[0] == 0:
-        raise DataError("no samples given; pass at least one row of features")
-    t = t.to(device=device, dtype=dtype)
-    # a float64 sum is finite iff every entry is (barring float64 overflow, which the exact check then settles);
-    # it reads the data once without allocating a boolean mask
-    if not torch.isfinite(t.sum(dtype=torch.float64)) and not torch.isfinite(t).all():
-        raise NonFiniteError("features contain NaN or Inf; clean the representation (or re-extract) before probing")
-    return t
+    """Features as a 2-D tensor (n, d) on `device` (see `repscope.device.as_matrix`); 1-D input is refused."""
+    return as_matrix(x, device, dtype, allow_1d=False, purpose="probing")
 
 
 def encode_labels(y: Any) -> tuple[np.ndarray, np.ndarray]:

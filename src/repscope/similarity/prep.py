@@ -7,26 +7,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from repscope.device import resolve_device
-from repscope.errors import DataError, NonFiniteError
+from repscope.device import as_matrix
+from repscope.errors import DataError
 
 
 def to_matrix(x: Any, device: str | torch.device | None = "auto", dtype: torch.dtype = torch.float64,
               name: str = "X") -> Tensor:
-    """Turn a numpy array or tensor into an (n, d) tensor on `device`; extra axes are flattened, NaN/Inf refused."""
-    t = torch.as_tensor(x)
-    if t.ndim == 0:
-        raise DataError(f"{name} is a scalar; pass an (n_samples, n_features) array")
-    if t.ndim == 1:
-        t = t[:, None]
-    t = t.reshape(t.shape[0], -1).to(device=resolve_device(device), dtype=dtype)
-    if t.shape[0] < 2:
-        raise DataError(f"{name} has {t.shape[0]} rows; similarity needs at least 2 samples")
-    if t.shape[1] == 0:
-        raise DataError(f"{name} has no features; pass an (n_samples, n_features) array with n_features ≥ 1")
-    if not bool(torch.isfinite(t).all()):
-        raise NonFiniteError(f"{name} contains NaN or Inf; clean the activations (or re-extract) before comparing")
-    return t
+    """(n, d) tensor on `device` with at least 2 rows (see `repscope.device.as_matrix`)."""
+    return as_matrix(x, device, dtype, name=name, min_rows=2, purpose="comparing")
 
 
 def same_rows(x: Tensor, y: Tensor) -> None:
