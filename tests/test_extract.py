@@ -118,6 +118,23 @@ def test_nonfinite_activations_named_and_allowed(tmp_path):
     assert torch.isnan(s.get("0")[27]).any()
 
 
+def test_resume_refuses_changed_array_data(tmp_path):
+    from repscope.errors import StoreError
+
+    x = torch.randn(40, 8)
+    adapter = TorchModuleAdapter(_seq(), device="cpu")
+    s = extract(adapter, ArrayDataset(x), tmp_path / "s", chunk_rows=8, progress=False)
+    man = json.loads((s.root / "manifest.json").read_text())
+    man["progress"] = {"rows_done": 16, "complete": False}  # as if killed after two chunks
+    (s.root / "manifest.json").write_text(json.dumps(man))
+    x2 = x.clone()
+    x2[30, 0] += 1.0  # same samples table (ids only), different data
+    with pytest.raises(StoreError, match="different settings"):
+        extract(adapter, ArrayDataset(x2), tmp_path / "s", chunk_rows=8, progress=False)
+    resumed = extract(adapter, ArrayDataset(x), tmp_path / "s", chunk_rows=8, progress=False)
+    assert resumed.n_rows == 40
+
+
 def test_schema_version_mismatch(tmp_path):
     s = extract(TorchModuleAdapter(_seq(), device="cpu"), ArrayDataset(torch.randn(10, 8)), tmp_path / "s",
                 progress=False)

@@ -16,7 +16,7 @@ import torch
 from repscope.errors import NonFiniteError, RepscopeError
 from repscope.extract.pooling import pool, resolve_pooling
 from repscope.extract.progress import make_progress
-from repscope.sources.datasets import Dataset
+from repscope.sources.datasets import Dataset, content_hash
 from repscope.sources.models import ModelAdapter
 from repscope.store import RepStore, StoreWriter
 
@@ -31,13 +31,14 @@ def batch_ranges(start: int, n: int, chunk_rows: int, batch_size: int) -> list[t
 
 
 def _check_finite(name: str, value: torch.Tensor | list[torch.Tensor], row0: int) -> None:
-    rows = value if isinstance(value, list) else [value]
-    for i, t in enumerate(rows):
-        bad = ~torch.isfinite(t.reshape(t.shape[0], -1) if not isinstance(value, list) else t.reshape(1, -1))
-        if bad.any():
-            r = row0 + (int(bad.any(1).nonzero()[0, 0]) if not isinstance(value, list) else i)
-            raise NonFiniteError(f"layer '{name}' row {r} has NaN/Inf activations; "
-                                 "pass --allow-nonfinite to store them anyway")
+    """Raise naming the layer and the first row holding NaN/Inf (pooled batch, or a list of token matrices)."""
+    if isinstance(value, list):
+        bad = [i for i, t in enumerate(value) if not torch.isfinite(t).all()]
+    else:
+        bad = (~torch.isfinite(value.reshape(value.shape[0], -1)).all(1)).nonzero().flatten().tolist()
+    if bad:
+        raise NonFiniteError(f"layer '{name}' row {row0 + bad[0]} has NaN/Inf activations; "
+                             "pass --allow-nonfinite to store them anyway")
 
 
 def extract(model: ModelAdapter, data: Dataset, out: str | Path, layers: list[str] | str | None = None,
@@ -54,6 +55,7 @@ def extract(model: ModelAdapter, data: Dataset, out: str | Path, layers: list[st
     first = data.items(0, min(len(data), batch_size))
     model.check_items(first, data.name)
     prov = {"model": model.name, "model_hash": model.weight_hash, "dataset": data.name,
+            "dataset_hash": content_hash(data),
             "pooling": pooling, "seed": seed, "layers_requested": names, **(extra_provenance or {})}
     writer = StoreWriter.create_or_resume(out, data.samples, prov, chunk_rows=chunk_rows, dtype=dtype,
                                           overwrite=overwrite, resume_command=_resume_command())

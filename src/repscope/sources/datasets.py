@@ -183,6 +183,6 @@ def load_sklearn(name: str) -> ArrayDataset:
 def content_hash(ds: Dataset) -> str:
     """sha256 (16 hex) of a dataset's samples table (ids, labels, text) and, for arrays, its raw bytes."""
     h = hashlib.sha256(ds.samples.to_csv(index=False).encode())
-    if isinstance(ds, ArrayDataset):
-        h.update(ds.x.contiguous().numpy().tobytes() if ds.x.dtype != torch.bfloat16 else b"")
+    if isinstance(ds, ArrayDataset):  # raw bytes of any dtype (bfloat16 included): changed pixels change the hash
+        h.update(ds.x.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]

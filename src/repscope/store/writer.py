@@ -60,7 +60,7 @@ class StoreWriter:
         root = Path(path)
         if dtype not in DTYPES:
             raise StoreError(f"unknown storage dtype '{dtype}'; use one of {', '.join(DTYPES)}")
-        shash = samples_hash(samples)
+        shash = provenance.get("dataset_hash") or samples_hash(samples)  # extract passes the data's own hash
         if (root / MANIFEST).is_file() and not overwrite:
             man = read_manifest(root)
             if man.get("progress", {}).get("complete"):
