@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from repscope.cli_common import DbOption, StudyOption, console, open_db
+from repscope.cli_common import DbOption, console, open_db
 from repscope.errors import RepscopeError
 
 app = typer.Typer(
@@ -116,7 +116,6 @@ def _register_plugins() -> None:
 
 
 _register_plugins()
-_ = StudyOption  # re-exported for plugins through cli_common
 
 
 def main() -> None:

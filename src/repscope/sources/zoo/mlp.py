@@ -33,11 +33,11 @@ def build_digits_mlp(hidden: int = 64, seed: int = 0) -> nn.Sequential:
 
 
 def digits_inputs() -> tuple[torch.Tensor, np.ndarray]:
-    """Digits pixels scaled to [0, 1] as float32 (1797, 64), and labels."""
-    from sklearn.datasets import load_digits
+    """Digits pixels scaled to [0, 1] as float32 (1797, 64), and labels (the same data `load_sklearn` gives)."""
+    from repscope.sources.datasets import load_sklearn
 
-    d = load_digits()
-    return torch.tensor(d.data / 16.0, dtype=torch.float32), d.target.astype(np.int64)
+    ds = load_sklearn("digits")
+    return ds.x, ds.samples["label"].to_numpy()
 
 
 def train_digits_mlp(seed: int = 0, epochs: int = 20, hidden: int = 64, train_frac: float = 0.8,
