@@ -37,7 +37,7 @@ def digits_inputs() -> tuple[torch.Tensor, np.ndarray]:
     from repscope.sources.datasets import load_sklearn
 
     ds = load_sklearn("digits")
-    return ds.x, ds.samples["label"].to_numpy()
+    return ds.x, ds.samples["label"].to_numpy(dtype=np.int64, copy=True)
 
 
 def train_digits_mlp(seed: int = 0, epochs: int = 20, hidden: int = 64, train_frac: float = 0.8,
