@@ -3,6 +3,10 @@
 Candidates are ranked with the Gram expansion ‖a−b‖² = ‖a‖² − 2a·b + ‖b‖² in the working dtype (float32 is fast),
 then the distances of the few best candidates are recomputed directly as ‖a−b‖ in float64 and re-sorted, so the
 returned distances are exact even where the expansion loses digits for close points.
+
+For large inputs whose variance concentrates in few principal directions (low intrinsic dimension, the usual case
+for learned representations), `knn_distances` first screens candidates with a lower bound computed in far fewer
+dimensions and then proves, row by row, that no point outside the candidates can be closer; see `_pruned_candidates`.
 """
 
 from __future__ import annotations
@@ -82,13 +86,150 @@ def _brute_candidates(xw: Tensor, kc: int, block_rows: int) -> tuple[Tensor, Ten
 def _exact(x64: Tensor, rows: Tensor | None, cand: Tensor) -> Tensor:
     """Float64 distances ‖x_r − x_c‖ computed directly for candidate indices cand (len(rows), m)."""
     n, d = cand.shape[0], x64.shape[1]
+    m = cand.shape[1]
     out = torch.empty(cand.shape, dtype=torch.float64, device=x64.device)
-    step = max(1, 2**22 // max(1, cand.shape[1] * d))
+    step = max(1, 2**16 // max(1, m * d))  # (rows × m × d) gathered block of ~512 KB: stays in cache
     for s in range(0, n, step):
         e = min(n, s + step)
         xr = x64[s:e] if rows is None else x64[rows[s:e]]
-        out[s:e] = torch.linalg.vector_norm(xr[:, None, :] - x64[cand[s:e]], dim=2)
+        g = x64.index_select(0, cand[s:e].reshape(-1)).view(e - s, m, d)
+        out[s:e] = torch.linalg.vector_norm(g.sub_(xr[:, None, :]), dim=2)
     return out
+
+
+PRUNE_MIN_ROWS = 4096  # below this the brute-force pass is cheap; the pilot would cost more than it saves
+PRUNE_MIN_DIM = 48
+_PILOT_ROWS = 256
+_MAX_CANDIDATES = 128
+_F32_EPS = 2.0**-24
+_SKIP_TAIL_VARIANCE = 0.2
+
+
+def _bound_coordinates(x64: Tensor, p: int, v: Tensor) -> Tensor:
+    """Rows [x·V₁..ₚ, ‖x − (x·V₁..ₚ)V₁..ₚᵀ‖] in float64 (V orthonormal): a (p+1)-dim embedding whose distances are
+    lower bounds of the true ones, ‖aᵢ − aⱼ‖² = ‖P(xᵢ−xⱼ)‖² + (‖P⊥xᵢ‖ − ‖P⊥xⱼ‖)² ≤ ‖xᵢ − xⱼ‖² (reverse triangle
+    inequality on the residual). The residual norm is computed from the residual itself, not by subtracting squared
+    norms, so it keeps full relative precision when it is tiny."""
+    zp = x64 @ v[:, :p]
+    resid = torch.linalg.vector_norm(x64 - zp @ v[:, :p].T, dim=1)
+    return torch.cat([zp, resid[:, None]], 1)
+
+
+def _choose_projection(x64: Tensor, x32: Tensor, k: int, gen: torch.Generator) -> tuple[Tensor, int, int] | None:
+    """Pick an orthonormal basis V, the number p of leading directions for the lower-bound screen and the number c
+    of candidates per row, or None when screening would not clearly beat brute force.
+
+    V comes from the covariance of a row sample (any orthonormal V gives a valid bound; good directions only make it
+    tight). A pilot of `_PILOT_ROWS` random rows measures, for each p on a grid, how many points have a lower bound
+    at or below the pilot row's true k-th neighbour distance: the candidates a row must keep. The p with the lowest
+    modelled cost (bound pass ∝ n·p, candidate re-ranking ∝ c·d per row) wins.
+    """
+    n, d = x64.shape
+    dev = x64.device
+    sample = torch.randperm(n, generator=gen)[: min(n, 4096)].to(dev)
+    xs = x32[sample]
+    ev, v = torch.linalg.eigh((xs.T @ xs).to(torch.float64))  # V is orthonormal to float64 precision regardless
+    ev, v = ev.flip(0).clamp_min(0), v.flip(1)  # leading directions first
+    grid = [p for p in (8, 16, 24, 32, 48, 64, 96, 128, 192) if 2 * (p + 1) < d]
+    if not grid or ev[grid[-1] :].sum() > _SKIP_TAIL_VARIANCE * ev.sum():
+        return None  # variance too spread out for any p on the grid to bound distances usefully: skip the pilot
+    pilot = sample[:_PILOT_ROWS]
+    rows = torch.arange(pilot.numel(), device=dev)
+    sq = (x32 * x32).sum(1)
+    base = sq[pilot, None] + sq[None, :]  # ‖aᵢ‖² + ‖aⱼ‖² = ‖xᵢ‖² + ‖xⱼ‖² for every p
+    true_sq = torch.addmm(base, x32[pilot], x32.T, alpha=-2.0)
+    true_sq[rows, pilot] = float("inf")
+    tau = torch.topk(true_sq, k, dim=1, largest=False).values[:, -1:] * 1.001
+    # pilot estimate only: float32 projections, residual norms by subtraction (precision is not needed here).
+    # bound ≤ τ  ⟺  aᵢ·aⱼ ≥ (‖xᵢ‖² + ‖xⱼ‖² − τ)/2; the row itself always passes and is not counted
+    half = (base - tau).mul_(0.5)
+    z = x32 @ v[:, : grid[-1]].to(torch.float32)
+    resid = (sq[:, None] - torch.cumsum(z * z, 1)).clamp_min_(0).sqrt_()
+    dot = torch.zeros(pilot.numel(), n, dtype=torch.float32, device=dev)
+    best: tuple[float, int, int] | None = None
+    prev = 0
+    for p in grid:
+        dot.addmm_(z[pilot, prev:p], z[:, prev:p].T)  # Σ_{j<p} zᵢⱼ zₗⱼ, grown one slice of directions at a time
+        prev = p
+        hits = torch.addr(dot, resid[pilot, p - 1], resid[:, p - 1]) >= half
+        need = hits.view(torch.uint8).sum(1, dtype=torch.int32).to(torch.float64) - 1  # (bool sums are slow)
+        c = int(min(n - 1, max(k + 4, torch.quantile(need, 0.99).item() * 1.25 + 4)))
+        if c > _MAX_CANDIDATES:
+            continue
+        cost = n * (p + 1) + 2.0 * c * d + 60.0 * c  # per row: bound pass, gathered re-rank, top-c upkeep
+        if best is None or cost < best[0]:
+            best = (cost, p, c)
+        elif c <= k + 4 or cost > 1.5 * best[0]:
+            break  # the bounds are tight enough, or the bound pass now costs more than re-ranking saves
+    if best is None or best[0] > 0.3 * n * d:  # brute force costs n·d/2 per row plus its top-k upkeep
+        return None
+    return v, best[1], best[2]
+
+
+def _rows_brute(xw: Tensor, rows: Tensor, kc: int) -> Tensor:
+    """Candidate indices (len(rows), kc) by brute force of the given rows against all rows, self excluded."""
+    out = torch.empty(rows.numel(), kc, dtype=torch.long, device=xw.device)
+    step = pick_chunk_rows(xw.shape[0])
+    for s in range(0, rows.numel(), step):
+        r = rows[s : s + step]
+        sq = pairwise_sq_distances(xw[r], xw)
+        sq[torch.arange(r.numel(), device=sq.device), r] = float("inf")
+        out[s : s + step] = smallest_k(sq, kc)[1]
+    return out
+
+
+def _pruned_candidates(x64: Tensor, k: int, kc: int, block_rows: int) -> Tensor | None:
+    """Candidate neighbour indices (n, kc) that provably hold every row's k nearest neighbours, or None.
+
+    Exact k-NN by lower-bound screening (the partial-distance idea of Cheng et al. 1984, in a PCA basis):
+    1. Embed the rows as a = [x·V₁..ₚ, ‖P⊥x‖] (see `_bound_coordinates`): ‖aᵢ − aⱼ‖ ≤ ‖xᵢ − xⱼ‖ for all pairs.
+    2. Take each row's c nearest rows under that bound (p + 1 instead of d dimensions per pair).
+    3. Rank those c by their true distance (float32, computed directly from the differences) and keep kc.
+    4. Certify: with τᵢ the k-th smallest true distance among the candidates and Lᵢ the largest bound among them,
+       every non-candidate lies at distance ≥ its bound ≥ Lᵢ. If τᵢ < Lᵢ, after allowing for float32 rounding of
+       both, the k nearest are among the candidates. Rows that cannot be certified are searched by brute force.
+    Returns None when the data do not concentrate enough for this to beat brute force.
+    """
+    n, d = x64.shape
+    if n < PRUNE_MIN_ROWS or d < PRUNE_MIN_DIM:
+        return None
+    x32 = x64.to(torch.float32)
+    choice = _choose_projection(x64, x32, k, torch.Generator().manual_seed(0))
+    if choice is None:
+        return None
+    v, p, c = choice
+    a = _bound_coordinates(x64, p, v)
+    a_sq = (a * a).sum(1)
+    # Gram-expansion rounding of a float32 bound is below (p + 4)·ε·(‖aᵢ‖² + ‖aⱼ‖²); directly computed float32
+    # squared distances are within (d + 3)·ε relative (generous constants, ε = 2⁻²⁴)
+    bound_err = (p + 4) * _F32_EPS * (a_sq + a_sq.max())
+    rel_err = (d + 3) * _F32_EPS
+    a32 = a.to(torch.float32)
+    a32_sq, a32_t = (a32 * a32).sum(1), a32.T.contiguous()
+    cand = torch.empty(n, kc, dtype=torch.long, device=x64.device)
+    ok = torch.empty(n, dtype=torch.bool, device=x64.device)
+    bs = max(1, min(block_rows, (1 << 21) // n))  # (rows × n) bound blocks of ≤ 8 MB stay in cache
+    sub = max(1, (1 << 20) // (c * d))  # rows per gathered (rows × c × d) block of ~4 MB
+    for s in range(0, n, bs):
+        e = min(n, s + bs)
+        # ‖aⱼ‖² − 2aᵢ·aⱼ ranks row i like the bound itself; ‖aᵢ‖² is added to the c selected values only
+        lb = torch.addmm(a32_sq[None, :], a32[s:e], a32_t, alpha=-2.0)
+        lb[torch.arange(e - s, device=lb.device), torch.arange(s, e, device=lb.device)] = float("inf")
+        lv, li = smallest_k(lb, c)
+        lmax = lv.amax(1).to(torch.float64) + a32_sq[s:e] - bound_err[s:e]
+        for s2 in range(0, e - s, sub):
+            e2 = min(e - s, s2 + sub)
+            idx = li[s2:e2]
+            g = x32.index_select(0, idx.reshape(-1)).view(e2 - s2, c, d)
+            g.sub_(x32[s + s2 : s + e2, None, :])
+            true_sq = g.mul_(g).sum(2)
+            tv, order = torch.topk(true_sq, kc, dim=1, largest=False, sorted=True)
+            cand[s + s2 : s + e2] = torch.gather(idx, 1, order)
+            ok[s + s2 : s + e2] = tv[:, k - 1].to(torch.float64) * (1 + rel_err) < lmax[s2:e2]
+    bad = (~ok).nonzero().squeeze(1)
+    if bad.numel():
+        cand[bad] = _rows_brute(x32, bad, kc)
+    return cand
 
 
 def knn_distances(x, k: int, device: str | torch.device | None = "auto", dtype: torch.dtype = torch.float32,
@@ -100,6 +241,9 @@ def knn_distances(x, k: int, device: str | torch.device | None = "auto", dtype: 
     (float32 is fast) and `extra` additional candidates per row are re-ranked with directly computed float64
     distances, which undoes rounding in the fast pass. Self-matches are excluded by index (duplicates give distance
     0). With `return_indices`, also returns the (n, k) neighbour indices.
+
+    For n ≥ `PRUNE_MIN_ROWS` with variance concentrated in few directions, a certified lower-bound screen replaces
+    most of the brute-force work (`_pruned_candidates`); the result is the same.
     """
     dev = resolve_device(device)
     x64 = torch.as_tensor(x).to(device=dev, dtype=torch.float64)
@@ -116,7 +260,9 @@ def knn_distances(x, k: int, device: str | torch.device | None = "auto", dtype: 
         raise NonFiniteError("input holds NaN or Inf; clean the representations before measuring geometry")
     x64 = x64 - x64.mean(0, keepdim=True)  # centring is distance-preserving and limits cancellation
     kc = min(n - 1, k + max(0, extra))
-    cand = _brute_candidates(x64.to(dtype), kc, block_rows)[1]
+    cand = _pruned_candidates(x64, k, kc, block_rows) if dtype == torch.float32 else None
+    if cand is None:
+        cand = _brute_candidates(x64.to(dtype), kc, block_rows)[1]
     dist = _exact(x64, None, cand)
     dist, order = torch.sort(dist, dim=1)
     out_d = dist[:, :k].contiguous()
