@@ -122,13 +122,15 @@ def test_participation_ratio_closed_form():
 def test_smallest_k_equals_topk(m):
     import torch
 
-    from repscope.geometry.knn import smallest_k
+    from repscope.selection import smallest_k
 
     g = torch.Generator().manual_seed(m)
     tile = torch.randn(40, m, generator=g)
     tile[3, :] = 1.0  # ties
     tile[5, m // 2] = -10.0
-    v, i = smallest_k(tile, 4, group=8)
-    rv, _ = torch.topk(tile, min(4, m), dim=1, largest=False)
-    assert torch.equal(torch.sort(v, 1).values, torch.sort(rv, 1).values)
-    assert torch.equal(torch.gather(tile, 1, i), v)
+    tile[6, m // 3] = 10.0
+    for largest in (False, True):
+        v, i = smallest_k(tile, 4, group=8, largest=largest)
+        rv, _ = torch.topk(tile, min(4, m), dim=1, largest=largest)
+        assert torch.equal(torch.sort(v, 1).values, torch.sort(rv, 1).values)
+        assert torch.equal(torch.gather(tile, 1, i), v)

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from repscope.device import resolve_device
 from repscope.errors import ConfigError, DataError
+from repscope.selection import smallest_k
 
 _TARGET_BLOCK_ELEMS = 2**24  # ~64 MB of float32 per (chunk × n) distance block
 
@@ -23,27 +24,6 @@ _TARGET_BLOCK_ELEMS = 2**24  # ~64 MB of float32 per (chunk × n) distance block
 def pick_chunk_rows(n: int, target: int = _TARGET_BLOCK_ELEMS) -> int:
     """Rows per chunk so a (chunk × n) block holds about `target` elements."""
     return max(1, min(n, target // max(n, 1)))
-
-
-def smallest_k(tile: Tensor, kc: int, group: int = 32) -> tuple[Tensor, Tensor]:
-    """The kc smallest entries of each row of `tile` (values, column indices), unsorted; exact.
-
-    Columns are cut into groups of `group`; the kc smallest entries lie in the kc groups with the smallest minima
-    (each of them lifts its group's minimum to at most the kc-th value), so top-k runs on the group minima and then
-    on kc·group gathered entries instead of on whole rows — several times faster than `torch.topk` on wide rows.
-    """
-    b, m = tile.shape
-    m0 = (m // group) * group
-    if m0 // group <= 2 * kc:
-        return torch.topk(tile, min(kc, m), dim=1, largest=False, sorted=False)
-    mins = tile[:, :m0].reshape(b, m0 // group, group).amin(2)
-    _, grp = torch.topk(mins, kc, dim=1, largest=False, sorted=False)
-    offs = torch.arange(group, device=tile.device)
-    cols = (grp[:, :, None] * group + offs[None, None, :]).reshape(b, kc * group)
-    if m0 < m:
-        cols = torch.cat([cols, torch.arange(m0, m, device=tile.device).expand(b, m - m0)], 1)
-    v, pos = torch.topk(torch.gather(tile, 1, cols), kc, dim=1, largest=False, sorted=False)
-    return v, torch.gather(cols, 1, pos)
 
 
 def _merge(best_v: Tensor, best_i: Tensor, v: Tensor, i: Tensor, kc: int) -> tuple[Tensor, Tensor]:

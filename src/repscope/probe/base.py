@@ -30,7 +30,7 @@ def encode_labels(y: Any) -> tuple[np.ndarray, np.ndarray]:
     return classes, codes
 
 
-SMALL_WORK = 1e8  # multiply-adds per matmul below which one CPU thread beats several (thread wake-ups dominate)
+SMALL_WORK = 2e7  # multiply-adds per matmul below which one CPU thread beats several (thread wake-ups dominate)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ import torch
 from repscope.errors import ConfigError
 from repscope.probe.base import ProbeClassifier, cpu_threads_for, encode_labels, to_2d
 from repscope.probe.logistic import _dtype
+from repscope.selection import smallest_k
 
 METRICS = ("cosine", "euclidean")
 
@@ -41,9 +42,9 @@ def _knn_search(queries: torch.Tensor, gallery: torch.Tensor, k: int, metric: st
     else:  # rank by the per-row shifted key ‖g‖² − 2q·g (smallest first); ‖q‖² is added back after
         g_sq = (gallery * gallery).sum(1)
     m = queries.shape[0]
-    # one reusable score block of at most ~16 MB: a fresh (m × n) buffer per call costs more in page faults than
-    # the topk, and a cache-friendlier block keeps the matmul fast
-    block = max(1, min(chunk_size, m, (1 << 22) // n))
+    # one reusable score block of at most ~32 MB: a fresh (m × n) buffer per call costs more in page faults than
+    # the selection, and taller blocks keep the matmul near peak
+    block = max(1, min(chunk_size, m, (1 << 23) // n))
     buf = torch.empty(block, n, dtype=gallery.dtype, device=gallery.device)
     gal_t = gallery.T
     out_d = torch.empty(m, k, dtype=gallery.dtype, device=gallery.device)
@@ -59,7 +60,9 @@ def _knn_search(queries: torch.Tensor, gallery: torch.Tensor, k: int, metric: st
         if exclude_self:
             rows = torch.arange(q.shape[0], device=key.device)
             key[rows, rows + s] = float("-inf") if cosine else float("inf")
-        vals, idx = torch.topk(key, kk, dim=1, largest=cosine, sorted=True)
+        vals, idx = smallest_k(key, kk, largest=cosine)
+        order = torch.sort(vals, dim=1, descending=cosine).indices
+        vals, idx = vals.gather(1, order), idx.gather(1, order)
         if kk > k:
             tied = vals[:, k] == vals[:, k - 1]
             vals, idx = vals[:, :k], idx[:, :k]

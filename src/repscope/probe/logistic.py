@@ -29,7 +29,7 @@ def fit_logistic(x: torch.Tensor, codes: torch.Tensor, n_classes: int, C: float,
     Two classes use one weight vector with the binomial loss (as scikit-learn does), more use the full softmax.
     Solver: scipy's L-BFGS-B (as scikit-learn's lbfgs: same gtol/ftol/maxls) on a hand-written loss and gradient.
     The two matmuls per evaluation run in x's dtype with class-major operands (k×d @ d×n and k×n @ n×d, the
-    fast layouts for thin BLAS products); softmax, loss and parameters are float64.
+    fast layouts for thin BLAS products), as does the softmax; the loss sums and the parameters are float64.
     Returns (W (d, k'), b (k',), iterations), k' = 1 for binary.
     """
     from scipy.optimize import minimize
@@ -42,33 +42,37 @@ def fit_logistic(x: torch.Tensor, codes: torch.Tensor, n_classes: int, C: float,
     f64 = torch.float64
     xt = x.T.contiguous()  # (d, n): forward product Wᵀ·Xᵀ reads it row-major
     lam = 1.0 / (C * n)
-    cols = torch.arange(n, device=x.device)
     codes = codes.to(x.device)
     yf = codes.to(f64)[None, :] if k == 1 else None
     n_w = k * d
 
+    onehot = None if k == 1 else F.one_hot(codes, k).T.to(x.dtype).contiguous()  # (k, n)
+    zt = torch.empty(k, n, dtype=x.dtype, device=x.device)
+    gw_x = torch.empty(k, d, dtype=x.dtype, device=x.device)
+
     def loss_grad(theta_np: np.ndarray) -> tuple[float, np.ndarray]:
         theta = torch.from_numpy(theta_np).to(x.device)
         wt = theta[:n_w].view(k, d)
-        zt = (wt.to(x.dtype) @ xt).to(f64)  # (k, n)
         if fit_intercept:
-            zt += theta[n_w:, None]
-        if k == 1:
-            data = (F.softplus(zt) - yf * zt).sum()
-            gt = torch.sigmoid(zt) - yf
+            torch.addmm(theta[n_w:, None].to(x.dtype), wt.to(x.dtype), xt, out=zt)
         else:
-            lse = torch.logsumexp(zt, 0)
-            data = lse.sum() - zt[codes, cols].sum()
-            gt = torch.exp(zt - lse)
-            gt[codes, cols] -= 1.0
-        gt /= n
+            torch.mm(wt.to(x.dtype), xt, out=zt)
+        if k == 1:
+            z64 = zt.to(f64)
+            data = (F.softplus(z64) - yf * z64).sum()
+            gt = (torch.sigmoid(z64) - yf).div_(n).to(x.dtype)
+        else:  # softmax in x's dtype (one pass each, in place), sums accumulated in float64
+            m = zt.amax(0, keepdim=True)
+            gt = torch.exp(zt - m)
+            s = gt.sum(0, keepdim=True)
+            data = (s.log() + m).sum(dtype=f64) - (zt * onehot).sum(dtype=f64)
+            gt.div_(s).sub_(onehot).div_(n)
         loss = data / n + 0.5 * lam * (wt * wt).sum()
+        torch.mm(gt, x, out=gw_x)
         grad = torch.empty(theta.shape[0], dtype=f64, device=x.device)
-        gw = grad[:n_w].view(k, d)
-        torch.mm(gt.to(x.dtype), x, out=gw) if x.dtype == f64 else gw.copy_(gt.to(x.dtype) @ x)
-        gw.add_(wt, alpha=lam)
+        grad[:n_w].view(k, d).copy_(gw_x).add_(wt, alpha=lam)
         if fit_intercept:
-            grad[n_w:] = gt.sum(1)
+            grad[n_w:] = gt.sum(1, dtype=f64)
         return float(loss), grad.cpu().numpy()
 
     theta0 = np.zeros(n_w + (k if fit_intercept else 0))
