@@ -36,6 +36,17 @@ def make_isotropic(n: int, d: int, seed: int = 2) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
 
 
+def load_mnist() -> np.ndarray | None:
+    """Real data: the 5000 MNIST test digits in ../shared (pixels as 784-d float32 rows), or None if absent."""
+    from repscope.paths import shared_data
+
+    path = shared_data("images", "mnist_test_a.npz")
+    if path is None:
+        return None
+    with np.load(path) as z:
+        return (z["images"].reshape(len(z["images"]), -1) / 255.0).astype(np.float32)
+
+
 def _timed(fn):
     t, c = time.perf_counter(), time.process_time()
     v = fn()
@@ -64,9 +75,13 @@ def main() -> None:
     print(f"TwoNN, n={args.n}, d={args.d}, repscope device={args.device}, threads={args.threads or 'default'}")
     print(f"{'data':22s} {'repscope wall/cpu s':>19s} {'skdim wall/cpu s':>17s} {'speedup wall/cpu':>16s} "
           f"{'repscope_id':>11s} {'skdim_id':>9s} {'rel_diff':>9s}")
-    for name, x in [("noisy manifold, ID≈12", make_manifold(args.n, args.d, 12)),
-                    ("subspace k=5", make_subspace(args.n, args.d, 5)),
-                    ("isotropic Gaussian", make_isotropic(args.n, args.d))]:
+    cases = [("noisy manifold, ID≈12", make_manifold(args.n, args.d, 12)),
+             ("subspace k=5", make_subspace(args.n, args.d, 5)),
+             ("isotropic Gaussian", make_isotropic(args.n, args.d))]
+    mnist = load_mnist()
+    if mnist is not None:
+        cases.append(("MNIST pixels 5000x784", mnist))
+    for name, x in cases:
         ours, w_ours, c_ours = _timed(lambda x=x: twonn_dimension(x, device=args.device))
         ref, w_ref, c_ref = _timed(lambda x=x: skdim.id.TwoNN().fit(x).dimension_)
         rel = abs(ours - ref) / abs(ref)
