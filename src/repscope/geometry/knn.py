@@ -68,7 +68,8 @@ def _exact(x64: Tensor, rows: Tensor | None, cand: Tensor) -> Tensor:
     n, d = cand.shape[0], x64.shape[1]
     m = cand.shape[1]
     out = torch.empty(cand.shape, dtype=torch.float64, device=x64.device)
-    step = max(1, 2**16 // max(1, m * d))  # (rows × m × d) gathered block of ~512 KB: stays in cache
+    # (rows × m × d) gathered block: ~512 KB stays in a CPU core's cache; a GPU wants few, large launches
+    step = max(1, (2**16 if x64.device.type == "cpu" else 2**24) // max(1, m * d))
     for s in range(0, n, step):
         e = min(n, s + step)
         xr = x64[s:e] if rows is None else x64[rows[s:e]]
