@@ -3,7 +3,8 @@
 Data: a 12-dimensional latent pushed through a random two-layer tanh map into 384-D (a curved 12-d manifold) plus
 a little isotropic noise, so the matrix is full rank like real embeddings; and a planted 5-d linear subspace at the
 same size; and an isotropic Gaussian, the worst case for repscope's lower-bound screen (it is skipped and the
-search is brute force). Both libraries get the same thread count (`--threads`, default 1: on a shared,
+search is brute force). Real data rows, when ../shared is present: MiniLM sentence embeddings (d = 384) of n shared
+sentences, and MNIST pixels. Both libraries get the same thread count (`--threads`, default 1: on a shared,
 oversubscribed CPU the threaded BLAS/LAPACK paths are erratic). Prints wall and CPU seconds, the time ratio
 (goal ≥ 5× faster) and the relative difference of the estimates (goal ≤ 2%).
 """
@@ -47,6 +48,43 @@ def load_mnist() -> np.ndarray | None:
         return (z["images"].reshape(len(z["images"]), -1) / 255.0).astype(np.float32)
 
 
+def load_minilm_embeddings(n: int) -> np.ndarray | None:
+    """Real data: MiniLM sentence embeddings of the first n distinct sentences of the shared SST-2, SST-5, TREC and
+    STS-B files (about 31k exist), cached in benchmarks/.cache; None if the data or the text extra is missing."""
+    import csv
+    from pathlib import Path
+
+    from repscope.paths import shared_data
+
+    cache = Path(__file__).parent / ".cache" / f"minilm_sentences_{n}.npy"
+    if cache.exists():
+        return np.load(cache, allow_pickle=False)
+    root = shared_data("text")
+    if root is None:
+        return None
+    seen: dict[str, None] = {}
+    for f in sorted(root.glob("*/*.tsv")):
+        with open(f, newline="") as fh:
+            for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
+                for col in ("text", "sentence1", "sentence2"):
+                    if row.get(col):
+                        seen.setdefault(row[col], None)
+    texts = list(seen)[:n]
+    if len(texts) < n:
+        return None
+    try:
+        from sentence_transformers import SentenceTransformer
+
+        from repscope.sources.zoo.minilm import minilm_path
+    except ImportError:
+        return None
+    print(f"(encoding {n} sentences with MiniLM once; cached in {cache.parent})", flush=True)
+    emb = SentenceTransformer(str(minilm_path()), device="cpu").encode(texts, batch_size=128).astype(np.float32)
+    cache.parent.mkdir(exist_ok=True)
+    np.save(cache, emb)
+    return emb
+
+
 def _timed(fn):
     t, c = time.perf_counter(), time.process_time()
     v = fn()
@@ -78,6 +116,9 @@ def main() -> None:
     cases = [("noisy manifold, ID≈12", make_manifold(args.n, args.d, 12)),
              ("subspace k=5", make_subspace(args.n, args.d, 5)),
              ("isotropic Gaussian", make_isotropic(args.n, args.d))]
+    minilm = load_minilm_embeddings(args.n)
+    if minilm is not None:
+        cases.append((f"MiniLM sentences {args.n // 1000}k", minilm))
     mnist = load_mnist()
     if mnist is not None:
         cases.append(("MNIST pixels 5000x784", mnist))
