@@ -92,8 +92,7 @@ def inspect(
 
     Example: repscope sae inspect sae/minilm_templates_encoder.layer.3_topk --top 8
     """
-    from repscope.dictionary.inspect import feature_cards
-    from repscope.dictionary.runs import inspect_store_features
+    from repscope.dictionary.runs import inspect_store_features, store_cards
     from repscope.dictionary.sae import SAE
     from repscope.errors import ConfigError
     from repscope.store import RepStore
@@ -111,7 +110,7 @@ def inspect(
     name = f"cards/{s.name}/{layer}/{mod.arch}-k{mod.k}-m{mod.n_latents}"
     open_db(db, study).record_artifact("sae", name, {"store": s.name, "layer": layer,
                                                      "params": {"arch": mod.arch, "k": mod.k},
-                                                     "features": feats, "cards": feature_cards(feats)})
+                                                     "features": feats, "cards": store_cards(s, feats)})
 
 
 def quantize(

@@ -1,5 +1,6 @@
 """Demo step of repscope.dictionary: a small TopK SAE on a MiniLM template layer (feature cards, metrics), a
-product quantizer on the same layer, and (extended) an SAE on MiniLM SST-2 activations."""
+product quantizer on the same layer, and (extended) SAEs on MiniLM SST-2 activations and ResNet-20 CIFAR features
+(feature cards with image thumbnails)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,15 @@ def _run(ctx: DemoContext) -> None:
         res = train_sae_on_store(s, layer, arch="topk", k=32, expansion=4, n_steps=300, batch_size=256, lr=2e-3,
                                  seed=ctx.seed, device=ctx.device, label="label", db=ctx.db, n_cards=12, resume=False,
                                  out=ctx.workdir / "sae" / f"{s.name}_{layer}_topk")
+        m = res["metrics"]
+        ctx.console.print(f"  SAE {s.name} · {layer}: FVU {m['fvu']:.3f}, L0 {m['mean_l0']:.1f}, "
+                          f"probe drop {m.get('probe_acc_drop', float('nan')):+.3f}")
+    if ctx.extended and "resnet20_cifar" in st:
+        s = st["resnet20_cifar"]
+        layer = _layer(s, "avgpool")
+        res = train_sae_on_store(s, layer, arch="topk", k=8, expansion=4, n_steps=200, batch_size=256, lr=2e-3,
+                                 seed=ctx.seed, device=ctx.device, label="label", db=ctx.db, n_cards=8, resume=False,
+                                 out=ctx.workdir / "sae" / f"{s.name}_{layer}_topk")  # cards get CIFAR thumbnails
         m = res["metrics"]
         ctx.console.print(f"  SAE {s.name} · {layer}: FVU {m['fvu']:.3f}, L0 {m['mean_l0']:.1f}, "
                           f"probe drop {m.get('probe_acc_drop', float('nan')):+.3f}")

@@ -11,9 +11,16 @@ import numpy as np
 import torch
 
 from repscope.dictionary import metrics as M
-from repscope.dictionary.inspect import feature_cards, inspect_features, label_columns
+from repscope.dictionary.inspect import (
+    feature_cards,
+    inspect_features,
+    label_columns,
+    label_token_items,
+    token_sample_positions,
+)
 from repscope.dictionary.quantize import make_quantizer
 from repscope.dictionary.sae import SAE, Transcoder
+from repscope.dictionary.stream import StoreSource
 from repscope.errors import ConfigError, DataError
 from repscope.results import ResultsDB, Row
 
@@ -63,7 +70,11 @@ def train_sae_on_store(store: Any, layer: str, *, arch: str = "topk", k: int | N
                        resume: bool = True, progress: bool = False, target_layer: str | None = None,
                        label: str | None = None, db: ResultsDB | None = None, n_cards: int = 12,
                        checkpoint_every: int = 200) -> dict[str, Any]:
-    """Train an SAE (or transcoder) on a store layer, evaluate on held-out rows, record metrics and feature cards."""
+    """Train an SAE (or transcoder) on a store layer, evaluate on held-out rows, record metrics and feature cards.
+
+    Token-level layers train on token rows (all, or `stream.MAX_TOKEN_ROWS` evenly spaced ones), hold out every
+    `holdout_every`-th token row, and skip probe-after-reconstruction (labels are per sample); feature cards show
+    each top token in its sentence, and label AUROCs give every token its sample's label."""
     est_cls = Transcoder if target_layer else SAE
     est = est_cls(arch=arch, k=k, expansion=expansion, n_latents=n_latents, l1_coeff=l1_coeff, n_epochs=n_epochs,
                   n_steps=n_steps, batch_size=batch_size, lr=lr, holdout_every=holdout_every, seed=seed,
@@ -72,13 +83,15 @@ def train_sae_on_store(store: Any, layer: str, *, arch: str = "topk", k: int | N
     t0 = time.perf_counter()
     est.fit(store, layer=layer, target_layer=target_layer)
     train_s = time.perf_counter() - t0
-    train_rows, test_rows = holdout_rows(store.n_rows, holdout_every)
+    tokens = store.is_tokens(layer)
+    n_src = StoreSource(store, layer).n_rows if tokens else store.n_rows
+    train_rows, test_rows = holdout_rows(n_src, holdout_every)
     ev = est.evaluate_store(store, layer, target_layer, rows=None if holdout_every < 2 else test_rows)
     metrics = {**ev, "train_seconds": train_s}
     if est.steps_run_ > 0:  # 0 when a finished checkpoint was reloaded
         metrics["samples_per_s"] = est.steps_run_ * est.batch_size / max(est.fit_seconds_, 1e-9)
     label = pick_label(store, label) if not target_layer else None
-    if label is not None and holdout_every >= 2:
+    if label is not None and holdout_every >= 2 and not tokens:
         try:
             metrics.update(probe_drop(store, layer, label, train_rows, test_rows, est.reconstruct))
         except DataError:
@@ -86,12 +99,14 @@ def train_sae_on_store(store: Any, layer: str, *, arch: str = "topk", k: int | N
     mod = est.module_
     params = {"arch": arch, "k": mod.k, "n_latents": mod.n_latents, "expansion": round(mod.n_latents / mod.d_in, 3),
               "steps": est.n_steps_, "batch_size": est.batch_size, "eval": "holdout" if holdout_every >= 2 else "train",
-              "probe_label": label, "target_layer": target_layer}
+              "probe_label": label if not tokens else None, "target_layer": target_layer}
+    if tokens:
+        params["token_level"] = True
     rows, z = encode_store(est, store, layer)
     # dead/dense are properties of the dictionary: measure them on all rows, not just the held-out ones
     metrics["dead_fraction"] = M.dead_fraction(z)
     metrics["dense_fraction"] = M.dense_fraction(z)
-    features = inspect_features(z, store.samples, n_features=n_cards, row_ids=rows)
+    features = describe_features(store, layer, rows, z, n_features=n_cards)
     if out is not None:
         est.save(out, metrics=metrics, params=params)
     if db is not None:
@@ -100,19 +115,64 @@ def train_sae_on_store(store: Any, layer: str, *, arch: str = "topk", k: int | N
 
 
 def encode_store(est: SAE, store: Any, layer: str, max_rows: int = MAX_ROWS) -> tuple[np.ndarray, torch.Tensor]:
-    """Latent codes for up to `max_rows` rows of a store layer (evenly spaced when the store is larger)."""
-    n = store.n_rows
-    rows = np.arange(n) if n <= max_rows else np.linspace(0, n - 1, max_rows).round().astype(int)
-    x = store.get(layer, rows, dtype=torch.float32)
+    """Latent codes for up to `max_rows` rows of a store layer (evenly spaced when the store is larger).
+
+    Returns (rows, z): sample rows for pooled layers, flat token rows (indices into the token array) for
+    token-level layers."""
+    src = StoreSource(store, layer)
+    n = src.n_rows
+    pick = np.arange(n) if n <= max_rows else np.linspace(0, n - 1, max_rows).round().astype(int)
+    x = src.read_rows(pick)
+    rows = src.token_rows[pick] if src.token_rows is not None else pick
     return rows, est.transform(x)
+
+
+def describe_features(store: Any, layer: str, rows: np.ndarray, z: torch.Tensor, n_features: int = 12,
+                      top_n: int = 6, label_cols: list[str] | None = None) -> list[dict[str, Any]]:
+    """`inspect_features` on codes from `encode_store`, with texts and labels from `store.samples`.
+
+    For token-level layers every top item is a token: `row`/`sample`, `position`, and (text models whose tokenizer
+    loads offline from provenance `model_spec`) `token` plus its context as `text`; AUROC uses the sample's label."""
+    if not store.is_tokens(layer):
+        return inspect_features(z, store.samples, label_cols=label_cols, n_features=n_features, top_n=top_n,
+                                row_ids=rows)
+    from repscope.sources.load import load_tokenizer
+
+    off = store.offsets(layer)
+    sample, position = token_sample_positions(off, rows)
+    tok_samples = store.samples.iloc[sample].reset_index(drop=True)
+    feats = inspect_features(z, tok_samples, label_cols=label_cols, n_features=n_features, top_n=top_n)
+    prov = store.provenance
+    tokenizer = load_tokenizer(prov.get("model_spec")) if any(f["top"] for f in feats) else None
+    label_token_items(feats, sample, position, rows, off, store.samples, tokenizer=tokenizer,
+                      max_length=prov.get("max_length"))
+    return feats
 
 
 def inspect_store_features(est: SAE, store: Any, layer: str, n_features: int = 12, top_n: int = 6,
                            label_cols: list[str] | None = None) -> list[dict[str, Any]]:
-    """`inspect_features` over a store layer, with texts and label columns from `store.samples`."""
+    """`inspect_features` over a store layer (pooled or token-level), with texts and labels from `store.samples`."""
     rows, z = encode_store(est, store, layer)
-    return inspect_features(z, store.samples, label_cols=label_cols, n_features=n_features, top_n=top_n,
-                            row_ids=rows)
+    return describe_features(store, layer, rows, z, n_features=n_features, top_n=top_n, label_cols=label_cols)
+
+
+def card_images(store: Any) -> np.ndarray | None:
+    """The store's source images (one per sample) when its dataset is an image set that re-reads from provenance
+    `dataset_spec` with an unchanged content hash; None otherwise (text or array data, moved or changed file)."""
+    if "image_index" not in store.samples.columns:
+        return None
+    from repscope.sources.load import reload_dataset
+
+    ds = reload_dataset(store.provenance)
+    if ds is None or ds.modality != "image" or len(ds) != store.n_samples:
+        return None
+    x = getattr(ds, "x", None)
+    return None if x is None else np.asarray(x)
+
+
+def store_cards(store: Any, features: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Feature cards for a store's features, with image thumbnails when `card_images` finds the source images."""
+    return feature_cards(features, images=card_images(store) if any(f["top"] for f in features) else None)
 
 
 def _record_sae(db: ResultsDB, store: Any, layer: str, metrics: dict[str, float], params: dict[str, Any],
@@ -121,7 +181,7 @@ def _record_sae(db: ResultsDB, store: Any, layer: str, metrics: dict[str, float]
                         params=params, seconds=seconds) for k, v in metrics.items()])
     name = f"cards/{store.name}/{layer}/{params['arch']}-k{params['k']}-m{params['n_latents']}"
     db.record_artifact("sae", name, {"store": store.name, "layer": layer, "params": params,
-                                     "features": features, "cards": feature_cards(features)})
+                                     "features": features, "cards": store_cards(store, features)})
 
 
 def quantize_store(store: Any, layer: str, method: str = "pq", bits: int | None = 64, holdout_every: int = 10,

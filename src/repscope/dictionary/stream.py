@@ -34,26 +34,54 @@ class ArraySource:
         return self.x[start:stop], (self.y[start:stop] if self.y is not None else None)
 
     def describe(self) -> dict[str, Any]:
+        """Where the rows come from (saved with SAE checkpoints)."""
         return {"kind": "array", "n_rows": self.n_rows}
 
 
-class StoreSource:
-    """One pooled layer of a RepStore (and optionally a second, target layer for transcoders), read chunk by chunk."""
+MAX_TOKEN_ROWS = 200_000  # token-level layers: train on at most this many token rows (evenly spaced)
 
-    def __init__(self, store: Any, layer: str, target_layer: str | None = None, chunk_rows: int | None = None):
+
+class StoreSource:
+    """One layer of a RepStore (and optionally a second, target layer for transcoders), read chunk by chunk.
+
+    Pooled layers give one row per sample. Token-level layers (pooling `none`) give one row per stored token: all
+    tokens, or `max_token_rows` evenly spaced ones (`token_rows` holds their indices into the flat token array; map
+    them to (sample, position) with the layer's offsets). A holdout then holds out token rows, not samples."""
+
+    def __init__(self, store: Any, layer: str, target_layer: str | None = None, chunk_rows: int | None = None,
+                 max_token_rows: int = MAX_TOKEN_ROWS):
         self.store, self.layer, self.target_layer = store, layer, target_layer
         for name in [layer] + ([target_layer] if target_layer else []):
             info = store.layer_info(name)
-            if info.get("tokens"):
-                raise DataError(f"layer '{name}' is token-level; train on a pooled layer or flatten tokens first")
             if len(info["shape"]) != 1:
                 raise DataError(f"layer '{name}' has per-sample shape {info['shape']}; SAEs need vectors (pool it)")
-        self.n_rows = store.n_rows
-        self.chunk_rows = int(chunk_rows or store.manifest.get("chunk_rows", 1024))
+        self.tokens = store.is_tokens(layer)
+        self.token_rows: np.ndarray | None = None
+        if target_layer and store.is_tokens(target_layer) != self.tokens:
+            raise DataError(f"layers '{layer}' and '{target_layer}' mix token-level and pooled rows; "
+                            "pick two layers extracted with the same pooling")
+        if self.tokens:
+            off = store.offsets(layer)
+            if target_layer and not np.array_equal(off, store.offsets(target_layer)):
+                raise DataError(f"token layers '{layer}' and '{target_layer}' hold different token counts; "
+                                "pick layers of the same model and input")
+            n_tok = int(off[-1])
+            if n_tok == 0:
+                raise DataError(f"token layer '{layer}' holds no tokens; re-extract it")
+            cap = max(1, int(max_token_rows))
+            self.token_rows = (np.arange(n_tok, dtype=np.int64) if n_tok <= cap
+                               else np.linspace(0, n_tok - 1, cap).round().astype(np.int64))
+            self.n_rows = len(self.token_rows)
+            self.chunk_rows = int(chunk_rows or 8192)
+        else:
+            self.n_rows = store.n_rows
+            self.chunk_rows = int(chunk_rows or store.manifest.get("chunk_rows", 1024))
         self.d_in = int(store.layer_info(layer)["shape"][0])
         self.d_out = int(store.layer_info(target_layer)["shape"][0]) if target_layer else None
 
     def _read(self, layer: str, start: int, stop: int) -> Tensor:
+        if self.token_rows is not None:
+            return self.store.get_tokens(layer, self.token_rows[start:stop], dtype=torch.float32)
         _, block = next(self.store.iter_chunks(layer, rows=slice(start, stop), chunk_rows=stop - start,
                                                dtype=torch.float32))
         return block
@@ -64,9 +92,19 @@ class StoreSource:
         y = self._read(self.target_layer, start, stop) if self.target_layer else None
         return x, y
 
+    def read_rows(self, rows: np.ndarray) -> Tensor:
+        """Source rows `rows` (sorted indices) of the input layer as float32."""
+        if self.token_rows is not None:
+            return self.store.get_tokens(self.layer, self.token_rows[rows], dtype=torch.float32)
+        return self.store.get(self.layer, rows, dtype=torch.float32)
+
     def describe(self) -> dict[str, Any]:
-        return {"kind": "store", "store": str(self.store.root), "layer": self.layer,
-                "target_layer": self.target_layer, "n_rows": self.n_rows}
+        """Where the rows come from (saved with SAE checkpoints)."""
+        out = {"kind": "store", "store": str(self.store.root), "layer": self.layer,
+               "target_layer": self.target_layer, "n_rows": self.n_rows}
+        if self.tokens:
+            out["tokens"] = True
+        return out
 
 
 def _as_float32(x: Any) -> Tensor:

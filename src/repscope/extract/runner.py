@@ -41,6 +41,14 @@ def _check_finite(name: str, value: torch.Tensor | list[torch.Tensor], row0: int
                              "pass --allow-nonfinite to store them anyway")
 
 
+def source_provenance(model: ModelAdapter, data: Dataset) -> dict[str, Any]:
+    """Provenance that lets later steps re-load the source: `model_spec` and `dataset_spec` (specs for
+    `load_model`/`load_dataset`, files absolute) and the tokenizer's `max_length`, where known."""
+    out = {"model_spec": getattr(model, "spec", None), "dataset_spec": getattr(data, "spec", None),
+           "max_length": getattr(model, "max_length", None) if model.modality == "text" else None}
+    return {k: v for k, v in out.items() if v is not None}
+
+
 def extract(model: ModelAdapter, data: Dataset, out: str | Path, layers: list[str] | str | None = None,
             pooling: str = "auto", batch_size: int = 64, dtype: str = "float32", chunk_rows: int = 256,
             overwrite: bool = False, allow_nonfinite: bool = False, progress: bool = True,
@@ -56,7 +64,8 @@ def extract(model: ModelAdapter, data: Dataset, out: str | Path, layers: list[st
     model.check_items(first, data.name)
     prov = {"model": model.name, "model_hash": model.weight_hash, "dataset": data.name,
             "dataset_hash": content_hash(data),
-            "pooling": pooling, "seed": seed, "layers_requested": names, **(extra_provenance or {})}
+            "pooling": pooling, "seed": seed, "layers_requested": names, **source_provenance(model, data),
+            **(extra_provenance or {})}
     writer = StoreWriter.create_or_resume(out, data.samples, prov, chunk_rows=chunk_rows, dtype=dtype,
                                           overwrite=overwrite, resume_command=_resume_command())
     n = len(data)

@@ -26,6 +26,7 @@ class Dataset:
 
     name: str = "dataset"
     modality: str = "tensor"
+    spec: str | None = None  # a `load_dataset` spec that re-reads this data (recorded in store provenance)
 
     def __init__(self, samples: pd.DataFrame):
         if len(samples) == 0:
@@ -161,6 +162,7 @@ class NpzImages(ArrayDataset):
             self.classes = [str(c) for c in z["classes"]] if "classes" in z else None
         super().__init__(images, None if labels is None else {"label": labels.astype(np.int64)},
                          name=name or path.stem, modality="image")
+        self.spec = str(path.resolve()) + (f"@{limit}" if limit else "")
 
 
 SKLEARN_SETS = ("digits", "iris", "wine", "breast_cancer")

@@ -10,11 +10,21 @@ columns), a `.npz` image file, or `shared:REL/PATH` under ../shared/data. A `@N`
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
-from repscope.errors import ConfigError, DataError
+from repscope.errors import ConfigError, DataError, RepscopeError
 from repscope.paths import shared_dir
-from repscope.sources.datasets import SKLEARN_SETS, Dataset, NpzImages, load_sklearn, load_sts_pairs, load_tsv_text
+from repscope.sources.datasets import (
+    SKLEARN_SETS,
+    Dataset,
+    NpzImages,
+    content_hash,
+    load_sklearn,
+    load_sts_pairs,
+    load_tsv_text,
+)
 from repscope.sources.models import ModelAdapter, TorchModuleAdapter
 
 MODEL_HELP = "minilm, minilm-st, resnet20/32/44/56, digits-mlp:SEED, a model folder or a digits-MLP .safetensors"
@@ -22,7 +32,14 @@ DATA_HELP = "templates[:N], digits/iris/wine/breast_cancer, FILE.tsv, FILE.npz o
 
 
 def load_model(spec: str, device: str = "auto", max_length: int = 128) -> ModelAdapter:
-    """Build a model adapter from a spec string (see module docstring)."""
+    """Build a model adapter from a spec string (see module docstring); `.spec` records it (files made absolute)."""
+    m = _load_model(spec, device, max_length)
+    p = Path(spec.strip())
+    m.spec = str(p.resolve()) if (p.is_dir() or p.suffix == ".safetensors") and p.exists() else spec.strip()
+    return m
+
+
+def _load_model(spec: str, device: str, max_length: int) -> ModelAdapter:
     s = spec.strip()
     if s in ("minilm", "minilm-st"):
         from repscope.sources.zoo.minilm import load_minilm
@@ -55,7 +72,14 @@ def load_model(spec: str, device: str = "auto", max_length: int = 128) -> ModelA
 
 
 def load_dataset(spec: str, seed: int = 0) -> Dataset:
-    """Build a dataset from a spec string (see module docstring)."""
+    """Build a dataset from a spec string (see module docstring); `.spec` records a spec that re-reads it
+    (files made absolute, `shared:` resolved, the row limit kept)."""
+    ds, canonical = _load_dataset(spec, seed)
+    ds.spec = canonical
+    return ds
+
+
+def _load_dataset(spec: str, seed: int) -> tuple[Dataset, str]:
     s, limit = spec.strip(), None
     if "@" in s:
         s, lim = s.rsplit("@", 1)
@@ -66,10 +90,13 @@ def load_dataset(spec: str, seed: int = 0) -> Dataset:
         from repscope.sources.templates import generate_sentences
 
         n = int(s.split(":", 1)[1]) if ":" in s else 2000
-        return generate_sentences(limit or n, seed=seed)
+        return generate_sentences(limit or n, seed=seed), f"templates:{limit or n}"
+    at = f"@{limit}" if limit else ""
     if s in SKLEARN_SETS:
         ds = load_sklearn(s)
-        return ds if not limit else type(ds)(ds.x[:limit], {"label": ds.samples["label"][:limit]}, name=ds.name)
+        if limit:
+            ds = type(ds)(ds.x[:limit], {"label": ds.samples["label"][:limit]}, name=ds.name)
+        return ds, s + at
     if s.startswith("shared:"):
         root = shared_dir()
         if root is None:
@@ -78,12 +105,49 @@ def load_dataset(spec: str, seed: int = 0) -> Dataset:
     p = Path(s)
     if not p.exists():
         raise DataError(f"dataset '{spec}' not found; use {DATA_HELP}")
+    canonical = str(p.resolve()) + at
     if p.suffix == ".npz":
-        return NpzImages(p, limit=limit)
+        return NpzImages(p, limit=limit), canonical
     if p.suffix in (".tsv", ".txt"):
         with open(p, encoding="utf-8") as f:
             header = f.readline().rstrip("\n").split("\t")
         if "sentence1" in header and "sentence2" in header:
-            return load_sts_pairs(p, limit=limit)
-        return load_tsv_text(p, limit=limit)
+            return load_sts_pairs(p, limit=limit), canonical
+        return load_tsv_text(p, limit=limit), canonical
     raise DataError(f"cannot read dataset '{spec}'; use {DATA_HELP}")
+
+
+def reload_dataset(provenance: dict[str, Any]) -> Dataset | None:
+    """Re-read a store's dataset from provenance `dataset_spec`; None when there is no spec, it cannot be read, or
+    its content hash no longer equals the recorded `dataset_hash` (the source changed since extraction)."""
+    spec = provenance.get("dataset_spec")
+    if not spec or not provenance.get("dataset_hash"):
+        return None
+    try:
+        ds = load_dataset(str(spec), seed=int(provenance.get("seed") or 0))
+    except (RepscopeError, OSError, ValueError, KeyError):
+        return None
+    return ds if content_hash(ds) == provenance["dataset_hash"] else None
+
+
+def load_tokenizer(model_spec: str | None) -> Any | None:
+    """Only the tokenizer of a text model spec (`minilm`, `minilm-st` or a local model folder), loaded offline;
+    None for other specs or when it cannot be loaded."""
+    if not model_spec:
+        return None
+    try:
+        if model_spec in ("minilm", "minilm-st"):
+            from repscope.sources.zoo.minilm import minilm_path
+
+            path = minilm_path()
+        else:
+            path = Path(model_spec)
+            if not path.is_dir() or not any((path / f).is_file() for f in
+                                            ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
+                return None
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except (RepscopeError, OSError, ValueError, ImportError):
+        return None

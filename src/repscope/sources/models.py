@@ -59,6 +59,7 @@ class ModelAdapter:
     name: str = "model"
     weight_hash: str = ""
     modality: str = "tensor"
+    spec: str | None = None  # a `load_model` spec that rebuilds this model (recorded in store provenance)
 
     def layer_names(self) -> list[str]:
         """Selectable layers, in model order."""

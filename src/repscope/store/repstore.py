@@ -190,6 +190,32 @@ class RepStore:
         t = decode(data, info["dtype"])
         return t.to(dtype) if dtype is not None else t
 
+    def n_tokens(self, layer: str) -> int:
+        """Total stored tokens of a token-level layer (rows of its flat array)."""
+        return int(self.offsets(layer)[-1])
+
+    def get_tokens(self, layer: str, token_rows: slice | Sequence[int] | np.ndarray,
+                   dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Rows of a token-level layer's flat token array (indices as in `offsets()`), as a tensor (n, *shape)."""
+        info = self.layer_info(layer)
+        n = self.n_tokens(layer)
+        arr = self._array(layer)
+        if isinstance(token_rows, slice):
+            data = arr[slice(*token_rows.indices(n))]
+        else:
+            idx = np.asarray(token_rows, dtype=np.int64)
+            if idx.size and (idx.min() < 0 or idx.max() >= n):
+                raise StoreError(f"token row out of range for layer '{layer}' with {n} tokens")
+            if idx.size and np.all(np.diff(idx) == 1):
+                data = arr[int(idx[0]) : int(idx[-1]) + 1]
+            else:
+                order = np.argsort(idx, kind="stable")
+                data = np.empty((len(idx),) + tuple(arr.shape[1:]), dtype=arr.dtype)
+                if idx.size:
+                    data[order] = arr.get_orthogonal_selection((idx[order],) + (slice(None),) * (arr.ndim - 1))
+        t = decode(data, info["dtype"])
+        return t.to(dtype) if dtype is not None else t
+
     def iter_chunks(self, layer: str, rows: slice | None = None, chunk_rows: int | None = None,
                     dtype: torch.dtype | None = None) -> Iterator[tuple[int, torch.Tensor]]:
         """Yield (start_row, block) over a pooled layer, one storage chunk (or `chunk_rows`) at a time."""

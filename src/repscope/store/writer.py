@@ -26,6 +26,8 @@ from repscope.store.repstore import RepStore
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 TOKEN_CHUNK = 8192
+# provenance for re-loading the source later; informational, never part of the resume check (old stores lack them)
+RELOAD_KEYS = ("model_spec", "dataset_spec", "max_length")
 
 
 def samples_hash(df: pd.DataFrame) -> str:
@@ -73,6 +75,9 @@ class StoreWriter:
             if not same:
                 raise StoreError(f"store '{root}' holds an interrupted extraction with different settings; "
                                  "rerun with the original settings to resume, or pass --overwrite")
+            for k in RELOAD_KEYS:  # stores from before these keys: fill them in (the data hash matched)
+                if man["provenance"].get(k) is None and provenance.get(k) is not None:
+                    man["provenance"][k] = provenance[k]
             w = cls(root, man, created=False)
             w._truncate_tokens()
             return w

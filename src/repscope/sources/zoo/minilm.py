@@ -24,4 +24,6 @@ def load_minilm(device: str = "auto", sentence_transformers: bool = False, max_l
     from repscope.sources.models import HFAdapter, SentenceTransformerAdapter
 
     cls = SentenceTransformerAdapter if sentence_transformers else HFAdapter
-    return cls(minilm_path(), device=device, max_length=max_length, name="all-MiniLM-L6-v2")
+    adapter = cls(minilm_path(), device=device, max_length=max_length, name="all-MiniLM-L6-v2")
+    adapter.spec = "minilm-st" if sentence_transformers else "minilm"
+    return adapter
