@@ -102,3 +102,18 @@ def test_bound_coordinates_lower_bound_every_distance():
         assert (dist(a) <= true + 1e-12).all()
     a = knn._bound_coordinates(x, 50, v)  # all directions: the bound is the distance itself
     torch.testing.assert_close(dist(a), true, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("block", [37, 256])
+def test_brute_force_thresholded_tiles_match_sklearn(block, monkeypatch):
+    """The brute-force pass keeps per-row thresholds across tiles; clustered data with exact duplicates, a ragged
+    last block and k = 15 (many merges per row) must still give sklearn's neighbours."""
+    monkeypatch.setattr(knn, "_pruned_candidates", lambda *a, **kw: None)
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((12, 20)) * 4
+    x = centres[rng.integers(0, 12, 1500)] + rng.standard_normal((1500, 20))
+    x[100:110] = x[5]  # a run of exact duplicates
+    dist, idx = knn_distances(x, 15, device="cpu", block_rows=block, return_indices=True)
+    ref_i = NearestNeighbors(n_neighbors=15).fit(x).kneighbors()[1]
+    ref_d = np.linalg.norm(x[:, None, :] - x[ref_i], axis=2)
+    np.testing.assert_allclose(dist.numpy(), ref_d, rtol=1e-9, atol=1e-12)

@@ -26,41 +26,89 @@ def pick_chunk_rows(n: int, target: int = _TARGET_BLOCK_ELEMS) -> int:
     return max(1, min(n, target // max(n, 1)))
 
 
-def _merge(best_v: Tensor, best_i: Tensor, v: Tensor, i: Tensor, kc: int) -> tuple[Tensor, Tensor]:
-    cv = torch.cat([best_v, v], 1)
-    ci = torch.cat([best_i, i], 1)
-    mv, pos = torch.topk(cv, kc, dim=1, largest=False, sorted=False)
-    return mv, torch.gather(ci, 1, pos)
-
-
 def _brute_candidates(xw: Tensor, kc: int, block_rows: int) -> tuple[Tensor, Tensor]:
     """Approximate (working-dtype) kc smallest squared distances and their indices per row, self excluded.
 
-    Tiles of the upper triangle only: each tile's distances serve the top-k of its rows and of its columns.
+    Tiles of the upper triangle only: each tile's distances serve the rows and, read down its columns, the column
+    rows. Every row keeps its kc best so far and their largest value as a threshold. The diagonal tiles go first, so
+    every threshold starts from the row's own block; afterwards only tile entries below a row's threshold matter.
+    They are found through minima over groups of 32 entries (one pass over the tile per side), and the few hits
+    are merged in. Written by hand: no library offers an exact, memory-bounded self-join k-NN on CPU and GPU.
     """
     n, dev = xw.shape[0], xw.device
     sq = (xw * xw).sum(1)
     bs = max(1, block_rows)
-    empty = torch.full((n, 0), float("inf"), dtype=xw.dtype, device=dev)
-    best_v = [empty[s : s + bs] for s in range(0, n, bs)]
-    best_i = [torch.empty(v.shape, dtype=torch.long, device=dev) for v in best_v]
-    for a, s in enumerate(range(0, n, bs)):
+    starts = list(range(0, n, bs))
+    best_v = torch.full((n, kc), float("inf"), dtype=xw.dtype, device=dev)
+    best_i = torch.zeros((n, kc), dtype=torch.long, device=dev)
+
+    def tile(s: int, e: int, s2: int, e2: int) -> Tensor:
+        t = torch.addmm(sq[None, s2:e2], xw[s:e], xw[s2:e2].T, beta=1.0, alpha=-2.0)
+        return t.add_(sq[s:e, None])
+
+    for s in starts:
         e = min(n, s + bs)
-        xa = xw[s:e]
-        for b, s2 in enumerate(range(s, n, bs), start=a):
-            e2 = min(n, s2 + bs)
-            tile = torch.addmm(sq[None, s2:e2], xa, xw[s2:e2].T, beta=1.0, alpha=-2.0)
-            tile.add_(sq[s:e, None])
-            if b == a:
-                tile.fill_diagonal_(float("inf"))  # self by index
-            v, i = smallest_k(tile, min(kc, e2 - s2))
-            best_v[a], best_i[a] = _merge(best_v[a], best_i[a], v, i + s2, min(kc, best_v[a].shape[1] + v.shape[1]))
-            if b != a:
-                v, i = smallest_k(tile.T.contiguous(), min(kc, e - s))  # rows of a contiguous copy are fast
-                best_v[b], best_i[b] = _merge(best_v[b], best_i[b], v, i + s,
-                                              min(kc, best_v[b].shape[1] + v.shape[1]))
-            del tile
-    return torch.cat(best_v, 0), torch.cat(best_i, 0)
+        t = tile(s, e, s, e)
+        t.fill_diagonal_(float("inf"))  # self by index
+        kk = min(kc, e - s - 1)
+        if kk > 0:
+            v, i = smallest_k(t, kk)
+            best_v[s:e, :kk], best_i[s:e, :kk] = v, i + s
+    thr = best_v.amax(1)
+    for a, s in enumerate(starts):
+        e = min(n, s + bs)
+        for s2 in starts[a + 1 :]:
+            t = tile(s, e, s2, min(n, s2 + bs))
+            _below_threshold(t, thr, s, s2, best_v, best_i)
+            _below_threshold(t.T, thr, s2, s, best_v, best_i)
+    return best_v, best_i
+
+
+def _below_threshold(t: Tensor, thr: Tensor, r0: int, c0: int, best_v: Tensor, best_i: Tensor,
+                     group: int = 32) -> None:
+    """Merge the entries of tile t (rows r0.., columns c0..) that lie below their row's threshold into the rows'
+    kc best, and lower the thresholds. `t` may be a transposed view: group minima are then taken down the
+    original's columns, vectorised along its contiguous rows."""
+    r_n, c_n = t.shape
+    c0n = (c_n // group) * group
+    ta = thr[r0 : r0 + r_n]
+    if t.stride(1) == 1:
+        gm = t[:, :c0n].reshape(r_n, c0n // group, group).amin(2)
+    else:
+        gm = t.T[:c0n].reshape(c0n // group, group, r_n).amin(1).T
+    r, g = (gm < ta[:, None]).nonzero(as_tuple=True)
+    cols = (g[:, None] * group + torch.arange(group, device=t.device)).reshape(-1)
+    rows = r.repeat_interleave(group)
+    if c0n < c_n:  # ragged tail: scanned directly
+        rt, ct = (t[:, c0n:] < ta[:, None]).nonzero(as_tuple=True)
+        rows, cols = torch.cat([rows, rt]), torch.cat([cols, ct + c0n])
+    if rows.numel() == 0:
+        return
+    vals = t[rows, cols]
+    hit = vals < ta[rows]
+    if bool(hit.any()):
+        touched = _merge_hits(best_v, best_i, rows[hit] + r0, vals[hit], cols[hit] + c0)
+        thr[touched] = best_v[touched].amax(1)
+
+
+def _merge_hits(best_v: Tensor, best_i: Tensor, rows: Tensor, vals: Tensor, cols: Tensor) -> Tensor:
+    """Merge sparse candidates (rows, vals, cols) into the per-row kc best (in place); returns the touched rows."""
+    kc = best_v.shape[1]
+    u, inv = torch.unique(rows, return_inverse=True)
+    m = u.numel()
+    pool_r = torch.cat([torch.arange(m, device=rows.device).repeat_interleave(kc), inv])
+    pool_v = torch.cat([best_v[u].reshape(-1), vals])
+    pool_i = torch.cat([best_i[u].reshape(-1), cols])
+    order = torch.argsort(pool_v, stable=True)
+    order = order[torch.argsort(pool_r[order], stable=True)]  # by row, then by value
+    r_sorted = pool_r[order]
+    counts = torch.bincount(r_sorted, minlength=m)
+    rank = torch.arange(r_sorted.numel(), device=rows.device) - (torch.cumsum(counts, 0) - counts)[r_sorted]
+    keep = rank < kc
+    sel = order[keep]
+    best_v[u[r_sorted[keep]], rank[keep]] = pool_v[sel]
+    best_i[u[r_sorted[keep]], rank[keep]] = pool_i[sel]
+    return u
 
 
 def _exact(x64: Tensor, rows: Tensor | None, cand: Tensor) -> Tensor:
