@@ -117,3 +117,11 @@ def test_brute_force_thresholded_tiles_match_sklearn(block, monkeypatch):
     ref_i = NearestNeighbors(n_neighbors=15).fit(x).kneighbors()[1]
     ref_d = np.linalg.norm(x[:, None, :] - x[ref_i], axis=2)
     np.testing.assert_allclose(dist.numpy(), ref_d, rtol=1e-9, atol=1e-12)
+
+
+def test_input_is_not_modified():
+    x = np.random.default_rng(4).standard_normal((300, 5)) + 10.0
+    before = x.copy()
+    knn_distances(x, 3, device="cpu")
+    knn_distances(torch.as_tensor(x), 3, device="cpu")
+    np.testing.assert_array_equal(x, before)

@@ -46,15 +46,27 @@ def _brute_candidates(xw: Tensor, kc: int, block_rows: int) -> tuple[Tensor, Ten
         t = torch.addmm(sq[None, s2:e2], xw[s:e], xw[s2:e2].T, beta=1.0, alpha=-2.0)
         return t.add_(sq[s:e, None])
 
+    # diagonal blocks as two halves (their cross tile joins the thresholded sweep): a symmetric block computed
+    # whole would spend half its products twice
+    halves = []
     for s in starts:
         e = min(n, s + bs)
-        t = tile(s, e, s, e)
-        t.fill_diagonal_(float("inf"))  # self by index
-        kk = min(kc, e - s - 1)
-        if kk > 0:
+        h = s + (e - s) // 2 if e - s >= 128 else e
+        halves.append((s, h, e))
+        for s1, e1 in ((s, h), (h, e)):
+            if e1 - s1 < 2:
+                continue
+            t = tile(s1, e1, s1, e1)
+            t.fill_diagonal_(float("inf"))  # self by index
+            kk = min(kc, e1 - s1 - 1)
             v, i = smallest_k(t, kk)
-            best_v[s:e, :kk], best_i[s:e, :kk] = v, i + s
+            best_v[s1:e1, :kk], best_i[s1:e1, :kk] = v, i + s1
     thr = best_v.amax(1)
+    for s, h, e in halves:
+        if h < e:
+            t = tile(s, h, h, e)
+            _below_threshold(t, thr, s, h, best_v, best_i)
+            _below_threshold(t.T, thr, h, s, best_v, best_i)
     for a, s in enumerate(starts):
         e = min(n, s + bs)
         for s2 in starts[a + 1 :]:
@@ -278,19 +290,22 @@ def knn_distances(x, k: int, device: str | torch.device | None = "auto", dtype: 
     most of the brute-force work (`_pruned_candidates`); the result is the same.
     """
     dev = resolve_device(device)
-    x64 = torch.as_tensor(x).to(device=dev, dtype=torch.float64)
+    src = torch.as_tensor(x)
+    x64 = src.to(device=dev, dtype=torch.float64)
     if x64.ndim != 2:
         x64 = x64.reshape(x64.shape[0], -1)
+    if x64.data_ptr() == src.data_ptr():
+        x64 = x64.clone()  # it is centred in place below: never the caller's memory
     n = x64.shape[0]
     if k < 1:
         raise ConfigError(f"k must be at least 1, got {k}")
     if n <= k:
         raise DataError(f"need more than k={k} rows for k-nearest neighbours, got {n}; use more samples or smaller k")
-    if not torch.isfinite(x64).all():
+    if not torch.isfinite(x64.sum()) and not torch.isfinite(x64).all():  # a sum is a cheap first check
         from repscope.errors import NonFiniteError
 
         raise NonFiniteError("input holds NaN or Inf; clean the representations before measuring geometry")
-    x64 = x64 - x64.mean(0, keepdim=True)  # centring is distance-preserving and limits cancellation
+    x64 -= x64.mean(0, keepdim=True)  # centring is distance-preserving and limits cancellation
     kc = min(n - 1, k + max(0, extra))
     cand = _pruned_candidates(x64, k, kc, block_rows) if dtype == torch.float32 else None
     if cand is None:
