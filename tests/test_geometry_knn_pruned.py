@@ -35,14 +35,15 @@ def screen_small_inputs(monkeypatch):
 
 def _check_against_sklearn(x: np.ndarray, k: int) -> None:
     dist, idx = knn_distances(x, k, device="cpu", return_indices=True)
-    _, ref_i = NearestNeighbors(n_neighbors=k).fit(x).kneighbors()
+    _, ref_i = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors()
     # distances of sklearn's neighbours recomputed directly (its Gram expansion loses digits for close pairs, e.g.
     # it reports 9.5e-7 for the 9.8e-9 near-duplicate)
     ref_d = np.linalg.norm(x[:, None, :] - x[ref_i], axis=2)
-    np.testing.assert_allclose(dist.numpy(), ref_d, rtol=1e-9, atol=1e-12)
-    # indices agree wherever the reference's distances are not tied
-    gaps = np.diff(np.concatenate([ref_d, np.full((len(x), 1), np.inf)], 1), axis=1)
+    np.testing.assert_allclose(dist.numpy(), ref_d[:, :k], rtol=1e-9, atol=1e-12)
+    # indices agree wherever the reference's distances are not tied (with each other or with the (k+1)-th)
+    gaps = np.diff(ref_d, axis=1)  # (n, k): gap after rank 1..k
     gaps = np.minimum(gaps, np.concatenate([np.full((len(x), 1), np.inf), gaps[:, :-1]], 1))
+    ref_i = ref_i[:, :k]
     clear = gaps > 1e-9
     assert (idx.numpy()[clear] == ref_i[clear]).all()
 
@@ -71,14 +72,14 @@ def test_uncertified_rows_fall_back_to_brute_force(low_rank, monkeypatch):
         v = torch.linalg.eigh((x32.T @ x32).to(torch.float64))[1].flip(1)
         return v, 1, k + 4
 
-    orig_rows = knn._rows_brute
+    orig_rows = knn._rows_exact
 
-    def rows_spy(xw, rows, kc):
+    def rows_spy(x64, rows, kc):
         fixed.append(rows.numel())
-        return orig_rows(xw, rows, kc)
+        return orig_rows(x64, rows, kc)
 
     monkeypatch.setattr(knn, "_choose_projection", coarse)
-    monkeypatch.setattr(knn, "_rows_brute", rows_spy)
+    monkeypatch.setattr(knn, "_rows_exact", rows_spy)
     _check_against_sklearn(low_rank, 3)
     assert fixed and fixed[0] > 100
 
@@ -125,3 +126,27 @@ def test_input_is_not_modified():
     knn_distances(x, 3, device="cpu")
     knn_distances(torch.as_tensor(x), 3, device="cpu")
     np.testing.assert_array_equal(x, before)
+
+
+def test_brute_force_rows_that_rounding_could_mislead_are_searched_again(monkeypatch):
+    """Points far from the origin make float32 Gram-expansion distances coarse (a sum of huge squared norms): the
+    certification must catch the rows whose float32 ranking cannot be trusted and redo them in float64."""
+    monkeypatch.setattr(knn, "_pruned_candidates", lambda *a, **kw: None)
+    redone = []
+    orig_rows = knn._rows_exact
+
+    def rows_spy(x64, rows, kc):
+        redone.append(rows.numel())
+        return orig_rows(x64, rows, kc)
+
+    monkeypatch.setattr(knn, "_rows_exact", rows_spy)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((800, 6)) * 1e-3
+    x[:400] += 1e3 * rng.standard_normal(6)  # two far-apart clouds: centring leaves norms ~1e3 over gaps ~1e-3
+    x[400:] -= x[:400].mean(0)
+    dist = knn_distances(x, 3, device="cpu", extra=1)
+    # reference from direct differences (sklearn's float64 Gram expansion itself misorders these rows)
+    full = np.linalg.norm(x[:, None, :] - x[None, :, :], axis=2)
+    np.fill_diagonal(full, np.inf)
+    np.testing.assert_allclose(dist.numpy(), np.sort(full, axis=1)[:, :3], rtol=1e-12, atol=0)
+    assert redone and redone[0] > 0

@@ -210,13 +210,14 @@ def _choose_projection(x64: Tensor, x32: Tensor, k: int, gen: torch.Generator) -
     return v, best[1], best[2]
 
 
-def _rows_brute(xw: Tensor, rows: Tensor, kc: int) -> Tensor:
-    """Candidate indices (len(rows), kc) by brute force of the given rows against all rows, self excluded."""
-    out = torch.empty(rows.numel(), kc, dtype=torch.long, device=xw.device)
-    step = pick_chunk_rows(xw.shape[0])
+def _rows_exact(x64: Tensor, rows: Tensor, kc: int) -> Tensor:
+    """Candidate indices (len(rows), kc) ranked by float64 distances of the given rows to all rows, self excluded:
+    the fallback for rows whose float32 candidates could not be certified."""
+    out = torch.empty(rows.numel(), kc, dtype=torch.long, device=x64.device)
+    step = max(1, pick_chunk_rows(x64.shape[0]) // 2)
     for s in range(0, rows.numel(), step):
         r = rows[s : s + step]
-        sq = pairwise_sq_distances(xw[r], xw)
+        sq = pairwise_sq_distances(x64[r], x64)
         sq[torch.arange(r.numel(), device=sq.device), r] = float("inf")
         out[s : s + step] = smallest_k(sq, kc)[1]
     return out
@@ -272,19 +273,39 @@ def _pruned_candidates(x64: Tensor, k: int, kc: int, block_rows: int) -> Tensor 
             ok[s + s2 : s + e2] = tv[:, k - 1].to(torch.float64) * (1 + rel_err) < lmax[s2:e2]
     bad = (~ok).nonzero().squeeze(1)
     if bad.numel():
-        cand[bad] = _rows_brute(x32, bad, kc)
+        cand[bad] = _rows_exact(x64, bad, kc)
     return cand
 
 
+def _certify(x64: Tensor, xw: Tensor, approx: Tensor, cand: Tensor, dist: Tensor, k: int) -> None:
+    """Make low-precision brute-force candidates provably complete, in place.
+
+    Every non-candidate has a rounded squared distance ≥ L, the largest rounded value among a row's candidates, so
+    its true squared distance is ≥ L − e with e a bound on the rounding (Gram expansion in xw's dtype, and x64 → xw
+    itself): e = (2d + 16)·u·(‖xᵢ‖² + maxⱼ‖xⱼ‖²), u the unit roundoff. A row whose k-th exact squared distance among
+    its candidates is below L − e is done; the others are searched again in float64.
+    """
+    d = x64.shape[1]
+    u = torch.finfo(xw.dtype).eps / 2
+    norms = (x64 * x64).sum(1)
+    err = (2 * d + 16) * u * (norms + norms.max())
+    tau = dist.kthvalue(k, dim=1).values.square()
+    bad = (~(tau < approx.to(torch.float64).amax(1) - err)).nonzero().squeeze(1)
+    if bad.numel():
+        cand[bad] = _rows_exact(x64, bad, cand.shape[1])
+        dist[bad] = _exact(x64, bad, cand[bad])
+
+
 def knn_distances(x, k: int, device: str | torch.device | None = "auto", dtype: torch.dtype = torch.float32,
-                  block_rows: int = 2048, extra: int = 4, return_indices: bool = False):
+                  block_rows: int = 2048, extra: int = 2, return_indices: bool = False):
     """Euclidean distances (n, k) from each row of `x` to its k nearest other rows, ascending, exact in float64.
 
     Brute force over (block × block) tiles of the upper triangle only: each tile's distances serve the top-k of its
     rows and of its columns, halving the matrix products; memory O(block² + n·k). Candidates are ranked in `dtype`
-    (float32 is fast) and `extra` additional candidates per row are re-ranked with directly computed float64
-    distances, which undoes rounding in the fast pass. Self-matches are excluded by index (duplicates give distance
-    0). With `return_indices`, also returns the (n, k) neighbour indices.
+    (float32 is fast), k + `extra` of them per row are re-ranked with directly computed float64 distances, and each
+    row is certified against the rounding of the fast pass (`_certify`) or searched again in float64.
+    Self-matches are excluded by index (duplicates give distance 0). With `return_indices`, also returns the (n, k)
+    neighbour indices.
 
     For n ≥ `PRUNE_MIN_ROWS` with variance concentrated in few directions, a certified lower-bound screen replaces
     most of the brute-force work (`_pruned_candidates`); the result is the same.
@@ -308,9 +329,14 @@ def knn_distances(x, k: int, device: str | torch.device | None = "auto", dtype: 
     x64 -= x64.mean(0, keepdim=True)  # centring is distance-preserving and limits cancellation
     kc = min(n - 1, k + max(0, extra))
     cand = _pruned_candidates(x64, k, kc, block_rows) if dtype == torch.float32 else None
-    if cand is None:
-        cand = _brute_candidates(x64.to(dtype), kc, block_rows)[1]
-    dist = _exact(x64, None, cand)
+    if cand is not None:
+        dist = _exact(x64, None, cand)
+    else:
+        xw = x64.to(dtype)
+        approx, cand = _brute_candidates(xw, kc, block_rows)
+        dist = _exact(x64, None, cand)
+        if dtype != torch.float64:
+            _certify(x64, xw, approx, cand, dist, k)
     dist, order = torch.sort(dist, dim=1)
     out_d = dist[:, :k].contiguous()
     out_i = torch.gather(cand, 1, order[:, :k])
