@@ -46,21 +46,16 @@ def _run(ctx: DemoContext) -> None:
                            db=ctx.db)["metrics"]
         ctx.console.print(f"  PQ 64 bits: FVU {q['fvu']:.3f}, usage {q['codebook_usage']:.2f}, "
                           f"probe drop {q.get('probe_acc_drop', float('nan')):+.3f}")
-    if ctx.extended and "minilm_sst2" in st:
-        s = st["minilm_sst2"]
-        layer = _layer(s, "encoder.layer.5")
-        res = train_sae_on_store(s, layer, arch="topk", k=32, expansion=4, n_steps=300, batch_size=256, lr=2e-3,
-                                 seed=ctx.seed, device=ctx.device, label="label", db=ctx.db, n_cards=12, resume=False,
-                                 out=ctx.workdir / "sae" / f"{s.name}_{layer}_topk")
-        m = res["metrics"]
-        ctx.console.print(f"  SAE {s.name} · {layer}: FVU {m['fvu']:.3f}, L0 {m['mean_l0']:.1f}, "
-                          f"probe drop {m.get('probe_acc_drop', float('nan')):+.3f}")
-    if ctx.extended and "resnet20_cifar" in st:
-        s = st["resnet20_cifar"]
-        layer = _layer(s, "avgpool")
-        res = train_sae_on_store(s, layer, arch="topk", k=8, expansion=4, n_steps=200, batch_size=256, lr=2e-3,
-                                 seed=ctx.seed, device=ctx.device, label="label", db=ctx.db, n_cards=8, resume=False,
-                                 out=ctx.workdir / "sae" / f"{s.name}_{layer}_topk")  # cards get CIFAR thumbnails
+    # extended: SST-2 text cards, and ResNet-20 cards with CIFAR thumbnails
+    for name, wanted, k, expansion, steps, cards in (("minilm_sst2", "encoder.layer.5", 32, 4, 300, 12),
+                                                     ("resnet20_cifar", "avgpool", 8, 4, 200, 8)):
+        if not ctx.extended or name not in st:
+            continue
+        s = st[name]
+        layer = _layer(s, wanted)
+        res = train_sae_on_store(s, layer, arch="topk", k=k, expansion=expansion, n_steps=steps, batch_size=256,
+                                 lr=2e-3, seed=ctx.seed, device=ctx.device, label="label", db=ctx.db, n_cards=cards,
+                                 resume=False, out=ctx.workdir / "sae" / f"{s.name}_{layer}_topk")
         m = res["metrics"]
         ctx.console.print(f"  SAE {s.name} · {layer}: FVU {m['fvu']:.3f}, L0 {m['mean_l0']:.1f}, "
                           f"probe drop {m.get('probe_acc_drop', float('nan')):+.3f}")
