@@ -51,10 +51,10 @@ def load_mnist() -> np.ndarray | None:
 def load_minilm_embeddings(n: int) -> np.ndarray | None:
     """Real data: MiniLM sentence embeddings of the first n distinct sentences of the shared SST-2, SST-5, TREC and
     STS-B files (about 31k exist), cached in benchmarks/.cache; None if the data or the text extra is missing."""
-    import csv
     from pathlib import Path
 
     from repscope.paths import shared_data
+    from repscope.sources.datasets import read_tsv
 
     cache = Path(__file__).parent / ".cache" / f"minilm_sentences_{n}.npy"
     if cache.exists():
@@ -64,11 +64,9 @@ def load_minilm_embeddings(n: int) -> np.ndarray | None:
         return None
     seen: dict[str, None] = {}
     for f in sorted(root.glob("*/*.tsv")):
-        with open(f, newline="") as fh:
-            for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
-                for col in ("text", "sentence1", "sentence2"):
-                    if row.get(col):
-                        seen.setdefault(row[col], None)
+        df = read_tsv(f, ())
+        cols = [c for c in ("text", "sentence1", "sentence2") if c in df.columns]
+        seen.update(dict.fromkeys(t for row in df[cols].itertuples(index=False) for t in row if t))  # row order
     texts = list(seen)[:n]
     if len(texts) < n:
         return None

@@ -92,7 +92,7 @@ def inspect(
 
     Example: repscope sae inspect sae/minilm_templates_encoder.layer.3_topk --top 8
     """
-    from repscope.dictionary.runs import inspect_store_features, store_cards
+    from repscope.dictionary.runs import inspect_store_features, record_cards
     from repscope.dictionary.sae import SAE
     from repscope.errors import ConfigError
     from repscope.store import RepStore
@@ -107,10 +107,7 @@ def inspect(
     feats = inspect_store_features(est, s, layer, n_features=top, label_cols=[label] if label else None)
     _print_features(feats)
     mod = est.module_
-    name = f"cards/{s.name}/{layer}/{mod.arch}-k{mod.k}-m{mod.n_latents}"
-    open_db(db, study).record_artifact("sae", name, {"store": s.name, "layer": layer,
-                                                     "params": {"arch": mod.arch, "k": mod.k},
-                                                     "features": feats, "cards": store_cards(s, feats)})
+    record_cards(open_db(db, study), s, layer, {"arch": mod.arch, "k": mod.k, "n_latents": mod.n_latents}, feats)
 
 
 def quantize(

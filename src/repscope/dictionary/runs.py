@@ -179,6 +179,12 @@ def _record_sae(db: ResultsDB, store: Any, layer: str, metrics: dict[str, float]
                 features: list[dict[str, Any]], seconds: float) -> None:
     db.record_rows([Row(analysis="sae", metric=k, value=float(v), layer=layer, store=store.name, model=store.model,
                         params=params, seconds=seconds) for k, v in metrics.items()])
+    record_cards(db, store, layer, params, features)
+
+
+def record_cards(db: ResultsDB, store: Any, layer: str, params: dict[str, Any],
+                 features: list[dict[str, Any]]) -> None:
+    """Store the feature cards of one SAE (`params` holds arch, k, n_latents) as a results-DB artifact."""
     name = f"cards/{store.name}/{layer}/{params['arch']}-k{params['k']}-m{params['n_latents']}"
     db.record_artifact("sae", name, {"store": store.name, "layer": layer, "params": params,
                                      "features": features, "cards": store_cards(store, features)})

@@ -157,7 +157,7 @@ def _bound_coordinates(x64: Tensor, p: int, v: Tensor) -> Tensor:
     return torch.cat([zp, resid[:, None]], 1)
 
 
-def _choose_projection(x64: Tensor, x32: Tensor, k: int, gen: torch.Generator) -> tuple[Tensor, int, int] | None:
+def _choose_projection(x32: Tensor, k: int, gen: torch.Generator) -> tuple[Tensor, int, int] | None:
     """Pick an orthonormal basis V, the number p of leading directions for the lower-bound screen and the number c
     of candidates per row, or None when screening would not clearly beat brute force.
 
@@ -166,8 +166,8 @@ def _choose_projection(x64: Tensor, x32: Tensor, k: int, gen: torch.Generator) -
     at or below the pilot row's true k-th neighbour distance: the candidates a row must keep. The p with the lowest
     modelled cost (bound pass ∝ n·p, candidate re-ranking ∝ c·d per row) wins.
     """
-    n, d = x64.shape
-    dev = x64.device
+    n, d = x32.shape
+    dev = x32.device
     sample = torch.randperm(n, generator=gen)[: min(n, 4096)].to(dev)
     xs = x32[sample]
     ev, v = torch.linalg.eigh((xs.T @ xs).to(torch.float64))  # V is orthonormal to float64 precision regardless
@@ -239,7 +239,7 @@ def _pruned_candidates(x64: Tensor, k: int, kc: int, block_rows: int) -> Tensor 
     if n < PRUNE_MIN_ROWS or d < PRUNE_MIN_DIM or n * n * d < PRUNE_MIN_WORK:
         return None
     x32 = x64.to(torch.float32)
-    choice = _choose_projection(x64, x32, k, torch.Generator().manual_seed(0))
+    choice = _choose_projection(x32, k, torch.Generator().manual_seed(0))
     if choice is None:
         return None
     v, p, c = choice
