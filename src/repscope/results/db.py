@@ -25,14 +25,19 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
     study VARCHAR, store VARCHAR, model VARCHAR, layer VARCHAR, layer_b VARCHAR,
     analysis VARCHAR NOT NULL, metric VARCHAR NOT NULL, value DOUBLE,
-    params VARCHAR, seconds DOUBLE, created TIMESTAMP
+    params VARCHAR, seconds DOUBLE, created TIMESTAMP, layer_index INTEGER, layer_b_index INTEGER
 );
 CREATE TABLE IF NOT EXISTS artifacts (
     study VARCHAR, analysis VARCHAR NOT NULL, name VARCHAR NOT NULL, payload VARCHAR, created TIMESTAMP
 );
 """
 
-COLUMNS = ["study", "store", "model", "layer", "layer_b", "analysis", "metric", "value", "params", "seconds", "created"]
+COLUMNS = ["study", "store", "model", "layer", "layer_b", "analysis", "metric", "value", "params", "seconds", "created",
+           "layer_index", "layer_b_index"]
+_INSERT = f"INSERT INTO results ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+# DBs written before layer order was stored gain the columns on open
+_MIGRATE = ("ALTER TABLE results ADD COLUMN IF NOT EXISTS layer_index INTEGER;"
+            "ALTER TABLE results ADD COLUMN IF NOT EXISTS layer_b_index INTEGER;")
 
 
 @dataclass
@@ -49,6 +54,8 @@ class Row:
     study: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     seconds: float | None = None
+    layer_index: int | None = None  # position of `layer` in its store's model order (the report sorts by it)
+    layer_b_index: int | None = None
 
 
 def _json(obj: Any) -> str:
@@ -64,6 +71,7 @@ class ResultsDB:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             con.execute(_SCHEMA)
+            con.execute(_MIGRATE)
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         return duckdb.connect(str(self.path))
@@ -78,13 +86,22 @@ class ResultsDB:
                 v = None  # DuckDB stores NaN fine, but NULL keeps aggregates and charts honest
             data.append(
                 (r.study or self.study, r.store, r.model, r.layer, r.layer_b, r.analysis, r.metric, v,
-                 _json(dict(r.params)), r.seconds, now)
+                 _json(dict(r.params)), r.seconds, now,
+                 None if r.layer_index is None else int(r.layer_index),
+                 None if r.layer_b_index is None else int(r.layer_b_index))
             )
         if not data:
             return 0
         with self._connect() as con:
-            con.executemany("INSERT INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?)", data)
+            con.executemany(_INSERT, data)
         return len(data)
+
+    def record_result(self, result: Any) -> int:
+        """Record a `Result` (rows and artifacts) from an analysis; returns the number of rows written."""
+        n = self.record_rows(result.rows)
+        for a in result.artifacts:
+            self.record_artifact(a.analysis, a.name, a.payload)
+        return n
 
     def record(self, analysis: str, metric: str, value: float, **kw: Any) -> None:
         """Insert one row; keyword arguments are the other `Row` fields."""
