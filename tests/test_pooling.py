@@ -80,3 +80,18 @@ def test_auto_resolution_and_bad_modes():
         resolve_pooling("cls", 4, False)
     with pytest.raises(ConfigError, match="unknown pooling"):
         resolve_pooling("median", 3, True)
+
+
+def test_position_pickers_need_a_sequence_axis():
+    """cls/first/last-token on a (B, D) output used to store identity pooling silently; now refused with the layer."""
+    for mode in ("cls", "first", "last-token"):
+        with pytest.raises(ConfigError, match=r"pooling '.*' needs a sequence axis .* layer 'fc1'"):
+            resolve_pooling(mode, 2, False, layer="fc1")
+    # reductions over a vector are the vector itself
+    for mode in ("auto", "mean", "masked-mean", "max", "flatten"):
+        assert resolve_pooling(mode, 2, False, layer="fc1") == "identity"
+    x = torch.randn(3, 5)
+    torch.testing.assert_close(pool(x, resolve_pooling("mean", 2, False)), x)
+    # with a sequence axis, cls still picks position 0
+    seq = torch.randn(2, 4, 3)
+    torch.testing.assert_close(pool(seq, resolve_pooling("cls", 3, False, layer="h")), seq[:, 0])

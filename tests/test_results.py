@@ -43,3 +43,20 @@ def test_report_escapes_user_text(tmp_path):
     import re
 
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=[\"']?https?:", html), "report must load nothing remote"
+
+
+def test_old_db_gains_new_columns_and_tables(tmp_path):
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as con:  # the schema before layer_index and imports existed
+        con.execute("CREATE TABLE results (study VARCHAR, store VARCHAR, model VARCHAR, layer VARCHAR, layer_b VARCHAR,"
+                    " analysis VARCHAR, metric VARCHAR, value DOUBLE, params VARCHAR, seconds DOUBLE,"
+                    " created TIMESTAMP)")
+        con.execute("INSERT INTO results VALUES ('s', NULL, NULL, 'l0', NULL, 'probe', 'acc', 0.5, '{}', NULL, "
+                    "TIMESTAMP '2020-01-01')")
+    db = ResultsDB(path)
+    db.record("probe", "acc", 0.75, layer="l1", layer_index=1)
+    df = db.frame()
+    assert df["value"].tolist() == [0.5, 0.75] and df["layer_index"].isna().tolist() == [True, False]
+    assert len(db.query("SELECT * FROM imports")) == 0 and db.artifacts() == []

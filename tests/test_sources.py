@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from repscope.errors import ConfigError, DataError
 from repscope.sources.datasets import NpzImages, load_sklearn, load_sts_pairs, load_tsv_text
@@ -77,3 +78,72 @@ def test_bad_specs():
         load_model("gpt5")
     with pytest.raises(DataError, match="not found"):
         load_dataset("nope.tsv")
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("templates:abc", r"'templates:abc': the number of sentences after ':' must be an integer, got 'abc'"),
+    ("templates:-5", r"'templates:-5': the number of sentences must be positive, got -5"),
+    ("templates:0", r"must be positive, got 0"),
+    ("digits@0", r"row limit @0 in 'digits@0' must be ≥ 1"),
+    ("templates:20@0", r"row limit @0"),
+])
+def test_bad_dataset_specs_are_one_line_config_errors(spec, match):
+    with pytest.raises(ConfigError, match=match):
+        load_dataset(spec)
+
+
+def test_good_dataset_specs_still_parse():
+    assert len(load_dataset("templates:7")) == 7
+    assert len(load_dataset("templates:30@5")) == 5
+    assert len(load_dataset("digits@12")) == 12
+    with pytest.raises(DataError, match="not found"):
+        load_dataset("templatesfoo")  # no longer read as 'templates' with a silent default size
+
+
+def test_bad_model_seed_spec():
+    with pytest.raises(ConfigError, match=r"'digits-mlp:abc': the seed after ':' must be an integer, got 'abc'"):
+        load_model("digits-mlp:abc")
+    with pytest.raises(ConfigError, match=r"seed must be ≥ 0, got -1"):
+        load_model("digits-mlp:-1")
+    with pytest.raises(ConfigError, match="not found or not a model"):
+        load_model("missing.safetensors")
+
+
+def test_float_npz_in_unit_range_is_not_rescaled(tmp_path):
+    """A float npz in [0, 1] was divided by 255 again; the CIFAR transform now sees the same pixels either way."""
+    from repscope.sources.zoo.resnet_cifar import cifar_transform
+
+    rng = np.random.default_rng(0)
+    u8 = rng.integers(0, 256, size=(4, 8, 8, 3), dtype=np.uint8)
+    unit, byte = u8.astype(np.float32) / 255.0, u8.astype(np.float32)
+    p = tmp_path / "unit.npz"
+    np.savez(p, images=unit, labels=np.arange(4))
+    ds = load_dataset(str(p))
+    ref = cifar_transform(u8)
+    torch.testing.assert_close(cifar_transform(ds.items(0, 4)), ref)
+    torch.testing.assert_close(cifar_transform(byte), ref)
+    # the reference is the documented formula: (x/255 − mean) / std per channel
+    from repscope.sources.zoo.resnet_cifar import IMAGE_MEAN, IMAGE_STD
+
+    want = (u8[0, 2, 3, 1] / 255.0 - IMAGE_MEAN[1]) / IMAGE_STD[1]
+    assert abs(float(ref[0, 1, 2, 3]) - want) < 1e-5
+
+
+@pytest.mark.parametrize("values, match", [
+    (np.linspace(-1, 1, 4 * 2 * 2 * 3), r"range over \[-1, 1\]"),
+    (np.linspace(0, 300, 4 * 2 * 2 * 3), r"range over \[0, 300\]"),
+    (np.r_[np.zeros(47), np.nan], r"range over \[0, nan\]|range over \[nan"),
+])
+def test_float_npz_outside_pixel_range_is_refused(tmp_path, values, match):
+    p = tmp_path / "bad.npz"
+    np.savez(p, images=values.reshape(4, 2, 2, 3).astype(np.float32))
+    with pytest.raises(DataError, match=r"'bad.npz': float images range over") as err:
+        load_dataset(str(p))
+    assert err.match(match)
+
+
+def test_corrupt_npz_is_a_data_error(tmp_path):
+    p = tmp_path / "junk.npz"
+    p.write_bytes(b"this is not a zip file")
+    with pytest.raises(DataError, match=r"cannot read '.*junk.npz' as .npz images"):
+        load_dataset(str(p))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 
 class RepscopeError(Exception):
     """Base class; the CLI prints `str(err)` on one line without a traceback (unless --debug)."""
@@ -49,3 +52,21 @@ def format_choices(names: list[str], limit: int = 8) -> str:
         return ", ".join(names)
     head, tail = names[: limit // 2], names[-(limit // 2) :]
     return ", ".join(head) + " … " + ", ".join(tail)
+
+
+def check_output_dir(path: str | Path, option: str = "--out") -> Path:
+    """Refuse, before any work, an output folder that cannot be created or written: an existing file in its place
+    (or among its parents) or a folder without write permission. Probes by creating and removing a temporary
+    folder in the nearest existing ancestor (so it holds for root and read-only mounts too); leaves nothing behind."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{option} '{p}' is an existing file, not a folder; give a folder path (new or existing)")
+    anc = p if p.exists() else next((a for a in p.absolute().parents if a.exists()), Path("/"))
+    if not anc.is_dir():
+        raise ConfigError(f"{option} '{p}': '{anc}' is a file, so no folder can be made under it; give another path")
+    try:
+        tempfile.TemporaryDirectory(dir=anc, prefix=".repscope-probe-").cleanup()
+    except OSError as err:
+        raise ConfigError(f"{option} '{p}': cannot write in folder '{anc}' ({err.strerror or err}); choose a "
+                          "writable location or fix its permissions") from None
+    return p

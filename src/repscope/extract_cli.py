@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from repscope.cli_common import DbOption, DeviceOption, StudyOption, console, open_db
+from repscope.cli_common import DbOption, DeviceOption, FormatOption, StudyOption, console, open_db, print_table
 from repscope.sources.load import DATA_HELP, MODEL_HELP
 
 zoo_app = typer.Typer(help="Model zoo: train the digits MLP by seed.", no_args_is_help=True)
@@ -15,6 +14,7 @@ zoo_app = typer.Typer(help="Model zoo: train the digits MLP by seed.", no_args_i
 
 def layers(
     model: str = typer.Argument(..., help=MODEL_HELP),
+    fmt: str = FormatOption,
     device: str = DeviceOption,
 ) -> None:
     """List a model's selectable layers with their output shapes (one example forward pass).
@@ -26,12 +26,11 @@ def layers(
     m = load_model(model, device=device)
     names = m.layer_names()
     raw, _ = m.run(m.example_items(), names)
-    t = Table(title=f"{m.name}: {len(names)} layers")
-    t.add_column("layer")
-    t.add_column("output shape (example batch)")
-    for n in names:
-        t.add_row(n, "×".join(map(str, raw[n].shape)) if n in raw else "?")
-    console.print(t)
+    import pandas as pd
+
+    shapes = ["×".join(map(str, raw[n].shape)) if n in raw else "?" for n in names]
+    print_table(pd.DataFrame({"layer": names, "output shape (example batch)": shapes}), fmt,
+                title=f"{m.name}: {len(names)} layers")
 
 
 def extract_cmd(
@@ -41,9 +40,9 @@ def extract_cmd(
     layers: str = typer.Option(None, "--layers", "-l", help="Comma-separated names or globs (default: all)."),
     pooling: str = typer.Option("auto", "--pooling", "-p",
                                 help="auto, mean, masked-mean, cls, last-token, max, spatial-mean, flatten, none."),
-    batch_size: int = typer.Option(64, "--batch-size", "-b"),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1),
     dtype: str = typer.Option("float32", "--dtype", help="float32, float16 or bfloat16."),
-    chunk_rows: int = typer.Option(256, "--chunk-rows", help="Rows per stored chunk (the resume unit)."),
+    chunk_rows: int = typer.Option(256, "--chunk-rows", min=1, help="Rows per stored chunk (the resume unit)."),
     device: str = DeviceOption,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
     allow_nonfinite: bool = typer.Option(False, "--allow-nonfinite", help="Store NaN/Inf instead of failing."),
@@ -53,9 +52,11 @@ def extract_cmd(
 
     Example: repscope extract minilm templates:2000 -o runs/minilm --layers 'encoder.layer.*' --pooling masked-mean
     """
+    from repscope.errors import check_output_dir
     from repscope.extract import extract
     from repscope.sources.load import load_dataset, load_model
 
+    check_output_dir(out, "--out")
     ds = load_dataset(data, seed=seed)
     m = load_model(model, device=device)
     store = extract(m, ds, out, layers=layers, pooling=pooling, batch_size=batch_size, dtype=dtype,

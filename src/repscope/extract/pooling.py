@@ -13,10 +13,18 @@ from repscope.errors import ConfigError
 POOLINGS = ("auto", "mean", "masked-mean", "cls", "first", "last-token", "max", "spatial-mean", "flatten", "none")
 
 
-def resolve_pooling(mode: str, ndim: int, has_mask: bool) -> str:
-    """The concrete pooling `mode` means for an output of `ndim` dims (checks it makes sense for that shape)."""
+def resolve_pooling(mode: str, ndim: int, has_mask: bool, layer: str | None = None) -> str:
+    """The concrete pooling `mode` means for an output of `ndim` dims (checks it makes sense for that shape).
+
+    A (B, D) output is already one vector per sample: reductions (mean, masked-mean, max, auto, …) leave it as it
+    is, while position pickers (cls/first, last-token) need a sequence axis and are refused, naming `layer`.
+    """
     if mode not in POOLINGS:
         raise ConfigError(f"unknown pooling '{mode}'; use one of {', '.join(POOLINGS)}")
+    where = f"layer '{layer}'" if layer else "this layer"
+    if ndim == 2 and mode in ("cls", "first", "last-token"):
+        raise ConfigError(f"pooling '{mode}' needs a sequence axis (B, T, D) but {where} outputs one vector per "
+                          "sample (B, D); use --pooling auto, or pick token-sequence layers with --layers")
     if mode == "first":
         mode = "cls"
     if ndim == 2:

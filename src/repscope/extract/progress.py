@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import TracebackType
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -29,6 +31,17 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:,.0f} {self.unit}/s" if speed else f"– {self.unit}/s", style="cyan")
 
 
+class _Progress(Progress):
+    """A Progress that, off a terminal, prints no stale final frame when the block fails (so an error stays the
+    only line on stderr); on success it prints the final frame as usual."""
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc_val: BaseException | None,
+                 exc_tb: TracebackType | None) -> None:
+        if exc_type is not None and not self.console.is_terminal:
+            self.live.transient = True
+        super().__exit__(exc_type, exc_val, exc_tb)
+
+
 def make_progress(unit: str = "samples", console: Console | None = None, disable: bool = False,
                   extra: str = "") -> Progress:
     """Progress(description, bar, M/N, rate, elapsed, ETA[, extra fields like '{task.fields[loss]}'])."""
@@ -36,5 +49,5 @@ def make_progress(unit: str = "samples", console: Console | None = None, disable
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
     if extra:
         cols.append(TextColumn(extra))
-    return Progress(*cols, console=console or Console(stderr=True), disable=disable, transient=False,
+    return _Progress(*cols, console=console or Console(stderr=True), disable=disable, transient=False,
                     refresh_per_second=4)

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from repscope.errors import NonFiniteError, RepscopeError
+from repscope.errors import DataError, NonFiniteError, RepscopeError
 from repscope.extract.pooling import pool, resolve_pooling
 from repscope.extract.progress import make_progress
 from repscope.sources.datasets import Dataset, content_hash
@@ -55,7 +55,9 @@ def extract(model: ModelAdapter, data: Dataset, out: str | Path, layers: list[st
             seed: int | None = None, extra_provenance: dict[str, Any] | None = None) -> RepStore:
     """Extract `layers` of `model` on `data` into a RepStore at `out`, streaming chunk by chunk; resumes if interrupted.
 
-    Bad input (wrong modality, unknown layer, empty data, NaN/Inf) raises a one-line RepscopeError and leaves no store.
+    Bad input (wrong modality, unknown layer, empty data, NaN/Inf, a model that fails on the first batch) raises a
+    one-line RepscopeError and leaves no store. Any other failure leaves the committed rows for a resume, or no store
+    when none was committed. One process writes a store at a time (its lock names the holder to a second writer).
     """
     if batch_size < 1 or chunk_rows < 1:
         raise RepscopeError(f"batch size and chunk rows must be ≥ 1 (got {batch_size}, {chunk_rows})")
@@ -74,17 +76,18 @@ def extract(model: ModelAdapter, data: Dataset, out: str | Path, layers: list[st
     try:
         with make_progress(disable=not progress) as bar:
             task = bar.add_task(f"extract {model.name}", total=n, completed=writer.rows_done)
-            for s, e in ranges:
-                raw, mask = model.run(data.items(s, e), names)
-                batch = {}
-                for name in names:
-                    x = raw[name]
-                    if name not in modes:
-                        modes[name] = resolve_pooling(pooling, x.ndim, mask is not None and x.ndim == 3)
-                    p = pool(x, modes[name], mask if x.ndim == 3 else None)
-                    if not allow_nonfinite:
-                        _check_finite(name, p, s)
-                    batch[name] = [t.cpu() for t in p] if isinstance(p, list) else p.cpu()
+            for i, (s, e) in enumerate(ranges):
+                try:
+                    batch = _run_batch(model, data, names, s, e, pooling, modes, allow_nonfinite)
+                except RepscopeError:
+                    raise
+                except Exception as err:
+                    if i or isinstance(err, MemoryError) or "out of memory" in str(err):
+                        raise
+                    first = (str(err).strip().splitlines() or [""])[0][:200]
+                    raise DataError(f"model '{model.name}' failed on the first batch of '{data.name}' "
+                                    f"({type(err).__name__}: {first}); check that the data fits the model's "
+                                    "input (shape, modality)") from err
                 if not writer.manifest["layers"]:
                     writer.set_layers({k: ((tuple(v[0].shape[1:]), True) if isinstance(v, list)
                                            else (tuple(v.shape[1:]), False)) for k, v in batch.items()})
@@ -93,8 +96,29 @@ def extract(model: ModelAdapter, data: Dataset, out: str | Path, layers: list[st
                 bar.update(task, completed=e)
             return writer.close()
     except RepscopeError:
-        writer.abort()  # bad input: remove the store if this call created it
+        writer.abort(force=True)  # bad input: remove the store if this call started it, or if it holds no row
         raise
+    except Exception:
+        writer.abort(force=True, keep_committed=True)  # e.g. out of memory: committed rows stay for a resume
+        raise
+    finally:
+        writer.release()
+
+
+def _run_batch(model: ModelAdapter, data: Dataset, names: list[str], s: int, e: int, pooling: str,
+               modes: dict[str, str], allow_nonfinite: bool) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+    """Forward rows [s, e), pool each layer (deciding each layer's mode on the first batch), check finiteness."""
+    raw, mask = model.run(data.items(s, e), names)
+    batch: dict[str, torch.Tensor | list[torch.Tensor]] = {}
+    for name in names:
+        x = raw[name]
+        if name not in modes:
+            modes[name] = resolve_pooling(pooling, x.ndim, mask is not None and x.ndim == 3, layer=name)
+        p = pool(x, modes[name], mask if x.ndim == 3 else None)
+        if not allow_nonfinite:
+            _check_finite(name, p, s)
+        batch[name] = [t.cpu() for t in p] if isinstance(p, list) else p.cpu()
+    return batch
 
 
 def _resume_command() -> str | None:

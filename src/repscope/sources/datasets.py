@@ -7,8 +7,9 @@ Model adapters turn raw items into model inputs; readers never load a model.
 
 from __future__ import annotations
 
-import csv
 import hashlib
+import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from repscope.errors import DataError
+from repscope.errors import ConfigError, DataError
 
 MODALITIES = ("text", "image", "tensor")
 
@@ -87,28 +88,123 @@ class ArrayDataset(Dataset):
         return self.x[start:stop]
 
 
-def read_tsv(path: str | Path, text_columns: tuple[str, ...] = ("text",)) -> pd.DataFrame:
-    """Read a UTF-8 TSV with a header, checking every row's column count (errors give the line number)."""
+QUOTINGS = ("auto", "rfc4180", "none")
+
+# One RFC 4180 field and its lookahead separator: a quoted field ("" inside stands for one quote, tabs and newlines
+# allowed), or an unquoted field holding no quote at all (an RFC 4180 writer always quotes a field with a quote).
+_RFC_FIELD = re.compile(r'"([^"]*(?:""[^"]*)*)"(?=[\t\n]|\Z)|([^\t\n"]*)(?=[\t\n]|\Z)')
+
+
+def read_text_file(path: str | Path, what: str = "file") -> str:
+    """A UTF-8 text file's contents (a BOM is dropped, newlines normalised); a one-line error naming the file and
+    the first bad byte when it is not UTF-8."""
     path = Path(path)
-    if not path.is_file():
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return f.read()
+    except UnicodeDecodeError as err:
+        bad = err.object[err.start : err.start + 1].hex() if isinstance(err.object, bytes) else "?"
+        raise DataError(f"{what} '{path}' is not UTF-8 text (byte 0x{bad} at offset {err.start}); "
+                        "re-save it with UTF-8 encoding") from None
+    except IsADirectoryError:
+        raise DataError(f"{what} '{path}' is a folder; give a file") from None
+    except OSError as err:
+        raise DataError(f"cannot read {what} '{path}': {err.strerror or err}; check the path and its permissions") \
+            from None
+
+
+def _parse_rfc4180(text: str) -> tuple[list[tuple[int, list[str]]], int]:
+    """Strict RFC 4180 tab-separated parse: ([(line, fields)], 0), or ([], line of the first violation)."""
+    rows: list[tuple[int, list[str]]] = []
+    row: list[str] = []
+    pos, line, row_line, n = 0, 1, 1, len(text)
+    while True:
+        m = _RFC_FIELD.match(text, pos)
+        if m is None:
+            return [], line
+        quoted = m.group(1)
+        if quoted is not None:
+            row.append(quoted.replace('""', '"'))
+            line += quoted.count("\n")
+        else:
+            row.append(m.group(2))
+        pos = m.end()
+        if pos >= n:  # end of text: the last record had no trailing newline
+            rows.append((row_line, row))
+            return rows, 0
+        if text[pos] == "\n":
+            rows.append((row_line, row))
+            row, line = [], line + 1
+            row_line = line
+            if pos + 1 >= n:
+                return rows, 0
+        pos += 1
+
+
+def _parse_raw(text: str) -> list[tuple[int, list[str]]]:
+    """Tab-split lines with every character literal (quotes included): how raw TSVs such as GLUE's SST-2 are meant."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [(i, ln.split("\t")) for i, ln in enumerate(lines, start=1)]
+
+
+def tsv_records(path: str | Path, quoting: str = "auto") -> list[tuple[int, list[str]]]:
+    """(line number, fields) for each record of a UTF-8 TSV file, header included.
+
+    `quoting`: ``rfc4180`` reads fields quoted the way pandas `to_csv(sep="\\t")` and Python's `csv` write them
+    (a field in double quotes may hold tabs, newlines and doubled quotes); ``none`` takes every character literally
+    (raw TSVs with stray quotes, e.g. `it 's a " fun " movie`); ``auto`` (default) uses rfc4180 when the whole file
+    is valid RFC 4180 with at least one quoted field, else none. A field holding a quote without being quoted, or a
+    closing quote followed by more text, marks a raw file.
+    """
+    if quoting not in QUOTINGS:
+        raise ConfigError(f"unknown TSV quoting '{quoting}'; choose one of {', '.join(QUOTINGS)}")
+    path = Path(path)
+    if not path.is_file() and not path.is_dir():
         raise DataError(f"TSV file '{path}' not found; check the path")
+    text = read_text_file(path, "TSV file")
+    if quoting != "none" and '"' in text:
+        rows, bad_line = _parse_rfc4180(text)
+        if not bad_line:
+            return rows
+        if quoting == "rfc4180":
+            raise DataError(f"{path.name} line {bad_line}: not valid RFC 4180 quoting (a quote inside an unquoted "
+                            "field, or text after a closing quote); read it with quoting='none' or fix that line")
+    return _parse_raw(text)
+
+
+def tsv_header(path: str | Path, quoting: str = "auto") -> list[str]:
+    """The header fields of a TSV file (see `tsv_records`)."""
+    records = tsv_records(path, quoting)
+    if not records:
+        raise DataError(f"'{path}' is empty; a header row and at least one data row are needed")
+    return records[0][1]
+
+
+def read_tsv(path: str | Path, text_columns: tuple[str, ...] = ("text",), quoting: str = "auto") -> pd.DataFrame:
+    """Read a UTF-8 TSV with a header, checking every row's column count (errors give the line number).
+
+    Quoted (RFC 4180) and raw files are both read correctly; see `tsv_records` for `quoting`.
+    """
+    path = Path(path)
+    records = tsv_records(path, quoting)
+    if not records:
+        raise DataError(f"'{path}' is empty; a header row and at least one data row are needed")
+    header = records[0][1]
+    for col in text_columns:
+        if col not in header:
+            raise DataError(f"'{path}' has no column '{col}'; its header is: {', '.join(header)}")
     rows = []
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise DataError(f"'{path}' is empty; a header row and at least one data row are needed") from None
-        for col in text_columns:
-            if col not in header:
-                raise DataError(f"'{path}' has no column '{col}'; its header is: {', '.join(header)}")
-        for i, r in enumerate(reader, start=2):
-            if not r or (len(r) == 1 and not r[0].strip()):
-                continue
-            if len(r) != len(header):
-                raise DataError(f"{path.name} line {i}: expected {len(header)} tab-separated fields "
-                                f"({', '.join(header)}), got {len(r)}; fix or remove that line")
-            rows.append(r)
+    for i, r in records[1:]:
+        if not r or (len(r) == 1 and not r[0].strip()):
+            continue
+        if len(r) != len(header):
+            raise DataError(f"{path.name} line {i}: expected {len(header)} tab-separated fields "
+                            f"({', '.join(header)}), got {len(r)}; fix or remove that line")
+        rows.append(r)
+    if not rows:
+        raise DataError(f"'{path}' is empty: it has a header row but no data rows; add at least one row")
     return pd.DataFrame(rows, columns=header)
 
 
@@ -154,15 +250,39 @@ class NpzImages(ArrayDataset):
         path = Path(path)
         if not path.is_file():
             raise DataError(f"image file '{path}' not found; check the path")
-        with np.load(path, allow_pickle=False) as z:
-            if "images" not in z:
-                raise DataError(f"'{path.name}' has no 'images' array; keys are {', '.join(z.files)}")
-            images = z["images"][:limit] if limit else z["images"]
-            labels = z["labels"][: len(images)] if "labels" in z else None
-            self.classes = [str(c) for c in z["classes"]] if "classes" in z else None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "images" not in z:
+                    raise DataError(f"'{path.name}' has no 'images' array; keys are {', '.join(z.files)}")
+                images = z["images"][:limit] if limit else z["images"]
+                labels = z["labels"][: len(images)] if "labels" in z else None
+                self.classes = [str(c) for c in z["classes"]] if "classes" in z else None
+        except DataError:
+            raise
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+            why = "not a numpy .npz archive" if "pickle" in str(err) or isinstance(err, zipfile.BadZipFile) \
+                else _first_line(err)
+            raise DataError(f"cannot read '{path}' as .npz images ({why}); give an .npz saved by numpy.savez with "
+                            "an 'images' array") from None
+        check_pixel_range(images, path.name)
         super().__init__(images, None if labels is None else {"label": labels.astype(np.int64)},
                          name=name or path.stem, modality="image")
         self.spec = str(path.resolve()) + (f"@{limit}" if limit else "")
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def check_pixel_range(images: np.ndarray, source: str) -> None:
+    """Refuse float images outside [0, 255] (or holding NaN/Inf): pixels must be uint8, floats in [0, 1] (used as
+    they are) or floats in [0, 255] (divided by 255 like uint8)."""
+    if not np.issubdtype(images.dtype, np.floating) or images.size == 0:
+        return
+    lo, hi = float(np.min(images)), float(np.max(images))
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0 or hi > 255:
+        raise DataError(f"'{source}': float images range over [{lo:.4g}, {hi:.4g}]; pixels must be uint8, floats "
+                        "in [0, 1] or floats in [0, 255] (undo any normalisation before saving)")
 
 
 SKLEARN_SETS = ("digits", "iris", "wine", "breast_cancer")

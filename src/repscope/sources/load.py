@@ -4,7 +4,8 @@ Model specs: `minilm`, `minilm-st` (sentence-transformers pipeline), `resnet20|3
 a folder with a transformers model (`config.json`) or a sentence-transformers model (`modules.json`),
 a digits-MLP `.safetensors` file saved by `repscope zoo train-mlp`.
 
-Dataset specs: `templates[:N]`, `digits|iris|wine|breast_cancer`, a `.tsv` file (STS pairs when it has sentence1/2
+Dataset specs: `templates[:N]`, `shapes[:N]` (procedural factor images), `digits|iris|wine|breast_cancer`,
+a `.tsv` file (STS pairs when it has sentence1/2
 columns), a `.npz` image file, or `shared:REL/PATH` under ../shared/data. A `@N` suffix keeps the first N rows.
 """
 
@@ -24,11 +25,13 @@ from repscope.sources.datasets import (
     load_sklearn,
     load_sts_pairs,
     load_tsv_text,
+    tsv_header,
 )
 from repscope.sources.models import ModelAdapter, TorchModuleAdapter
 
 MODEL_HELP = "minilm, minilm-st, resnet20/32/44/56, digits-mlp:SEED, a model folder or a digits-MLP .safetensors"
-DATA_HELP = "templates[:N], digits/iris/wine/breast_cancer, FILE.tsv, FILE.npz or shared:text/sst2/dev.tsv; @N keeps N"
+DATA_HELP = ("templates[:N], shapes[:N], digits/iris/wine/breast_cancer, FILE.tsv, FILE.npz or "
+             "shared:text/sst2/dev.tsv; @N keeps N")
 
 
 def load_model(spec: str, device: str = "auto", max_length: int = 128) -> ModelAdapter:
@@ -50,10 +53,10 @@ def _load_model(spec: str, device: str, max_length: int) -> ModelAdapter:
 
         return TorchModuleAdapter(load_cifar_resnet(int(s[6:])), transform=cifar_transform, modality="image",
                                   device=device)
-    if s.startswith("digits-mlp"):
+    if s == "digits-mlp" or s.startswith("digits-mlp:"):
         from repscope.sources.zoo.mlp import train_digits_mlp
 
-        seed = int(s.split(":", 1)[1]) if ":" in s else 0
+        seed = _spec_int(s, "seed", "digits-mlp:3", minimum=0) if ":" in s else 0
         return TorchModuleAdapter(train_digits_mlp(seed), device=device)
     p = Path(s)
     if p.is_dir() and (p / "modules.json").is_file():
@@ -67,8 +70,31 @@ def _load_model(spec: str, device: str, max_length: int) -> ModelAdapter:
     if p.suffix == ".safetensors" and p.is_file():
         from repscope.sources.zoo.mlp import load_mlp
 
-        return TorchModuleAdapter(load_mlp(p), device=device)
+        try:
+            mlp = load_mlp(p)
+        except Exception as err:  # safetensors raises its own types for corrupt files; torch for wrong keys/shapes
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            raise ConfigError(f"model '{spec}' is not a digits-MLP safetensors file ({first}); give a file saved by "
+                              "`repscope zoo train-mlp`") from None
+        return TorchModuleAdapter(mlp, device=device)
+    if p.suffix == ".safetensors" or p.is_dir():
+        raise ConfigError(f"model '{spec}' not found or not a model (a folder needs config.json or modules.json); "
+                          f"use {MODEL_HELP}")
     raise ConfigError(f"unknown model '{spec}'; use {MODEL_HELP}")
+
+
+def _spec_int(spec: str, what: str, example: str, minimum: int = 1) -> int:
+    """The integer after the ':' of a spec such as `templates:500` or `digits-mlp:3`, checked to be ≥ `minimum`."""
+    raw = spec.split(":", 1)[1].strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"'{spec}': the {what} after ':' must be an integer, got '{raw}'; write e.g. {example}") \
+            from None
+    if value < minimum:
+        need = "positive" if minimum == 1 else f"≥ {minimum}"
+        raise ConfigError(f"'{spec}': the {what} must be {need}, got {value}; write e.g. {example}")
+    return value
 
 
 def load_dataset(spec: str, seed: int = 0) -> Dataset:
@@ -83,13 +109,20 @@ def _load_dataset(spec: str, seed: int) -> tuple[Dataset, str]:
     s, limit = spec.strip(), None
     if "@" in s:
         s, lim = s.rsplit("@", 1)
-        if not lim.isdigit():
+        if not lim.strip().isdigit():
             raise ConfigError(f"bad row limit in '{spec}'; write e.g. {s}@1000")
         limit = int(lim)
-    if s.startswith("templates"):
+        if limit < 1:
+            raise ConfigError(f"row limit @{lim} in '{spec}' must be ≥ 1; drop the @ suffix to keep every row")
+    if s == "shapes" or s.startswith("shapes:"):
+        from repscope.sources.shapes import shapes_dataset
+
+        n = _spec_int(s, "number of images", "shapes:2000") if ":" in s else 2000
+        return shapes_dataset(limit or n, seed=seed), f"shapes:{limit or n}"
+    if s == "templates" or s.startswith("templates:"):
         from repscope.sources.templates import generate_sentences
 
-        n = int(s.split(":", 1)[1]) if ":" in s else 2000
+        n = _spec_int(s, "number of sentences", "templates:2000") if ":" in s else 2000
         return generate_sentences(limit or n, seed=seed), f"templates:{limit or n}"
     at = f"@{limit}" if limit else ""
     if s in SKLEARN_SETS:
@@ -108,9 +141,10 @@ def _load_dataset(spec: str, seed: int) -> tuple[Dataset, str]:
     canonical = str(p.resolve()) + at
     if p.suffix == ".npz":
         return NpzImages(p, limit=limit), canonical
+    if p.is_dir():
+        raise DataError(f"dataset '{spec}' is a folder; give a .tsv or .npz file, or use {DATA_HELP}")
     if p.suffix in (".tsv", ".txt"):
-        with open(p, encoding="utf-8") as f:
-            header = f.readline().rstrip("\n").split("\t")
+        header = tsv_header(p)
         if "sentence1" in header and "sentence2" in header:
             return load_sts_pairs(p, limit=limit), canonical
         return load_tsv_text(p, limit=limit), canonical

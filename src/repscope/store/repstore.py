@@ -6,18 +6,25 @@ Layout::
     samples.parquet    id, label/factor columns, text or image index, split
     arrays/L_<layer>   one Zarr v3 array per layer, chunked by rows, CRC32C checksum on every chunk
     arrays/L_<layer>.offsets   token-level layers only: int64 row offsets (n+1) into the flat token array
+    zarr.json, arrays/zarr.json   Zarr v3 group metadata: `xarray.open_zarr(path, group="arrays")` reads the arrays
+    .writer.lock       advisory lock held by the process writing the store (PID and host inside)
 
 Reading is lazy, by layer and by row range. bfloat16 is stored as its raw uint16 bits (numpy has no bfloat16).
+A read that touches a missing chunk file or a chunk failing its CRC32C raises `CorruptChunkError` naming the layer
+and chunk; `verify()` checks everything (manifest self-checksum, samples.parquet hash, per-chunk content hashes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import torch
 import zarr
 
@@ -29,9 +36,37 @@ from repscope.errors import (
     StoreError,
     format_choices,
 )
-from repscope.store.manifest import MANIFEST, SAMPLES, SCHEMA_VERSION, array_name, read_manifest
+from repscope.store.manifest import (
+    MANIFEST,
+    SAMPLES,
+    SCHEMA_VERSION,
+    array_name,
+    check_manifest_checksum,
+    chunk_hash,
+    file_sha256,
+    read_manifest,
+)
 
 Rows = slice | Sequence[int] | np.ndarray | torch.Tensor | None
+GROUP_META = "zarr.json"
+
+
+def chunk_file(array_dir: Path, i: int, ndim: int) -> Path:
+    """Path of chunk `i` along the row axis of an array chunked only by rows (zarr v3 default key `c/i/0/…`)."""
+    return array_dir.joinpath("c", str(i), *(["0"] * (ndim - 1)))
+
+
+def dimension_names(key: str, ndim: int, tokens: bool) -> list[str]:
+    """Zarr v3 dimension names of a layer array: 'row' (or '<key>_token' when flat tokens), then '<key>_dim_i'."""
+    return ["_".join((key, "token")) if tokens else "row", *[f"{key}_dim_{i}" for i in range(ndim)]]
+
+
+@dataclass
+class VerifyReport:
+    """What `RepStore.check` verified: chunks per array, and notes (e.g. an older store without content hashes)."""
+
+    checked: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def decode(arr: np.ndarray, dtype: str) -> torch.Tensor:
@@ -50,6 +85,8 @@ class RepStore:
         self.manifest = manifest
         self._samples: pd.DataFrame | None = None
         self._arrays: dict[str, zarr.Array] = {}
+        self._missing: dict[str, set[int]] = {}  # committed chunks without a file, per array key
+        self._offsets: dict[str, np.ndarray] = {}
 
     # ---- opening -----------------------------------------------------------------------------------------------
     @classmethod
@@ -128,7 +165,7 @@ class RepStore:
     def samples(self) -> pd.DataFrame:
         """Per-sample table: id, labels/factors, text or image index, split."""
         if self._samples is None:
-            self._samples = pd.read_parquet(self.root / SAMPLES)
+            self._samples = self._read_samples(full=True)
         return self._samples
 
     def labels(self, column: str = "label") -> np.ndarray:
@@ -142,11 +179,64 @@ class RepStore:
 
     # ---- arrays ------------------------------------------------------------------------------------------------
     def _array(self, layer: str, suffix: str = "") -> zarr.Array:
-        self.layer_info(layer)
-        key = array_name(layer) + suffix
+        """Open a layer's zarr array once; notes which committed chunks have no file (checked on each read)."""
+        info = self.layer_info(layer)
+        key = info.get("array", array_name(layer)) + suffix
         if key not in self._arrays:
-            self._arrays[key] = zarr.open_array(self.root / "arrays" / key, mode="r")
+            path = self.root / "arrays" / key
+            try:
+                arr = zarr.open_array(path, mode="r")
+            except Exception as err:  # missing or unreadable zarr.json
+                raise CorruptChunkError(
+                    f"store '{self.root}': layer '{layer}'{suffix} cannot be opened ({path / GROUP_META}: "
+                    f"{type(err).__name__}); run `repscope verify {self.root}`"
+                ) from None
+            self._arrays[key] = arr
+            extent = self._extent(layer, suffix)
+            c = arr.chunks[0]
+            self._missing[key] = {i for i in range(-(-extent // c)) if not chunk_file(path, i, arr.ndim).exists()}
         return self._arrays[key]
+
+    def _extent(self, layer: str, suffix: str) -> int:
+        """Committed length along the row axis: rows, rows + 1 offsets, or the tokens of the committed rows."""
+        if suffix == ".offsets":
+            return self.n_rows + 1
+        if self.is_tokens(layer):
+            return self.n_tokens(layer)
+        return self.n_rows
+
+    def _chunk_error(self, layer: str, suffix: str, i: int, problem: str, detail: str = "",
+                     verifying: bool = False) -> CorruptChunkError:
+        """'store S: layer L chunk i.0 <problem> (arrays/L_x/c/i/0[: detail]); <what to do>'."""
+        key = self.layer_info(layer).get("array", array_name(layer)) + suffix
+        ndim = self._arrays[key].ndim
+        cid = ".".join([str(i)] + ["0"] * (ndim - 1))
+        rel = chunk_file(Path("arrays") / key, i, ndim)
+        todo = "re-extract the store" if verifying else f"run `repscope verify {self.root}`, then re-extract the store"
+        return CorruptChunkError(f"store '{self.root}': layer '{layer}'{suffix} chunk {cid} {problem} "
+                                 f"({rel}{': ' + detail if detail else ''}); {todo}")
+
+    def _read(self, layer: str, suffix: str, lo: np.ndarray | range, fn: Callable[[zarr.Array], np.ndarray]):
+        """Run `fn(array)` after checking that the chunks holding row-axis indices `lo` exist; turn a checksum
+        failure inside zarr into a CorruptChunkError naming the chunk."""
+        arr = self._array(layer, suffix)
+        key = self.layer_info(layer).get("array", array_name(layer)) + suffix
+        c = arr.chunks[0]
+        chunks = range(lo.start // c, -(-lo.stop // c)) if isinstance(lo, range) else np.unique(lo // c).tolist()
+        missing = self._missing[key]
+        if missing:
+            for i in chunks:
+                if i in missing:
+                    raise self._chunk_error(layer, suffix, i, "is missing")
+        try:
+            return fn(arr)
+        except Exception as err:
+            for i in chunks:
+                try:
+                    arr[i * c : min((i + 1) * c, arr.shape[0])]
+                except Exception:
+                    raise self._chunk_error(layer, suffix, i, "failed its checksum") from err
+            raise
 
     def _rows(self, rows: Rows) -> np.ndarray | slice:
         n = self.n_rows
@@ -164,29 +254,44 @@ class RepStore:
         """Row offsets (n_rows + 1,) into a token-level layer's flat array."""
         if not self.is_tokens(layer):
             raise StoreError(f"layer '{layer}' is pooled, not token-level; use .get()")
-        return np.asarray(self._array(layer, ".offsets")[: self.n_rows + 1])
+        if layer not in self._offsets:
+            n = self.n_rows + 1
+            self._offsets[layer] = np.asarray(self._read(layer, ".offsets", range(0, n), lambda a: a[:n]))
+        return self._offsets[layer]
+
+    def _take(self, layer: str, sel: np.ndarray | slice, n: int) -> np.ndarray:
+        """Rows `sel` (a slice within [0, n) or indices) along the row axis of a layer's main array."""
+        if isinstance(sel, slice):
+            lo, hi, step = sel.indices(n)
+            span = range(lo, max(hi, lo)) if step > 0 else range(hi + 1, lo + 1)
+            return self._read(layer, "", span, lambda a: a[sel])
+        order = np.argsort(sel, kind="stable")
+
+        def gather(arr: zarr.Array) -> np.ndarray:
+            data = np.empty((len(sel),) + tuple(arr.shape[1:]), dtype=arr.dtype)
+            if len(sel):
+                data[order] = arr.get_orthogonal_selection((sel[order],) + (slice(None),) * (arr.ndim - 1))
+            return data
+
+        return self._read(layer, "", sel, gather)
 
     def get(self, layer: str, rows: Rows = None, dtype: torch.dtype | None = None) -> torch.Tensor:
         """Load a layer for the given rows as a tensor (n, *shape); token layers give the rows' tokens, flat."""
         info = self.layer_info(layer)
-        arr = self._array(layer)
         sel = self._rows(rows)
         if info.get("tokens"):
             off = self.offsets(layer)
-            if isinstance(sel, slice):
-                ranges = [(off[i], off[i + 1]) for i in range(*sel.indices(self.n_rows))]
-            else:
-                ranges = [(off[i], off[i + 1]) for i in sel]
+            idx = range(*sel.indices(self.n_rows)) if isinstance(sel, slice) else sel
+            ranges = [(int(off[i]), int(off[i + 1])) for i in idx]
             if ranges and isinstance(sel, slice) and sel.step == 1:
-                data = arr[ranges[0][0] : ranges[-1][1]]
+                data = self._take(layer, slice(ranges[0][0], ranges[-1][1]), self.n_tokens(layer))
+            elif ranges:
+                flat = np.concatenate([np.arange(a, b) for a, b in ranges])
+                data = self._take(layer, flat, self.n_tokens(layer))
             else:
-                data = np.concatenate([arr[a:b] for a, b in ranges]) if ranges else arr[0:0]
-        elif isinstance(sel, slice):
-            data = arr[sel]
+                data = self._take(layer, slice(0, 0), self.n_tokens(layer))
         else:
-            order = np.argsort(sel, kind="stable")
-            data = np.empty((len(sel),) + tuple(arr.shape[1:]), dtype=arr.dtype)
-            data[order] = arr.get_orthogonal_selection((sel[order],) + (slice(None),) * (arr.ndim - 1))
+            data = self._take(layer, sel, self.n_rows)
         t = decode(data, info["dtype"])
         return t.to(dtype) if dtype is not None else t
 
@@ -199,20 +304,16 @@ class RepStore:
         """Rows of a token-level layer's flat token array (indices as in `offsets()`), as a tensor (n, *shape)."""
         info = self.layer_info(layer)
         n = self.n_tokens(layer)
-        arr = self._array(layer)
         if isinstance(token_rows, slice):
-            data = arr[slice(*token_rows.indices(n))]
+            data = self._take(layer, slice(*token_rows.indices(n)), n)
         else:
             idx = np.asarray(token_rows, dtype=np.int64)
             if idx.size and (idx.min() < 0 or idx.max() >= n):
                 raise StoreError(f"token row out of range for layer '{layer}' with {n} tokens")
             if idx.size and np.all(np.diff(idx) == 1):
-                data = arr[int(idx[0]) : int(idx[-1]) + 1]
+                data = self._take(layer, slice(int(idx[0]), int(idx[-1]) + 1), n)
             else:
-                order = np.argsort(idx, kind="stable")
-                data = np.empty((len(idx),) + tuple(arr.shape[1:]), dtype=arr.dtype)
-                if idx.size:
-                    data[order] = arr.get_orthogonal_selection((idx[order],) + (slice(None),) * (arr.ndim - 1))
+                data = self._take(layer, idx, n)
         t = decode(data, info["dtype"])
         return t.to(dtype) if dtype is not None else t
 
@@ -227,33 +328,102 @@ class RepStore:
         for s in range(sel.start, sel.stop, step):
             yield s, self.get(layer, slice(s, min(s + step, sel.stop)), dtype=dtype)
 
+    def to_xarray(self) -> Any:
+        """The layer arrays as a lazy `xarray.Dataset` (`xarray.open_zarr(root, group="arrays")`), with the samples
+        columns as coordinates along 'row'. Needs the optional `xarray` package."""
+        try:
+            import xarray as xr
+        except ImportError:
+            raise StoreError("RepStore.to_xarray needs xarray; install it with `pip install xarray`") from None
+        with warnings.catch_warnings():  # stores from before consolidated metadata: xarray warns, then reads
+            warnings.simplefilter("ignore")
+            ds = xr.open_zarr(self.root, group="arrays")
+        if "row" in ds.dims:
+            ds = ds.assign_coords({str(c): ("row", self.samples[c].to_numpy()) for c in self.samples.columns
+                                   if str(c) not in ds.variables})
+        return ds
+
     # ---- integrity ---------------------------------------------------------------------------------------------
     def verify(self) -> dict[str, int]:
-        """Read every chunk of every layer and check its CRC32C; returns {layer: chunks checked}.
+        """Full integrity check (see `check`); returns {array: chunks checked}. Raises a StoreError naming the file."""
+        return self.check().checked
 
-        Raises CorruptChunkError naming the layer and chunk on the first failure.
-        """
-        checked: dict[str, int] = {}
+    def check(self) -> VerifyReport:
+        """Check the manifest self-checksum, samples.parquet (sha256, row count, readable), and every committed
+        chunk of every layer: the file exists and its bytes match the hash recorded at commit (stores without
+        hashes: it decodes with a valid CRC32C). Raises StoreError/CorruptChunkError naming the first bad file."""
+        rep = VerifyReport()
+        if not check_manifest_checksum(self.root, self.manifest):
+            rep.notes.append(f"{MANIFEST} has no self-checksum (written by an older repscope)")
+        self._check_samples(rep)
+        legacy = False
         for layer in self.layers:
-            for suffix in ([""] + ([".offsets"] if self.is_tokens(layer) else [])):
+            info = self.layer_info(layer)
+            parts = ([(".offsets", "offset_hashes")] if info.get("tokens") else []) + [("", "chunk_hashes")]
+            for suffix, field_name in parts:
                 arr = self._array(layer, suffix)
-                cshape = arr.chunks
-                grid = [range(-(-s // c)) for s, c in zip(arr.shape, cshape, strict=True)]
-                count = 0
-                for idx in np.ndindex(*[len(g) for g in grid]):
-                    region = tuple(slice(i * c, min((i + 1) * c, s)) for i, c, s in zip(idx, cshape, arr.shape,
-                                                                                        strict=True))
-                    try:
-                        arr[region]
-                    except Exception as err:  # zarr raises a plain ValueError/RuntimeError on checksum mismatch
-                        chunk = ".".join(map(str, idx))
-                        raise CorruptChunkError(
-                            f"layer '{layer}'{suffix} chunk {chunk} failed its checksum ({type(err).__name__}); "
-                            "re-extract this store"
-                        ) from err
-                    count += 1
-                checked[layer + suffix] = checked.get(layer + suffix, 0) + count
-        return checked
+                path = self.root / "arrays" / (info.get("array", array_name(layer)) + suffix)
+                want_shape = [self.n_samples + 1] if suffix else [None if info.get("tokens") else self.n_samples,
+                                                                   *info["shape"]]
+                if [w if w is not None else s for w, s in zip(want_shape, arr.shape, strict=False)] != \
+                        list(arr.shape):
+                    raise CorruptChunkError(f"store '{self.root}': {path / GROUP_META} has shape {arr.shape}, the "
+                                            f"manifest says {tuple(want_shape)}; re-extract the store")
+                hashes = info.get(field_name)
+                legacy |= hashes is None
+                c, n_chunks = arr.chunks[0], -(-self._extent(layer, suffix) // arr.chunks[0])
+                for i in range(n_chunks):
+                    f = chunk_file(path, i, arr.ndim)
+                    if not f.is_file():
+                        raise self._chunk_error(layer, suffix, i, "is missing", verifying=True)
+                    if hashes is not None:
+                        if i >= len(hashes) or hashes[i] != chunk_hash(f):
+                            raise self._chunk_error(layer, suffix, i, "failed its checksum",
+                                                    "bytes differ from the content hash recorded at write",
+                                                    verifying=True)
+                    else:
+                        try:
+                            arr[i * c : min((i + 1) * c, arr.shape[0])]
+                        except Exception as err:
+                            raise self._chunk_error(layer, suffix, i, "failed its checksum", type(err).__name__,
+                                                    verifying=True) from None
+                rep.checked[layer + suffix] = n_chunks
+        if legacy:
+            rep.notes.append("layers have no per-chunk content hashes (older store): checked CRC32C only, which "
+                             "cannot tell a chunk copied over another")
+        return rep
+
+    def _check_samples(self, rep: VerifyReport) -> None:
+        path = self.root / SAMPLES
+        if not path.is_file():
+            raise StoreError(f"store '{self.root}': {path} is missing; re-extract the store")
+        rec = self.manifest.get("samples")
+        if rec:
+            if file_sha256(path) != rec.get("sha256"):
+                raise StoreError(f"store '{self.root}': {path} does not match the sha256 recorded in the manifest "
+                                 "(damaged or replaced); re-extract the store")
+        else:
+            rep.notes.append(f"{SAMPLES} has no recorded hash (older store): checked that it reads")
+        self._read_samples(full=True)
+
+    def _read_samples(self, full: bool) -> pd.DataFrame | None:
+        """Read samples.parquet (or only its footer), raising a StoreError naming it when unreadable or short."""
+        path = self.root / SAMPLES
+        try:
+            if full:
+                df = pd.read_parquet(path)
+                rows = len(df)
+            else:
+                df, rows = None, pq.ParquetFile(path).metadata.num_rows
+        except Exception as err:
+            raise StoreError(f"store '{self.root}': {path} cannot be read ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0] if str(err) else ''}); run `repscope verify {self.root}`"
+                             ) from None
+        want = (self.manifest.get("samples") or {}).get("rows", self.n_samples)
+        if rows != want:
+            raise StoreError(f"store '{self.root}': {path} has {rows} rows, the manifest says {want}; "
+                             "re-extract the store")
+        return df
 
     def __repr__(self) -> str:
         return f"RepStore('{self.root}', model={self.model!r}, n={self.n_rows}, layers={len(self.layers)})"

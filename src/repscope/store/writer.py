@@ -1,14 +1,22 @@
 """StoreWriter: streams rows into a RepStore chunk by chunk, commits progress atomically, and resumes.
 
-A chunk is first written to every layer array, then `progress.rows_done` is advanced in the manifest by an atomic
-rename. A crash between the two leaves the manifest at the previous chunk, so the rerun rewrites that chunk: no rows
-are lost or duplicated.
+Creation is manifest-first: the manifest (0 rows) is written before samples.parquet and the layer arrays, and a
+rerun of the same command completes whatever step a kill interrupted. A chunk is first written to every layer
+array, then its content hash and `progress.rows_done` are committed in the manifest by an atomic rename. A crash
+between the two leaves the manifest at the previous chunk, so the rerun rewrites that chunk: no rows are lost or
+duplicated. One writer at a time holds the store's advisory lock (`StoreLock`).
+
+Test-only fault injection: `REPSCOPE_FAULT=after-samples` (samples.parquet in place, not yet in the manifest) or
+`REPSCOPE_FAULT=in-set-layers` (first layer array created, manifest not yet updated) SIGKILLs the process there.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import signal
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,13 +29,28 @@ from zarr.codecs import Crc32cCodec
 
 from repscope import __version__
 from repscope.errors import StoreError
-from repscope.store.manifest import MANIFEST, SAMPLES, SCHEMA_VERSION, array_name, read_manifest, write_json_atomic
-from repscope.store.repstore import RepStore
+from repscope.store.lock import StoreLock
+from repscope.store.manifest import (
+    LOCK,
+    MANIFEST,
+    SAMPLES,
+    SCHEMA_VERSION,
+    array_name,
+    chunk_hash,
+    file_sha256,
+    read_manifest,
+    write_json_atomic,
+    write_manifest,
+)
+from repscope.store.repstore import GROUP_META, RepStore, chunk_file, dimension_names
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 TOKEN_CHUNK = 8192
 # provenance for re-loading the source later; informational, never part of the resume check (old stores lack them)
 RELOAD_KEYS = ("model_spec", "dataset_spec", "max_length")
+# what an interrupted creation by an older repscope (samples written, no manifest yet) can leave behind
+_CREATION_LEFTOVERS = {SAMPLES, "arrays", "zarr.json"}
+_WRITE_CONFIG = {"write_empty_chunks": True}  # every committed chunk exists on disk, so a missing file is damage
 
 
 def samples_hash(df: pd.DataFrame) -> str:
@@ -42,13 +65,56 @@ def _encode(t: torch.Tensor, dtype: str) -> np.ndarray:
     return t.numpy()
 
 
+def _fault(point: str) -> None:
+    """Test-only crash injection: SIGKILL this process at `point` when REPSCOPE_FAULT names it."""
+    if os.environ.get("REPSCOPE_FAULT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    else:
+        p.unlink(missing_ok=True)
+
+
+def _clean_temp(root: Path) -> None:
+    """Remove temp files a killed writer left: `.tmp-*` in the store root and zarr's `*.partial` chunk files."""
+    for p in [*root.glob(".tmp-*"), *root.glob("*.partial")]:
+        _remove(p)
+    arrays = root / "arrays"
+    if arrays.is_dir():
+        for dirpath, _dirs, files in os.walk(arrays):
+            for f in files:
+                if f.endswith(".partial"):
+                    os.unlink(os.path.join(dirpath, f))
+
+
+def _abandoned_creation(root: Path, entries: list[Path]) -> bool:
+    """True when `entries` are only what an interrupted store creation leaves (no manifest, no layer data)."""
+    if not entries or any(p.name not in _CREATION_LEFTOVERS for p in entries):
+        return False
+    arrays = root / "arrays"
+    return not arrays.exists() or (arrays.is_dir() and all(
+        p.name == "zarr.json" or (p.is_dir() and p.name.startswith("L_")) for p in arrays.iterdir()))
+
+
+def _write_group(path: Path, what: str) -> None:
+    """Zarr v3 group metadata, so `zarr.open_group` and `xarray.open_zarr` see the store."""
+    write_json_atomic(path / GROUP_META, {"zarr_format": 3, "node_type": "group",
+                                          "attributes": {"repscope": what}})
+
+
 class StoreWriter:
     """Create or resume a store; call `set_layers` once shapes are known, then `append` rows in order."""
 
-    def __init__(self, root: Path, manifest: dict[str, Any], created: bool):
+    def __init__(self, root: Path, manifest: dict[str, Any], created: bool, lock: StoreLock | None = None,
+                 made_dir: bool = False):
         self.root = root
         self.manifest = manifest
-        self.created = created  # True when this writer made the directory (so bad input may remove it)
+        self.created = created  # True when this writer started the store (so bad input may remove it)
+        self.made_dir = made_dir  # True when this writer also made the directory itself
+        self._lock = lock
         self._arrays: dict[str, zarr.Array] = {}
         self._buf: dict[str, list[torch.Tensor]] = {}
         self._buf_rows = 0
@@ -58,56 +124,102 @@ class StoreWriter:
     def create_or_resume(cls, path: str | Path, samples: pd.DataFrame, provenance: dict[str, Any],
                          chunk_rows: int = 256, dtype: str = "float32", overwrite: bool = False,
                          resume_command: str | None = None) -> StoreWriter:
-        """Open an incomplete store with matching provenance for resuming, or start a new one."""
+        """Open an incomplete store with matching provenance for resuming, or start a new one (under its lock)."""
         root = Path(path)
         if dtype not in DTYPES:
             raise StoreError(f"unknown storage dtype '{dtype}'; use one of {', '.join(DTYPES)}")
+        if root.exists() and not root.is_dir():
+            raise StoreError(f"'{root}' is a file, not a folder; choose a new or empty folder for the store")
         shash = provenance.get("dataset_hash") or samples_hash(samples)  # extract passes the data's own hash
         if (root / MANIFEST).is_file() and not overwrite:
-            man = read_manifest(root)
-            if man.get("progress", {}).get("complete"):
-                raise StoreError(f"store '{root}' already exists and is complete; pass --overwrite to replace it")
-            same = (man.get("schema_version") == SCHEMA_VERSION
-                    and man["provenance"].get("dataset_hash") == shash
-                    and man["provenance"].get("dtype") == dtype
-                    and all(man["provenance"].get(k) == provenance.get(k) for k in ("model", "model_hash", "pooling"))
-                    and man.get("chunk_rows") == chunk_rows)
-            if not same:
-                raise StoreError(f"store '{root}' holds an interrupted extraction with different settings; "
-                                 "rerun with the original settings to resume, or pass --overwrite")
-            for k in RELOAD_KEYS:  # stores from before these keys: fill them in (the data hash matched)
-                if man["provenance"].get(k) is None and provenance.get(k) is not None:
-                    man["provenance"][k] = provenance[k]
-            w = cls(root, man, created=False)
-            w._truncate_tokens()
-            return w
-        if root.exists():
-            if not overwrite and any(root.iterdir()):
+            _refuse_complete(root, read_manifest(root))
+        made_dir = not root.exists()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"cannot create store folder '{root}' ({err.strerror}); choose a writable path") from None
+        lock = StoreLock.acquire(root)
+        w: StoreWriter | None = None
+        try:
+            _clean_temp(root)
+            if (root / MANIFEST).is_file() and not overwrite:
+                man = read_manifest(root)
+                _refuse_complete(root, man)
+                same = (man.get("schema_version") == SCHEMA_VERSION
+                        and man["provenance"].get("dataset_hash") == shash
+                        and man["provenance"].get("dtype") == dtype
+                        and all(man["provenance"].get(k) == provenance.get(k)
+                                for k in ("model", "model_hash", "pooling"))
+                        and man.get("chunk_rows") == chunk_rows)
+                if not same:
+                    raise StoreError(f"store '{root}' holds an interrupted extraction with different settings; "
+                                     "rerun with the original settings to resume, or pass --overwrite")
+                for k in RELOAD_KEYS:  # stores from before these keys: fill them in (the data hash matched)
+                    if man["provenance"].get(k) is None and provenance.get(k) is not None:
+                        man["provenance"][k] = provenance[k]
+                w = cls(root, man, created=False, lock=lock)
+                w._finish_creation(samples)
+                w._truncate_tokens()
+                return w
+            entries = [p for p in root.iterdir() if p.name != LOCK]
+            if entries and not overwrite and not _abandoned_creation(root, entries):
                 raise StoreError(f"'{root}' exists and is not a repscope store; choose an empty or new path")
-            shutil.rmtree(root)
-        root.mkdir(parents=True)
-        (root / "arrays").mkdir()
-        tmp = root / (".tmp-" + SAMPLES)
-        samples.to_parquet(tmp, index=False)
-        tmp.replace(root / SAMPLES)
-        prov = dict(provenance)
-        prov.update(dataset_hash=shash, dtype=dtype, repscope_version=__version__,
-                    created=datetime.now(UTC).isoformat(timespec="seconds"))
-        man = {
-            "schema_version": SCHEMA_VERSION,
-            "provenance": prov,
-            "n_samples": int(len(samples)),
-            "chunk_rows": int(chunk_rows),
-            "layers": {},
-            "progress": {"rows_done": 0, "complete": False},
-            "resume_command": resume_command,
-        }
-        w = cls(root, man, created=True)
-        w._save()
-        return w
+            for p in entries:
+                _remove(p)
+            prov = dict(provenance)
+            prov.update(dataset_hash=shash, dtype=dtype, repscope_version=__version__,
+                        created=datetime.now(UTC).isoformat(timespec="seconds"))
+            man = {
+                "schema_version": SCHEMA_VERSION,
+                "provenance": prov,
+                "n_samples": int(len(samples)),
+                "chunk_rows": int(chunk_rows),
+                "layers": {},
+                "progress": {"rows_done": 0, "complete": False},
+                "resume_command": resume_command,
+                "samples": None,  # filled in once samples.parquet is in place
+            }
+            w = cls(root, man, created=True, lock=lock, made_dir=made_dir)
+            w._save()  # manifest first: from here on a rerun resumes instead of refusing the folder
+            w._finish_creation(samples)
+            return w
+        except BaseException:
+            if w is not None:
+                w.abort(force=True)  # a creation step failed (not a kill): leave no 0-row store behind
+            lock.release()
+            raise
+
+    def _finish_creation(self, samples: pd.DataFrame) -> None:
+        """Complete the creation steps a kill may have cut short: group metadata, samples.parquet and its hash."""
+        if not (self.root / GROUP_META).is_file():
+            _write_group(self.root, "layer arrays are in the 'arrays' group; samples and provenance beside it")
+        arrays = self.root / "arrays"
+        arrays.mkdir(exist_ok=True)
+        if not (arrays / GROUP_META).is_file():
+            _write_group(arrays, "one array per layer (L_<layer>), rows along the first axis")
+        rec = self.manifest.get("samples", "absent")
+        if rec == "absent":  # a store from before samples were hashed: record the file it has
+            if (self.root / SAMPLES).is_file():
+                self.manifest["samples"] = {"sha256": file_sha256(self.root / SAMPLES), "rows": len(samples)}
+                return
+        elif rec is not None:
+            return
+        tmp = self.root / (".tmp-" + SAMPLES)
+        try:
+            samples.to_parquet(tmp, index=False)
+        except (ValueError, TypeError, ImportError) as err:  # pyarrow's errors subclass these
+            first = (str(err).splitlines() or [""])[0][:200]
+            raise StoreError(f"cannot write {self.root / SAMPLES} ({type(err).__name__}: {first}); "
+                             "check the dataset's label columns") from None
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        tmp.replace(self.root / SAMPLES)
+        _fault("after-samples")
+        self.manifest["samples"] = {"sha256": file_sha256(self.root / SAMPLES), "rows": int(len(samples))}
+        self._save()
 
     def _save(self) -> None:
-        write_json_atomic(self.root / MANIFEST, self.manifest)
+        write_manifest(self.root, self.manifest)
 
     @property
     def rows_done(self) -> int:
@@ -129,25 +241,34 @@ class StoreWriter:
             return
         n, cr = self.manifest["n_samples"], self.manifest["chunk_rows"]
         np_dtype = "uint16" if self.dtype == "bfloat16" else self.dtype
+        arrays = self.root / "arrays"
+        for p in arrays.iterdir():  # arrays from a creation killed before the manifest listed them (0 rows)
+            if p.name != GROUP_META:
+                _remove(p)
+        self._arrays = {}
+        layers: dict[str, Any] = {}
         for name, (shape, tokens) in shapes.items():
             key = array_name(name)
+            rows = (0, *shape) if tokens else (n, *shape)
+            zarr.create_array(arrays / key, shape=rows, chunks=(TOKEN_CHUNK if tokens else cr, *shape),
+                              dtype=np_dtype, compressors=[Crc32cCodec()], fill_value=0,
+                              dimension_names=dimension_names(key, len(shape), tokens), config=_WRITE_CONFIG)
+            info = {"shape": list(shape), "dtype": self.dtype, "tokens": bool(tokens), "array": key,
+                    "chunk_hashes": []}
             if tokens:
-                zarr.create_array(self.root / "arrays" / key, shape=(0, *shape), chunks=(TOKEN_CHUNK, *shape),
-                                  dtype=np_dtype, compressors=[Crc32cCodec()], fill_value=0)
-                off = zarr.create_array(self.root / "arrays" / (key + ".offsets"), shape=(n + 1,),
-                                        chunks=(max(cr, 1),), dtype="int64", compressors=[Crc32cCodec()],
-                                        fill_value=0)
-                off[0:1] = np.zeros(1, dtype=np.int64)
-            else:
-                zarr.create_array(self.root / "arrays" / key, shape=(n, *shape), chunks=(cr, *shape),
-                                  dtype=np_dtype, compressors=[Crc32cCodec()], fill_value=0)
-            self.manifest["layers"][name] = {"shape": list(shape), "dtype": self.dtype, "tokens": bool(tokens),
-                                             "array": key}
+                zarr.create_array(arrays / (key + ".offsets"), shape=(n + 1,), chunks=(max(cr, 1),), dtype="int64",
+                                  compressors=[Crc32cCodec()], fill_value=0,
+                                  dimension_names=["row_edge"], config=_WRITE_CONFIG)
+                self._arr(key + ".offsets")[0:1] = np.zeros(1, dtype=np.int64)
+                info["offset_hashes"] = [chunk_hash(chunk_file(arrays / (key + ".offsets"), 0, 1))]
+            layers[name] = info
+            _fault("in-set-layers")
+        self.manifest["layers"] = layers
         self._save()
 
     def _arr(self, key: str) -> zarr.Array:
         if key not in self._arrays:
-            self._arrays[key] = zarr.open_array(self.root / "arrays" / key, mode="r+")
+            self._arrays[key] = zarr.open_array(self.root / "arrays" / key, mode="r+").with_config(_WRITE_CONFIG)
         return self._arrays[key]
 
     def _truncate_tokens(self) -> None:
@@ -159,6 +280,17 @@ class StoreWriter:
                 arr = self._arr(info["array"])
                 if arr.shape[0] != end:
                     arr.resize((end, *arr.shape[1:]))
+
+    def _rehash(self, info: dict[str, Any], field: str, key: str, lo: int, hi: int) -> None:
+        """Record the content hash of chunks [lo, hi] (row-axis indices) of array `key` in `info[field]`."""
+        hashes = info.get(field)
+        if hashes is None:  # a layer begun by a repscope without content hashes: verify falls back to CRC32C
+            return
+        arr = self._arr(key)
+        for i in range(lo, hi + 1):
+            while len(hashes) <= i:
+                hashes.append(None)
+            hashes[i] = chunk_hash(chunk_file(self.root / "arrays" / key, i, arr.ndim))
 
     # ---- writing -----------------------------------------------------------------------------------------------
     def append(self, batch: dict[str, torch.Tensor | list[torch.Tensor]]) -> None:
@@ -173,7 +305,7 @@ class StoreWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Write buffered rows to every layer, then advance progress atomically."""
+        """Write buffered rows to every layer, hash the chunks they touched, then advance progress atomically."""
         if not self._buf_rows:
             return
         start, n = self.rows_done, self._buf_rows
@@ -181,9 +313,10 @@ class StoreWriter:
             raise StoreError(f"more rows written than the {self.manifest['n_samples']} samples declared")
         for name, parts in self._buf.items():
             info = self.manifest["layers"][name]
+            key = info["array"]
             if info["tokens"]:
-                off_arr = self._arr(info["array"] + ".offsets")
-                arr = self._arr(info["array"])
+                off_arr = self._arr(key + ".offsets")
+                arr = self._arr(key)
                 base = int(off_arr[start])
                 lens = np.array([p.shape[0] for p in parts], dtype=np.int64)
                 data = _encode(torch.cat(parts), self.dtype) if parts else None
@@ -191,26 +324,62 @@ class StoreWriter:
                 arr.resize((end, *arr.shape[1:]))
                 if data is not None and len(data):
                     arr[base:end] = data
+                    self._rehash(info, "chunk_hashes", key, base // arr.chunks[0], (end - 1) // arr.chunks[0])
                 off_arr[start + 1 : start + n + 1] = base + np.cumsum(lens)
+                c = off_arr.chunks[0]
+                self._rehash(info, "offset_hashes", key + ".offsets", (start + 1) // c, (start + n) // c)
             else:
-                self._arr(info["array"])[start : start + n] = _encode(torch.cat(parts), self.dtype)
+                arr = self._arr(key)
+                arr[start : start + n] = _encode(torch.cat(parts), self.dtype)
+                self._rehash(info, "chunk_hashes", key, start // arr.chunks[0], (start + n - 1) // arr.chunks[0])
         self._buf, self._buf_rows = {}, 0
         self.manifest["progress"]["rows_done"] = start + n
         self._save()
 
     def close(self) -> RepStore:
-        """Flush, mark the store complete, and return it opened for reading."""
+        """Flush, mark the store complete, release the lock, and return the store opened for reading."""
         self.flush()
         if self.rows_done != self.manifest["n_samples"]:
             raise StoreError(f"store '{self.root}' got {self.rows_done} of {self.manifest['n_samples']} rows")
+        with warnings.catch_warnings():  # "consolidated metadata is not part of the v3 spec": readers accept it
+            warnings.simplefilter("ignore")
+            zarr.consolidate_metadata(str(self.root))  # shapes are final: xarray/zarr open without listing files
         self.manifest["progress"]["complete"] = True
         self._save()
+        self.release()
         return RepStore.open(self.root)
 
-    def abort(self) -> None:
-        """Remove the store if this writer created it (bad input must not leave a half-written store)."""
-        if self.created and self.root.exists():
-            shutil.rmtree(self.root, ignore_errors=True)
+    def release(self) -> None:
+        """Drop the writer lock (the kernel also drops it when the process dies)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def abort(self, force: bool = False, keep_committed: bool = False) -> None:
+        """Remove the store if this writer started it, or if `force` and no row is committed (nothing to resume);
+        with `keep_committed`, a store holding committed rows is kept for a resume instead.
+
+        Bad input must not leave a half-written store behind; a folder that existed before is kept, emptied.
+        """
+        try:
+            if keep_committed and self.rows_done:
+                return
+            if not (self.created or (force and self.rows_done == 0)) or not self.root.exists():
+                return
+            if self.made_dir:
+                shutil.rmtree(self.root, ignore_errors=True)
+                return
+            for p in self.root.iterdir():
+                if p.name != LOCK:
+                    _remove(p)
+            (self.root / LOCK).unlink(missing_ok=True)
+        finally:
+            self.release()
+
+
+def _refuse_complete(root: Path, man: dict[str, Any]) -> None:
+    if man.get("progress", {}).get("complete"):
+        raise StoreError(f"store '{root}' already exists and is complete; pass --overwrite to replace it")
 
 
 def write_store(path: str | Path, layers: dict[str, Any], samples: pd.DataFrame | None = None,
@@ -228,7 +397,10 @@ def write_store(path: str | Path, layers: dict[str, Any], samples: pd.DataFrame 
         raise StoreError(f"samples has {len(samples)} rows but the arrays have {n}")
     prov = {"model": "arrays", "pooling": "none", "dataset": "arrays", **(provenance or {})}
     w = StoreWriter.create_or_resume(path, samples, prov, chunk_rows=chunk_rows, dtype=dtype, overwrite=overwrite)
-    w.set_layers({k: (tuple(a.shape[1:]), False) for k, a in arrays.items()})
-    for s in range(0, n, chunk_rows):
-        w.append({k: a[s : s + chunk_rows] for k, a in arrays.items()})
-    return w.close()
+    try:
+        w.set_layers({k: (tuple(a.shape[1:]), False) for k, a in arrays.items()})
+        for s in range(0, n, chunk_rows):
+            w.append({k: a[s : s + chunk_rows] for k, a in arrays.items()})
+        return w.close()
+    finally:
+        w.release()

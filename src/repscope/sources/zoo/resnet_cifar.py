@@ -175,7 +175,10 @@ def load_cifar_resnet(depth_or_path: int | str | os.PathLike, device: str | torc
 
 
 def cifar_transform(images_uint8) -> Tensor:
-    """uint8 RGB images (B, H, W, 3) → float32 (B, 3, H, W): x/255, then (x − IMAGE_MEAN) / IMAGE_STD per channel."""
+    """RGB images (B, H, W, 3) → float32 (B, 3, H, W) in [0, 1], then (x − IMAGE_MEAN) / IMAGE_STD per channel.
+
+    uint8 (and float in [0, 255]) pixels are divided by 255; a float batch already in [0, 1] is used as it is.
+    """
     if isinstance(images_uint8, (list, tuple)):
         images_uint8 = np.stack([np.asarray(im) for im in images_uint8])
     x = torch.as_tensor(np.asarray(images_uint8) if not isinstance(images_uint8, Tensor) else images_uint8)
@@ -184,7 +187,9 @@ def cifar_transform(images_uint8) -> Tensor:
     if x.ndim != 4 or x.shape[-1] != 3:
         raise DataError(f"expected RGB images shaped (B, H, W, 3), got {tuple(x.shape)}; CIFAR ResNets take colour "
                         "images (channels last)")
-    x = x.to(torch.float32).permute(0, 3, 1, 2) / 255.0
+    unit = torch.is_floating_point(x) and x.numel() > 0 and float(x.max()) <= 1.0  # already [0, 1]: keep it
+    x = x.to(torch.float32).permute(0, 3, 1, 2)
+    x = x if unit else x / 255.0
     mean = torch.tensor(IMAGE_MEAN, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGE_STD, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
     return ((x - mean) / std).contiguous()

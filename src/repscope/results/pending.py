@@ -1,0 +1,75 @@
+"""Side files for results that could not be written because the DB stayed locked (merged by `results --import`).
+
+A side file is JSON, written atomically next to the DB as `<db>.pending-<UTC time>-<pid>-<id>.json`:
+`{"repscope_pending": 1, "id": ..., "db": ..., "rows": [{column: value}], "artifacts": [{...}]}`. Rows keep the
+study and `created` time they had when computed. Its `id` is recorded in the DB's `imports` table in the same
+transaction as the rows, so importing the same file (or a copy of it) twice never duplicates rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from repscope.errors import ConfigError
+
+VERSION = 1
+
+
+def _encode(v: Any) -> Any:
+    return v.isoformat() if isinstance(v, datetime) else v
+
+
+def write_side_file(db_path: Path, columns: list[str], rows: list[tuple], artifacts: list[tuple]) -> Path:
+    """Save rows (tuples in `columns` order) and artifacts (study, analysis, name, payload, created) as JSON."""
+    now = datetime.now(UTC)
+    sid = uuid.uuid4().hex[:12]
+    name = f"{db_path.name}.pending-{now:%Y%m%dT%H%M%S}-{os.getpid()}-{sid}.json"
+    doc = {
+        "repscope_pending": VERSION, "id": sid, "db": str(db_path), "written": now.isoformat(),
+        "rows": [{c: _encode(v) for c, v in zip(columns, r, strict=True)} for r in rows],
+        "artifacts": [dict(zip(("study", "analysis", "name", "payload", "created"), map(_encode, a), strict=True))
+                      for a in artifacts],
+    }
+    folder = db_path.parent if os.access(db_path.parent, os.W_OK) else Path(tempfile.gettempdir())
+    out = folder / name
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-pending-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def read_side_file(path: Path, columns: list[str]) -> tuple[str, list[tuple], list[tuple]]:
+    """(id, rows in `columns` order, artifacts) from a side file; a one-line ConfigError if it is not one."""
+    if not path.is_file():
+        raise ConfigError(f"--import '{path}' does not exist; give a .pending-*.json file that repscope wrote "
+                          "when the results DB was locked")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if doc.get("repscope_pending") != VERSION:
+            raise ValueError("not a pending-results file")
+        rows = [tuple(_decode(c, r.get(c)) for c in columns) for r in doc["rows"]]
+        arts = [tuple(_decode(k, a[k]) for k in ("study", "analysis", "name", "payload", "created"))
+                for a in doc["artifacts"]]
+        return str(doc["id"]), rows, arts
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"--import '{path}' is not a repscope pending-results file ({err}); give a "
+                          ".pending-*.json file that repscope wrote when the results DB was locked") from err
+
+
+def _decode(key: str, v: Any) -> Any:
+    if key == "created" and isinstance(v, str):
+        return datetime.fromisoformat(v)
+    return v
