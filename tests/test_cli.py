@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from repscope.store import write_store
@@ -55,7 +57,10 @@ def test_extract_info_verify_results_report(tmp_path):
     r = run("extract", "digits-mlp:1", "digits@120", "-o", str(tmp_path / "s"), "--chunk-rows", "50")
     assert r.returncode == 0, r.stderr
     r = run("info", str(tmp_path / "s"))
-    assert r.returncode == 0 and "fc1" in r.stderr and "120/120" in r.stderr
+    assert r.returncode == 0 and "fc1" in r.stdout and "120/120" in r.stdout  # tables go to stdout
+    r = run("info", str(tmp_path / "s"), "--format", "csv")
+    layers = pd.read_csv(io.StringIO(r.stdout))
+    assert list(layers["layer"]) == ["fc1", "act1", "fc2", "act2", "out"] and str(layers["shape"][0]) == "64"
     r = run("verify", str(tmp_path / "s"))
     assert r.returncode == 0 and "15 chunks" in r.stderr  # 5 layers × 3 chunks of 50 rows
     db = str(tmp_path / "r.duckdb")
@@ -83,7 +88,7 @@ def test_verify_reports_corruption(tmp_path):
 def test_layers_command_lists_shapes():
     r = run("layers", "digits-mlp:0")
     assert r.returncode == 0, r.stderr
-    assert "fc2" in r.stderr and "2×64" in r.stderr
+    assert "fc2" in r.stdout and "2×64" in r.stdout
 
 
 @pytest.mark.parametrize("flag", ["--help"])

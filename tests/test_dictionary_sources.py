@@ -59,14 +59,14 @@ def test_token_level_sae_cards_mark_the_stored_token_in_its_sentence(token_store
     s, layer = token_store, "encoder.layer.1"
     assert s.is_tokens(layer) and s.provenance["model_spec"] == "minilm" and s.provenance["max_length"] == 128
     db = ResultsDB(tmp_path / "r.duckdb")
-    res = train_sae_on_store(s, layer, k=4, expansion=1, n_steps=20, batch_size=64, device="cpu", db=db,
-                             n_cards=6)
-    assert res["params"]["token_level"] and 0 < res["metrics"]["fvu"] < 1
-    assert "probe_acc_drop" not in res["metrics"]  # labels are per sample: skipped for token rows
+    res = train_sae_on_store(s, layer, k=4, expansion=1, n_steps=20, batch_size=64, device="cpu", n_cards=6)
+    db.record_result(res)
+    assert res.params["token_level"] and 0 < res.metrics["fvu"] < 1
+    assert "probe_acc_drop" not in res.metrics  # labels are per sample: skipped for token rows
     tok = AutoTokenizer.from_pretrained(str(minilm_path()), local_files_only=True)
     off = s.offsets(layer)
-    est = res["estimator"]
-    items = [(f["latent"], t) for f in res["features"] for t in f["top"]]
+    est = res.estimator
+    items = [(f["latent"], t) for f in res.features for t in f["top"]]
     assert len(items) >= 6
     for latent, t in items:
         i, p = t["sample"], t["position"]
@@ -196,12 +196,13 @@ def test_changed_image_source_gives_cards_without_images(tmp_path):
     changed[5, 0, 0, 0] ^= 1
     np.savez(tmp_path / "imgs.npz", images=changed, labels=np.zeros(40, np.int64))
     db = ResultsDB(tmp_path / "r.duckdb")
-    res = train_sae_on_store(s, "act", k=2, expansion=2, n_steps=5, batch_size=32, device="cpu", db=db)
+    res = train_sae_on_store(s, "act", k=2, expansion=2, n_steps=5, batch_size=32, device="cpu")
+    db.record_result(res)
     (art,) = db.artifacts("sae")
-    assert res["features"] and art["payload"]["cards"]
+    assert res.features and art["payload"]["cards"]
     assert all("images" not in c for c in art["payload"]["cards"])
     (tmp_path / "imgs.npz").unlink()  # a vanished source: still no error
-    train_sae_on_store(s, "act", k=2, expansion=2, n_steps=5, batch_size=32, device="cpu", db=db)
+    db.record_result(train_sae_on_store(s, "act", k=2, expansion=2, n_steps=5, batch_size=32, device="cpu"))
 
 
 def test_old_store_without_reload_provenance_resumes_and_trains(tmp_path):
@@ -225,5 +226,6 @@ def test_old_store_without_reload_provenance_resumes_and_trains(tmp_path):
     man_path.write_text(json.dumps(man))
     old = RepStore.open(s.root)
     db = ResultsDB(tmp_path / "r.duckdb")
-    res = train_sae_on_store(old, "act", k=2, expansion=2, n_steps=5, batch_size=32, device="cpu", db=db)
-    assert res["features"] and all("images" not in c for c in db.artifacts("sae")[0]["payload"]["cards"])
+    res = train_sae_on_store(old, "act", k=2, expansion=2, n_steps=5, batch_size=32, device="cpu")
+    db.record_result(res)
+    assert res.features and all("images" not in c for c in db.artifacts("sae")[0]["payload"]["cards"])

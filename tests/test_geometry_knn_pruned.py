@@ -74,9 +74,9 @@ def test_uncertified_rows_fall_back_to_brute_force(low_rank, monkeypatch):
 
     orig_rows = knn._rows_exact
 
-    def rows_spy(x64, rows, kc):
+    def rows_spy(x64, rows, kc, *rest):
         fixed.append(rows.numel())
-        return orig_rows(x64, rows, kc)
+        return orig_rows(x64, rows, kc, *rest)
 
     monkeypatch.setattr(knn, "_choose_projection", coarse)
     monkeypatch.setattr(knn, "_rows_exact", rows_spy)
@@ -135,9 +135,9 @@ def test_brute_force_rows_that_rounding_could_mislead_are_searched_again(monkeyp
     redone = []
     orig_rows = knn._rows_exact
 
-    def rows_spy(x64, rows, kc):
+    def rows_spy(x64, rows, kc, *rest):
         redone.append(rows.numel())
-        return orig_rows(x64, rows, kc)
+        return orig_rows(x64, rows, kc, *rest)
 
     monkeypatch.setattr(knn, "_rows_exact", rows_spy)
     rng = np.random.default_rng(5)

@@ -30,14 +30,17 @@ def store(tmp_path):
 
 def test_profile_records_rows_in_model_order(store, tmp_path):
     db = ResultsDB(tmp_path / "r.duckdb", study="t")
-    df = geometry_profile(store, db, max_rows=300, device="cpu")
+    result = geometry_profile(store, max_rows=300, device="cpu")
+    assert len(db.frame("geometry")) == 0  # the analysis returns its Result; the caller records it
+    db.record_result(result)
     frame = db.frame("geometry")
-    assert len(frame) == len(df) > 0
+    assert len(frame) == len(result.rows) > 0
     assert set(frame["layer"]) == {"l0", "l1", "l2"}
+    assert (frame["layer"].map({"l0": 0, "l1": 1, "l2": 2}) == frame["layer_index"]).all()
     assert {"twonn_id", "mle_id", "silhouette", "rate_reduction", "alignment", "I_XT", "effective_rank"} <= set(
         frame["metric"])
     p = frame["params"].iloc[0]
-    assert p["n"] == 300 and p["n_layers"] == 3 and "measure" in p
+    assert p["n"] == 300 and p["n_layers"] == 3 and "measure" in p and "layer_index" not in p
     sil = frame[frame["metric"] == "silhouette"].set_index("layer")["value"]
     assert sil["l1"] > 0.3 > abs(sil["l0"])
     dr = frame[frame["metric"] == "rate_reduction"].set_index("layer")["value"]
@@ -49,19 +52,19 @@ def test_profile_records_rows_in_model_order(store, tmp_path):
 
 
 def test_profile_without_labels_skips_label_measures(store):
-    df = geometry_profile(store, None, measures=["twonn", "clusters", "coding_rate"], label_col=None, device="cpu")
-    assert set(df["measure"]) == {"twonn", "coding_rate"}
+    df = geometry_profile(store, measures=["twonn", "clusters", "coding_rate"], label_col=None, device="cpu").frame()
+    assert {p["measure"] for p in df["params"]} == {"twonn", "coding_rate"}
     assert "rate_reduction" not in set(df["metric"])
 
 
 def test_profile_params_and_errors(store):
-    df = geometry_profile(store, None, measures=["mle"], layers="l1", params={"mle": {"k1": 5, "k2": 8}},
-                          device="cpu")
+    df = geometry_profile(store, measures=["mle"], layers="l1", params={"mle": {"k1": 5, "k2": 8}},
+                          device="cpu").frame()
     assert list(df["layer"]) == ["l1"]
     with pytest.raises(ConfigError):
-        geometry_profile(store, None, measures=["nope"])
+        geometry_profile(store, measures=["nope"])
     with pytest.raises(ConfigError):
-        geometry_profile(store, None, measures=["mle"], params={"twonn": {}})
+        geometry_profile(store, measures=["mle"], params={"twonn": {}})
 
 
 def test_positive_pairs_respects_scores():
@@ -90,6 +93,13 @@ def test_cli_and_report(store, tmp_path):
     assert any("spectrum" in (f.layout.title.text or "") for f in rank.figures)
     out = build_report(db, tmp_path / "rep.html")
     assert "Geometry: anisotropy and uniformity" in out.read_text()
+    # a geometry metric with no theme falls back to a generic section instead of vanishing
+    db.record("geometry", "new_metric_without_theme", 0.5, layer="l0", layer_index=0, store="toy")
+    db.record("geometry", "new_metric_without_theme", 0.7, layer="l1", layer_index=1, store="toy")
+    secs, _ = report_sections(db.frame(), db.artifacts())
+    other = [s for s in secs if s.title == "Geometry: other measures"]
+    assert len(other) == 1 and "new_metric_without_theme" in set(other[0].tables[0]["metric"])
+    assert other[0].figures and list(other[0].figures[0].data[0].y) == [0.5, 0.7]
     bad = CliRunner().invoke(app, ["geometry", str(store.root), "--db", str(db_path), "--params", "{oops"])
     assert bad.exit_code != 0
 

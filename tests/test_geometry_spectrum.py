@@ -86,15 +86,40 @@ def test_bad_input_errors():
         stable_rank(np.zeros((0, 3)))
 
 
-def test_singular_value_cache_sees_in_place_changes():
+def test_singular_value_cache_is_explicit_and_scoped(monkeypatch):
+    import torch
+
+    from repscope.geometry import spectrum
+    from repscope.geometry.spectrum import SpectrumCache, singular_values
+
+    x = torch.randn(30, 5, dtype=torch.float64)
+    first = singular_values(x, device="cpu").clone()
+    x.mul_(2.0)  # no cache outside a block: an in-place change is always seen
+    np.testing.assert_allclose(singular_values(x, device="cpu").numpy(), 2 * first.numpy(), rtol=1e-12)
+    calls = []
+    real = torch.linalg.svdvals
+    monkeypatch.setattr(torch.linalg, "svdvals", lambda t: calls.append(1) or real(t))
+    with SpectrumCache(x):
+        a = spectrum.effective_rank(x, center=True, device="cpu")
+        b = spectrum.stable_rank(x, center=True, device="cpu")
+        spectrum.covariance_eigenvalues(x, device="cpu")
+        singular_values(x.clone(), center=True, device="cpu")  # another tensor: not this cache's key
+    assert len(calls) == 2
+    np.testing.assert_allclose(singular_values(x, center=True, device="cpu").numpy(),
+                               np.linalg.svd(x.numpy() - x.numpy().mean(0), compute_uv=False), rtol=1e-10)
+    assert len(calls) == 3  # the block is over: computed again
+    assert spectrum._ACTIVE.get() is None
+    s = np.linalg.svd(x.numpy() - x.numpy().mean(0), compute_uv=False)
+    p = s / s.sum()
+    assert a == pytest.approx(np.exp(-(p * np.log(p)).sum()), rel=1e-10)
+    assert b == pytest.approx((s**2).sum() / s[0] ** 2, rel=1e-10)
+
+
+def test_spectral_measures_leave_thread_count_alone():
     import torch
 
     from repscope.geometry.spectrum import singular_values
 
-    x = torch.randn(30, 5, dtype=torch.float64)
-    first = singular_values(x, device="cpu").clone()
-    assert torch.equal(singular_values(x, device="cpu"), first)  # cached or not, same answer
-    x.mul_(2.0)  # in-place change must not return the stale result
-    np.testing.assert_allclose(singular_values(x, device="cpu").numpy(), 2 * first.numpy(), rtol=1e-12)
-    np.testing.assert_allclose(singular_values(x, center=True, device="cpu").numpy(),
-                               np.linalg.svd(x.numpy() - x.numpy().mean(0), compute_uv=False), rtol=1e-10)
+    before = torch.get_num_threads()
+    singular_values(np.random.default_rng(0).normal(size=(50, 8)), device="cpu")
+    assert torch.get_num_threads() == before

@@ -242,3 +242,85 @@ def test_bad_inputs_raise_one_line_errors():
     Xn[0, 0] = np.nan
     with pytest.raises(NonFiniteError):
         NaiveBayesProbe(device="cpu").fit(Xn, np.arange(20) % 2)
+
+
+# ---- the one kNN engine (geometry/knn.py) behind KNNProbe -------------------------------------------------------
+def _reference_knn(q: np.ndarray, g: np.ndarray, k: int, exclude_self: bool = False):
+    """Float64 brute force ordered by (distance, gallery index): a stable argsort of exact integer distances."""
+    d2 = ((q[:, None, :].astype(np.float64) - g[None, :, :]) ** 2).sum(-1)
+    if exclude_self:
+        np.fill_diagonal(d2, np.inf)
+    order = np.argsort(d2, axis=1, kind="stable")[:, :k]
+    return np.sqrt(np.take_along_axis(d2, order, 1)), order
+
+
+@pytest.mark.parametrize("exclude_self", [False, True])
+def test_knn_ties_go_to_lower_gallery_index_on_a_lattice(exclude_self):
+    import torch
+
+    rng = np.random.default_rng(7)
+    g = rng.integers(-3, 4, size=(300, 5)).astype(np.float32)  # integer lattice: many exact ties, exact d²
+    g = np.concatenate([g, np.repeat(g[:3], 10, axis=0)])  # 10 duplicates: ties across the candidate boundary
+    q = g if exclude_self else rng.integers(-3, 4, size=(80, 5)).astype(np.float32)
+    for k in (1, 4, 12):
+        d, i = knn_search(torch.as_tensor(q), torch.as_tensor(g), k, metric="euclidean", chunk_size=37,
+                          exclude_self=exclude_self)
+        d_ref, i_ref = _reference_knn(q, g, k, exclude_self)
+        np.testing.assert_array_equal(i.numpy(), i_ref)
+        np.testing.assert_allclose(d.numpy(), d_ref, rtol=1e-12)
+
+
+def test_knn_cosine_zero_rows_follow_sklearn():
+    import torch
+    from sklearn.metrics.pairwise import cosine_distances
+
+    g = np.array([[1, 0, 0], [0, 0, 0], [0, 2, 0], [0, 0, 0], [3, 3, 0], [0, 0, -1]], dtype=np.float64)
+    q = np.array([[0, 0, 0], [1, 1, 0], [0, 0, 5]], dtype=np.float64)
+    ref = cosine_distances(q, g)  # a zero row is at distance 1 from everything
+    order = np.argsort(ref, axis=1, kind="stable")
+    d, i = knn_search(torch.as_tensor(q), torch.as_tensor(g), 6, metric="cosine")
+    np.testing.assert_allclose(d.numpy(), np.take_along_axis(ref, order, 1), atol=1e-12)
+    # equal distances: lower gallery index first (the rounding of 1 − cos may reorder values equal up to 1e-16)
+    np.testing.assert_array_equal(i.numpy()[0], np.arange(6))
+
+
+def test_knn_probe_and_geometry_share_one_engine(digits_split):
+    import torch
+
+    from repscope.geometry.knn import knn_distances
+
+    Xtr = digits_split[0][:600]
+    d_geo, i_geo = knn_distances(Xtr, 5, device="cpu", return_indices=True)
+    d, i = knn_search(torch.as_tensor(Xtr), torch.as_tensor(Xtr), 5, metric="euclidean", exclude_self=True)
+    np.testing.assert_array_equal(i.numpy(), i_geo.numpy())
+    np.testing.assert_allclose(d.numpy(), d_geo.numpy(), rtol=1e-12)
+
+
+def test_fit_predict_leave_torch_threads_unchanged(digits_split):
+    import torch
+
+    Xtr, Xte, ytr, _ = digits_split
+    before = torch.get_num_threads()
+    for est in (LogisticProbe(device="cpu"), NaiveBayesProbe(device="cpu"), KNNProbe(device="cpu")):
+        est.fit(Xtr[:200], ytr[:200]).predict(Xte[:20])
+        assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_knn_exact_on_a_narrow_cone(metric):
+    """Anisotropic embeddings (all rows within a few degrees, as sentence embeddings often are): float32 ranking
+    alone mis-orders neighbours here; the certified engine must match a float64 brute force."""
+    import torch
+
+    rng = np.random.default_rng(11)
+    X = (30.0 * rng.normal(size=64) + rng.normal(size=(1500, 64))).astype(np.float32)
+    q, g = X[:200].astype(np.float64), X[200:].astype(np.float64)
+    if metric == "cosine":
+        qn, gn = q / np.linalg.norm(q, axis=1, keepdims=True), g / np.linalg.norm(g, axis=1, keepdims=True)
+        ref = 1.0 - qn @ gn.T
+    else:
+        ref = np.sqrt(((q[:, None, :] - g[None]) ** 2).sum(-1))
+    order = np.argsort(ref, axis=1, kind="stable")[:, :7]
+    d, i = knn_search(torch.as_tensor(X[:200]), torch.as_tensor(X[200:]), 7, metric=metric)
+    np.testing.assert_array_equal(i.numpy(), order)
+    np.testing.assert_allclose(d.numpy(), np.take_along_axis(ref, order, 1), rtol=1e-9, atol=1e-13)

@@ -19,7 +19,8 @@ from repscope.probe import (
     sts_sweep,
     wilson_ci,
 )
-from repscope.results import ResultsDB
+from repscope.probe.protocols import as_table
+from repscope.results import Result, ResultsDB
 from repscope.store import write_store
 
 
@@ -40,41 +41,53 @@ def planted(tmp_path_factory):
 
 def test_sweep_finds_planted_depth_and_writes_rows(planted, tmp_path):
     db = ResultsDB(tmp_path / "r.duckdb")
-    sweep = layer_sweep(planted, ["logistic", "nb"], "label", db=db, device="cpu")
+    result = layer_sweep(planted, ["logistic", "nb"], "label", device="cpu")
+    assert isinstance(result, Result) and len(db.frame()) == 0  # analyses return rows; the caller records them
+    sweep = as_table(result)
     acc = sweep[sweep["metric"] == "accuracy"].pivot_table(index="layer", columns="probe", values="value")
     assert (acc.loc[["layer.0", "layer.1"]] < 0.5).all().all()  # chance is ~1/3
     assert (acc.loc[["layer.2", "layer.3"]] > 0.9).all().all()
     assert (sweep["ci_low"] <= sweep["value"]).all() and (sweep["value"] <= sweep["ci_high"]).all()
-    depth = concept_depth(sweep, planted.layers, db=db)
-    assert set(depth["depth_layer"]) == {"layer.2"} and set(depth["depth"]) == {2}
+    depth = concept_depth(result, planted.layers)
+    d = as_table(depth)
+    assert set(d[d["metric"] == "depth"]["layer"]) == {"layer.2"} and set(d[d["metric"] == "depth"]["value"]) == {2}
+    db.record_result(result)
+    db.record_result(depth)
     rows = db.frame("probe")
     assert len(rows) == 4 * 2 * 3 and set(rows["metric"]) == {"accuracy", "accuracy_ci_low", "accuracy_ci_high"}
+    # layer order is stored: layer_index is the layer's position in the store
+    assert (rows["layer"].map(planted.layers.index) == rows["layer_index"]).all()
     assert len(db.frame("concept_depth")) == 2 * 3
 
 
 def test_concept_depth_threshold_and_chance():
     sweep = pd.DataFrame({"store": "s", "target": "t", "probe": "p", "metric": "accuracy",
                           "layer": ["a", "b", "c"], "value": [0.5, 0.8, 0.95]})
-    assert concept_depth(sweep, ["a", "b", "c"], threshold=0.8)["depth_layer"].item() == "b"
+    def depth_layer(res: Result) -> str:
+        (row,) = [r for r in res.rows if r.metric == "depth"]
+        return row.layer
+
+    assert depth_layer(concept_depth(sweep, ["a", "b", "c"], threshold=0.8)) == "b"
     # chance-adjusted at p0=0.5: (0, .6, .9): 0.8 × 0.9 = 0.72 → layer c
-    assert concept_depth(sweep, ["a", "b", "c"], 0.8, chance={"t": 0.5})["depth_layer"].item() == "c"
+    assert depth_layer(concept_depth(sweep, ["a", "b", "c"], 0.8, chance={"t": 0.5})) == "c"
 
 
 def test_cv_reproducible_by_seed(planted):
-    a = layer_sweep(planted, ["logistic"], "label", layers="layer.1", cv=3, seed=7, device="cpu")
-    b = layer_sweep(planted, ["logistic"], "label", layers="layer.1", cv=3, seed=7, device="cpu")
-    c = layer_sweep(planted, ["logistic"], "label", layers="layer.1", cv=3, seed=8, device="cpu")
-    pd.testing.assert_frame_equal(a, b)
-    assert (a["mode"] == "cv").all() and not np.allclose(a["value"], c["value"])
+    a, b, c = (as_table(layer_sweep(planted, ["logistic"], "label", layers="layer.1", cv=3, seed=seed, device="cpu"))
+               for seed in (7, 7, 8))
+    pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
+    assert (a["eval"] == "cv").all() and not np.allclose(a["value"], c["value"])
 
 
 def test_few_shot_reproducible_and_increasing(planted, tmp_path):
     db = ResultsDB(tmp_path / "r.duckdb")
     kw = dict(probes=("logistic", "nb"), shots=(1, 4, 16), seeds=3, seed=1, device="cpu")
-    a = few_shot_curve(planted, "layer.3", db=db, **kw)
-    b = few_shot_curve(planted, "layer.3", **kw)
+    res = few_shot_curve(planted, "layer.3", **kw)
+    db.record_result(res)
+    a = as_table(res).drop(columns="seconds")
+    b = as_table(few_shot_curve(planted, "layer.3", **kw)).drop(columns="seconds")
     pd.testing.assert_frame_equal(a, b)
-    c = few_shot_curve(planted, "layer.3", **(kw | {"seed": 2}))
+    c = as_table(few_shot_curve(planted, "layer.3", **(kw | {"seed": 2})))
     assert not np.allclose(a["value"], c["value"])
     for _, g in a.groupby("probe"):
         assert g.set_index("shots")["value"].loc[16] > g.set_index("shots")["value"].loc[1]
@@ -89,15 +102,15 @@ def test_split_column_is_used(tmp_path):
     x[:, 0] += 3 * y
     split = np.where(np.arange(n) < 150, "train", "test")
     s = write_store(tmp_path / "sp", {"l": x}, pd.DataFrame({"id": np.arange(n), "label": y, "split": split}))
-    res = layer_sweep(s, ["nb"], "label", device="cpu")
+    res = as_table(layer_sweep(s, ["nb"], "label", device="cpu"))
     from repscope.probe import NaiveBayesProbe
 
     ref = NaiveBayesProbe(device="cpu").fit(x[:150], y[:150]).score(x[150:], y[150:])
-    assert res["mode"].item() == "split" and res["value"].item() == pytest.approx(ref)
+    assert res["eval"].item() == "split" and res["value"].item() == pytest.approx(ref)
 
 
 def test_ridge_sweep_reports_r2_and_spearman(planted):
-    res = layer_sweep(planted, ["ridge"], "score", cv=3, device="cpu")
+    res = as_table(layer_sweep(planted, ["ridge"], "score", cv=3, device="cpu"))
     r2 = res[res["metric"] == "r2"].set_index("layer")["value"]
     assert r2["layer.3"] > 0.5 and r2["layer.0"] < 0.2
     assert set(res["metric"]) == {"r2", "spearman"}
@@ -114,7 +127,7 @@ def test_concat_of_complementary_stores_beats_each(tmp_path):
     b[:, 0] += 2.5 * (y // 2)
     sa = write_store(tmp_path / "a", {"h": a}, samples)
     sb = write_store(tmp_path / "b", {"h": b}, samples)
-    res = concat_stores([sa, sb], "h", "logistic", device="cpu").set_index("store")["value"]
+    res = as_table(concat_stores([sa, sb], "h", "logistic", device="cpu")).set_index("store")["value"]
     assert res["a+b"] > max(res["a"], res["b"]) + 0.2
 
 
@@ -174,7 +187,7 @@ def sts_store(tmp_path):
 
 def test_sts_matches_scipy(sts_store, tmp_path):
     store, x, gold = sts_store
-    res = sts_sweep(store, db=ResultsDB(tmp_path / "r.duckdb")).set_index("layer")["value"]
+    res = sts_sweep(store).frame().set_index("layer")["value"]
     cos = (x[0::2] * x[1::2]).sum(1) / np.linalg.norm(x[0::2], axis=1) / np.linalg.norm(x[1::2], axis=1)
     assert res["good"] == pytest.approx(spearmanr(cos, gold).statistic, abs=1e-9)
     assert res["good"] > 0.5 and abs(res["random"]) < 0.4

@@ -67,7 +67,7 @@ def test_compare_and_match_record_rows_and_report(tmp_path):
     arts = ResultsDB(db).artifacts("neuron_match")
     assert len(arts) == 1 and len(arts[0]["payload"]["curve"]) == 16
     # bad input: a RepscopeError naming the problem; the console script prints it on one line
-    for args, err, word in ((["--measure", "nope"], ConfigError, "unknown measure"),
+    for args, err, word in ((["--measure", "nope"], ConfigError, "unknown similarity measure"),
                             (["--layers", "fc9"], LayerNotFoundError, "fc9"),
                             (["--streaming", "--measure", "pwcca"], ConfigError, "streaming")):
         r = invoke("compare", str(sa.root), *args, "--db", str(db))

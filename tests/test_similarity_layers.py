@@ -10,7 +10,7 @@ from torch import nn
 
 from repscope.errors import DataError
 from repscope.similarity import cka
-from repscope.similarity.matrix import compare_stores, similarity_matrices
+from repscope.similarity.matrix import compare_stores, compare_stores_streaming, result_matrices, similarity_matrices
 from repscope.similarity.registry import get_measure
 from repscope.similarity.streaming import streaming_cka_matrix
 from repscope.store import write_store
@@ -52,9 +52,15 @@ def test_compare_stores_and_streaming_cka(tmp_path):
     ids = pd.DataFrame({"id": np.arange(120)})
     sa = write_store(tmp_path / "a", la, ids, chunk_rows=32)
     sb = write_store(tmp_path / "b", lb, ids, chunk_rows=32)
-    mats, rows = compare_stores(sa, sb, "cka,procrustes", max_rows=None, device="cpu")
+    result = compare_stores(sa, sb, "cka,procrustes", max_rows=None, device="cpu")
+    rows = result.rows
+    mats = result_matrices(result)
     assert len(rows) == 2 * 16
     assert {r.store for r in rows} == {"a vs b"}
+    # each row carries both layers' positions in their stores (model order), not params i/j
+    assert all(r.layer_index == sa.layers.index(r.layer) and r.layer_b_index == sb.layers.index(r.layer_b)
+               for r in rows)
+    assert all("i" not in r.params and "j" not in r.params for r in rows)
     ref = cka.linear_cka(la["l1"], lb["l2"], "cpu")
     assert mats["linear_cka"].loc["l1", "l2"] == pytest.approx(ref, abs=1e-6)
     # streaming exact CKA over 32-row chunks equals the in-memory value (both biased and debiased)
@@ -63,8 +69,12 @@ def test_compare_stores_and_streaming_cka(tmp_path):
     sd = streaming_cka_matrix(sa, None, chunk_rows=25, debiased=True, device="cpu")
     assert sd.loc["l0", "l3"] == pytest.approx(cka.debiased_cka(la["l0"], la["l3"], "cpu"), abs=1e-6)
     # a subset of rows, and mismatched stores
-    mats_sub, _ = compare_stores(sa, None, "cka", max_rows=50, device="cpu")
+    mats_sub = result_matrices(compare_stores(sa, None, "cka", max_rows=50, device="cpu"))
     assert mats_sub["linear_cka"].shape == (4, 4)
+    assert list(mats_sub["linear_cka"].index) == sa.layers  # rebuilt in model order
+    # the streaming path returns the same shape of Result, with the exact all-row values
+    st = result_matrices(compare_stores_streaming(sa, sb, "cka", device="cpu"))["linear_cka"]
+    assert st.loc["l1", "l2"] == pytest.approx(ref, abs=1e-6)
     sc = write_store(tmp_path / "c", {k: v[:100] for k, v in la.items()}, ids[:100])
     with pytest.raises(DataError):
         compare_stores(sa, sc, "cka", device="cpu")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from repscope.errors import ConfigError
@@ -52,14 +57,84 @@ def test_study_validation_errors(tmp_path, text, msg):
         load_study(cfg)
 
 
+BAD_PARAM = """
+name: typo
+stores: [{name: mlp_s0, model: "digits-mlp:0", data: "digits@600"}]
+analyses:
+  - {run: geometry, stores: [mlp_s0]}
+  - {run: compare, stores: [mlp_s0], params: %s}
+"""
+
+
+@pytest.mark.parametrize("params,msg", [
+    ("{measure: cka}", r"^s\.yaml: analyses\.1 \(run: compare\): unknown param 'measure'; allowed: measures, layers, "
+                       r"layers_b, max_rows, seed, device$"),
+    ("{measures: cka, max_rows: many}", r"analyses\.1 \(run: compare\): param 'max_rows': .*integer"),
+    ("{measures: [cka, nope]}", r"analyses\.1 \(run: compare\): param 'measures': unknown similarity measure 'nope'; "
+                                r"choose one of linear_cka"),
+])
+def test_bad_step_params_fail_before_any_extraction(tmp_path, params, msg):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(BAD_PARAM % params)
+    (tmp_path / "ok.yaml").write_text(BAD_PARAM % "{measures: cka}")
+    load_study(tmp_path / "ok.yaml")  # imports the step modules (torch) once; the timing below is the check itself
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=msg) as err:
+        run_study(cfg)
+    assert time.perf_counter() - t0 < 2  # extracting the store alone (training a digits MLP) takes longer
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "runs").exists()  # nothing extracted, no store directory, no DB
+
+
+def test_mistyped_param_one_line_error_from_the_cli(tmp_path):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(BAD_PARAM % "{measure: cka}")
+    r = subprocess.run([sys.executable, "-m", "repscope.cli", "study", str(cfg)], capture_output=True, text=True,
+                       timeout=120)
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "unknown param 'measure'" in lines[0], r.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("{run: probe, stores: [a], params: {probes: [logistic, nope]}}", "unknown probe 'nope'"),
+    ("{run: probe, stores: [a], params: {cv: 1}}", r"param 'cv': .*greater than or equal to 2"),
+    ("{run: geometry, stores: [a], params: {measures: [twonn, bogus]}}", "unknown geometry measure 'bogus'"),
+    ("{run: sae, stores: [a], params: {k: 8}}", r"param 'layer': Field required"),
+    ("{run: sae, stores: [a], params: {layer: x, arch: nope}}", "unknown SAE architecture 'nope'"),
+    ("{run: sts, stores: [a], params: {layer: x}}", "unknown param 'layer'; allowed: layers"),
+    ("{run: quantize, stores: [a], params: {layer: x, method: nope}}", "unknown quantizer 'nope'"),
+    ("{run: quantize, stores: [a], params: {layer: x, bits: 0}}", r"param 'bits': .*greater than or equal to 1"),
+])
+def test_every_step_validates_its_params(tmp_path, text, msg):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(f"name: x\nstores: [{{name: a, model: m, data: d}}]\nanalyses: [{text}]\n")
+    with pytest.raises(ConfigError, match=msg):
+        load_study(cfg)
+
+
+def test_example_studies_are_valid():
+    examples = sorted((Path(__file__).parents[1] / "examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        assert load_study(path).analyses
+
+
 def test_study_sae_step(tmp_path):
     cfg = tmp_path / "sae.yaml"
     cfg.write_text("""
 name: sae
 stores: [{name: mlp, model: "digits-mlp:0", data: "digits@500"}]
-analyses: [{run: sae, stores: [mlp], params: {layer: act1, k: 8, expansion: 2, n_steps: 30, batch_size: 128}}]
+analyses:
+  - {run: sae, stores: [mlp], params: {layer: act1, k: 8, expansion: 2, n_steps: 30, batch_size: 128}}
+  - {run: quantize, stores: [mlp], params: {layer: fc2, method: scalar, bits: 512}}
 """)
     run_study(cfg)
-    df = ResultsDB(tmp_path / "runs" / "repscope.duckdb").frame("sae")
+    db = ResultsDB(tmp_path / "runs" / "repscope.duckdb")
+    df = db.frame("sae")
     l0 = df[df["metric"] == "mean_l0"]["value"]
     assert len(l0) == 1 and 0 < l0.iloc[0] <= 8
+    assert df["layer_index"].unique().tolist() == [1]  # act1 is the store's second layer
+    assert len(db.artifacts("sae")) == 1  # the feature cards
+    q = db.frame("quantize").set_index("metric")["value"]
+    assert q["bits_per_vector"] == 512 and 0 <= q["fvu"] < 0.01  # 8 bits for each of 64 units: near-lossless

@@ -7,7 +7,6 @@ CIFAR ResNet-20/56 on the CIFAR-10 subset.
 
 from __future__ import annotations
 
-import importlib
 import os
 import time
 from collections.abc import Callable
@@ -16,16 +15,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from repscope.analyses import plugins
 from repscope.demo_context import DemoContext
 from repscope.errors import RepscopeError, StoreError
 from repscope.extract import extract
 from repscope.paths import shared_data
 from repscope.report.build import build_report
+from repscope.report.provenance import record_stores
 from repscope.results import ResultsDB
 from repscope.sources.datasets import Dataset, TextDataset, load_sts_pairs, load_tsv_text
 from repscope.store import RepStore
 
-STEPS = ["repscope.probe", "repscope.similarity", "repscope.geometry", "repscope.dictionary"]
 N_TEMPLATES = int(os.environ.get("REPSCOPE_DEMO_N", "2000"))  # smaller in smoke tests
 
 
@@ -97,7 +97,9 @@ def extended_stores(ctx: DemoContext) -> None:
 
 def run_demo(out: str | Path = "demo_out", extended: bool = False, device: str = "auto", fresh: bool = True,
              steps: list[str] | None = None) -> Path:
-    """Build the demo stores, run each analysis package's demo step, and write report.html; returns its path."""
+    """Build the demo stores, run each plugin's demo step (pipeline order), write report.html; returns its path.
+
+    `steps` limits the run to the named plugins (`repscope.analyses.PLUGINS`)."""
     workdir = Path(out)
     workdir.mkdir(parents=True, exist_ok=True)
     db_path = workdir / "repscope.duckdb"
@@ -108,16 +110,22 @@ def run_demo(out: str | Path = "demo_out", extended: bool = False, device: str =
     default_stores(ctx)
     if extended:
         extended_stores(ctx)
+    record_stores(ctx.db, ctx.stores)  # provenance cards of the report
     failed = []
-    for pkg in steps or STEPS:
+    chosen = [p for p in plugins() if p.demo is not None and (steps is None or p.name in steps)]
+    unknown = set(steps or ()) - {p.name for p in plugins()}
+    if unknown:
+        raise RepscopeError(f"unknown demo step(s) {', '.join(sorted(unknown))}; choose from "
+                            f"{', '.join(p.name for p in plugins() if p.demo is not None)}")
+    for plugin in chosen:
         t = time.perf_counter()
-        ctx.console.rule(pkg)
+        ctx.console.rule(plugin.name)
         try:
-            importlib.import_module(pkg + ".demo").run(ctx)
+            plugin.run_demo(ctx)
         except Exception as err:  # keep going so the report still shows the other analyses; re-raised below
-            failed.append(f"{pkg}: {type(err).__name__}: {err}")
-            ctx.console.print(f"[red]demo step {pkg} failed:[/] {err}")
-        ctx.console.print(f"{pkg} done in {time.perf_counter() - t:.1f}s")
+            failed.append(f"{plugin.name}: {type(err).__name__}: {err}")
+            ctx.console.print(f"[red]demo step {plugin.name} failed:[/] {err}")
+        ctx.console.print(f"{plugin.name} done in {time.perf_counter() - t:.1f}s")
     report = build_report(ctx.db, workdir / "report.html", title="repscope demo" + (" (extended)" if extended else ""))
     ctx.console.print(f"demo finished in {time.perf_counter() - t0:.0f}s")
     if failed:

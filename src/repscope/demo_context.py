@@ -1,4 +1,8 @@
-"""What the demo hands to each analysis package's `demo.run(ctx)` step."""
+"""What the demo hands to each analysis plugin's demo step (`AnalysisPlugin.demo`, e.g. `repscope.probe.demo:run`).
+
+A demo step runs its analyses on `ctx.stores` and records each returned `Result` with `ctx.db.record_result`;
+progress goes to `ctx.console` (stderr).
+"""
 
 from __future__ import annotations
 

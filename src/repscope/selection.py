@@ -1,9 +1,37 @@
-"""Row-wise top-k selection on wide matrices, faster than `torch.topk` when k is much smaller than the row."""
+"""Selection helpers: the one seeded row-subset helper (`subset_rows`) and row-wise top-k on wide matrices
+(`smallest_k`, faster than `torch.topk` when k is much smaller than the row)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
+
+
+def subset_rows(rows: int | np.ndarray, max_rows: int | None, seed: int | np.random.Generator = 0, *,
+                groups: np.ndarray | None = None) -> np.ndarray:
+    """The rows an analysis uses: all of `rows` (an int n means 0..n−1) when `max_rows` is None, 0 or not smaller,
+    else a uniform random subset of `max_rows` of them without replacement, drawn with numpy's default_rng(seed)
+    (or the Generator given) and sorted. With `groups` (one id per row, e.g. a positive pair), whole groups are
+    drawn instead: max(1, ⌊max_rows · n_groups / n⌋) of them, so pairs stay together.
+
+    Every row subsample in repscope goes through here; record `len(result)` in the result's params.
+    """
+    idx = np.arange(rows) if isinstance(rows, (int, np.integer)) else np.asarray(rows)
+    n = len(idx)
+    if not max_rows or n <= max_rows:
+        return idx
+    if max_rows < 0:
+        from repscope.errors import ConfigError
+
+        raise ConfigError(f"max_rows must be positive (or 0/None for all rows), got {max_rows}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    if groups is not None:
+        ids = np.asarray(groups)[:n]
+        uniq = np.unique(ids)
+        pick = rng.choice(uniq, size=max(1, min(len(uniq), max_rows * len(uniq) // n)), replace=False)
+        return idx[np.isin(ids, pick)]
+    return np.sort(rng.choice(idx, size=max_rows, replace=False))
 
 
 def smallest_k(tile: Tensor, kc: int, group: int = 32, largest: bool = False) -> tuple[Tensor, Tensor]:

@@ -4,35 +4,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import typer
-from rich.table import Table
 
-from repscope.cli_common import DbOption, DeviceOption, StudyOption, console, open_db
+from repscope.cli_common import (
+    DbOption,
+    DeviceOption,
+    FormatOption,
+    StudyOption,
+    console,
+    open_db,
+    print_result,
+    print_table,
+)
 
 sae_app = typer.Typer(help="Sparse autoencoders and transcoders: train on a store layer, inspect features.",
                       no_args_is_help=True)
 
 
 def _print_metrics(title: str, metrics: dict[str, float]) -> None:
-    t = Table(title=title)
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    for k, v in metrics.items():
-        t.add_row(k, f"{v:.4g}")
-    console.print(t)
+    print_table(pd.DataFrame({"metric": list(metrics), "value": [float(v) for v in metrics.values()]}), "table",
+                title=title)
 
 
-def _print_features(features: list[dict]) -> None:
-    t = Table(title="top features")
-    t.add_column("latent", justify="right")
-    t.add_column("freq", justify="right")
-    t.add_column("best label (AUROC)")
-    t.add_column("top samples")
+def _features_table(features: list[dict]) -> pd.DataFrame:
+    rows = []
     for f in features:
         best = f"{f['best_label']} ({f['best_auroc']:.2f})" if f.get("best_label") else ""
         tops = " | ".join((x.get("text") or f"#{x['row']}")[:40] for x in f["top"][:3])
-        t.add_row(str(f["latent"]), f"{f['frequency']:.2%}", best, tops)
-    console.print(t)
+        rows.append({"latent": f["latent"], "freq": f"{f['frequency']:.2%}", "best label (AUROC)": best,
+                     "top samples": tops})
+    return pd.DataFrame(rows, columns=["latent", "freq", "best label (AUROC)", "top samples"])
 
 
 @sae_app.command("train")
@@ -53,6 +55,7 @@ def train(
     out: Path = typer.Option(None, "--out", "-o", help="Checkpoint directory (default sae/<store>_<layer>_<arch>)."),
     fresh: bool = typer.Option(False, "--fresh", help="Ignore an existing checkpoint instead of resuming it."),
     seed: int = typer.Option(0, "--seed"),
+    fmt: str = FormatOption,
     device: str = DeviceOption,
     db: Path = DbOption,
     study: str = StudyOption,
@@ -62,18 +65,25 @@ def train(
     Example: repscope sae train runs/minilm_templates --layer encoder.layer.3 --arch topk --k 32 --expansion 16
     """
     from repscope.dictionary.runs import check_arch, train_sae_on_store
+    from repscope.errors import check_output_dir
     from repscope.store import RepStore
 
     check_arch(arch, k)
     s = RepStore.open(store)
     s.layer_info(layer)
     out = out or Path("sae") / f"{s.name}_{layer.replace('/', '_')}_{arch}"
+    check_output_dir(out, "--out")
     res = train_sae_on_store(s, layer, arch=arch, k=k, expansion=expansion, l1_coeff=l1, n_epochs=epochs,
                              n_steps=steps, batch_size=batch_size, lr=lr, holdout_every=holdout, seed=seed,
                              device=device, out=out, resume=not fresh, progress=True, target_layer=target_layer,
-                             label=label, db=open_db(db, study))
-    _print_metrics(f"{s.name} · {layer} · {arch}", res["metrics"])
-    _print_features(res["features"][:8])
+                             label=label)
+    rdb = open_db(db, study)
+    rdb.record_result(res)
+    if fmt == "table":
+        _print_metrics(f"{s.name} · {layer} · {arch}", res.metrics)
+        print_table(_features_table(res.features[:8]), fmt, title="top features")
+    else:
+        print_result(res, fmt, rdb.study)
     console.print(f"saved to {out}")
 
 
@@ -84,6 +94,7 @@ def inspect(
     layer: str = typer.Option(None, "--layer", help="Layer (default: the training layer)."),
     top: int = typer.Option(12, "--top", help="How many features to show."),
     label: str = typer.Option(None, "--label", help="Only this column for best-AUROC labels."),
+    fmt: str = FormatOption,
     device: str = DeviceOption,
     db: Path = DbOption,
     study: str = StudyOption,
@@ -92,7 +103,7 @@ def inspect(
 
     Example: repscope sae inspect sae/minilm_templates_encoder.layer.3_topk --top 8
     """
-    from repscope.dictionary.runs import inspect_store_features, record_cards
+    from repscope.dictionary.runs import card_result, inspect_store_features
     from repscope.dictionary.sae import SAE
     from repscope.errors import ConfigError
     from repscope.store import RepStore
@@ -105,9 +116,10 @@ def inspect(
         raise ConfigError(f"'{sae_dir}' was not trained on a store; pass --store and --layer")
     s = RepStore.open(store_path)
     feats = inspect_store_features(est, s, layer, n_features=top, label_cols=[label] if label else None)
-    _print_features(feats)
+    print_table(_features_table(feats), fmt, title="top features")
     mod = est.module_
-    record_cards(open_db(db, study), s, layer, {"arch": mod.arch, "k": mod.k, "n_latents": mod.n_latents}, feats)
+    open_db(db, study).record_result(card_result(s, layer, {"arch": mod.arch, "k": mod.k, "n_latents": mod.n_latents},
+                                                 feats))
 
 
 def quantize(
@@ -118,6 +130,7 @@ def quantize(
     holdout: int = typer.Option(10, "--holdout", help="Hold out every N-th row for evaluation."),
     label: str = typer.Option(None, "--label", help="Sample column for probe-after-reconstruction."),
     seed: int = typer.Option(0, "--seed"),
+    fmt: str = FormatOption,
     device: str = DeviceOption,
     db: Path = DbOption,
     study: str = StudyOption,
@@ -131,8 +144,13 @@ def quantize(
 
     s = RepStore.open(store)
     res = quantize_store(s, layer, method=method, bits=bits, holdout_every=holdout, seed=seed, device=device,
-                         label=label, db=open_db(db, study))
-    _print_metrics(f"{s.name} · {layer} · {method} {bits} bits", res["metrics"])
+                         label=label)
+    rdb = open_db(db, study)
+    rdb.record_result(res)
+    if fmt == "table":
+        _print_metrics(f"{s.name} · {layer} · {method} {bits} bits", res.metrics)
+    else:
+        print_result(res, fmt, rdb.study)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import time
 
-import torch
-
 from repscope.demo_context import DemoContext
 from repscope.dictionary.runs import quantize_store, train_sae_on_store
+from repscope.threads import limit_threads
 
 
 def _layer(store, preferred: str) -> str:
@@ -17,13 +16,9 @@ def _layer(store, preferred: str) -> str:
 
 
 def run(ctx: DemoContext) -> None:
-    """Run this package's analyses on the demo stores and record them in ctx.db."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small matmuls: one thread beats two contended ones
-    try:
+    """Run this package's analyses on the demo stores and record their Results in ctx.db."""
+    with limit_threads(1, blas=False):  # small matmuls: one thread beats two contended ones
         _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(ctx: DemoContext) -> None:
@@ -33,17 +28,19 @@ def _run(ctx: DemoContext) -> None:
         layer = _layer(s, "encoder.layer.3")
         t = time.perf_counter()
         res = train_sae_on_store(s, layer, arch="topk", k=16, expansion=2, n_steps=300, batch_size=256, lr=2e-3,
-                                 seed=ctx.seed, device=ctx.device, label="topic", db=ctx.db, n_cards=8, resume=False,
+                                 seed=ctx.seed, device=ctx.device, label="topic", n_cards=8, resume=False,
                                  out=ctx.workdir / "sae" / f"{s.name}_{layer}_topk")
-        m = res["metrics"]
+        ctx.db.record_result(res)
+        m = res.metrics
         ctx.console.print(f"  SAE {s.name} · {layer}: FVU {m['fvu']:.3f}, L0 {m['mean_l0']:.1f}, "
                           f"dead {m['dead_fraction']:.1%}, probe drop {m.get('probe_acc_drop', float('nan')):+.3f} "
                           f"({time.perf_counter() - t:.1f}s)")
-        for f in res["features"][:3]:
+        for f in res.features[:3]:
             top = f["top"][0]["text"] if f["top"] else ""
             ctx.console.print(f"    latent {f['latent']}: {f['best_label']} (AUROC {f['best_auroc'] or 0:.2f}) · {top}")
-        q = quantize_store(s, layer, method="pq", bits=64, seed=ctx.seed, device=ctx.device, label="topic",
-                           db=ctx.db)["metrics"]
+        qr = quantize_store(s, layer, method="pq", bits=64, seed=ctx.seed, device=ctx.device, label="topic")
+        ctx.db.record_result(qr)
+        q = qr.metrics
         ctx.console.print(f"  PQ 64 bits: FVU {q['fvu']:.3f}, usage {q['codebook_usage']:.2f}, "
                           f"probe drop {q.get('probe_acc_drop', float('nan')):+.3f}")
     # extended: SST-2 text cards, and ResNet-20 cards with CIFAR thumbnails
@@ -54,8 +51,9 @@ def _run(ctx: DemoContext) -> None:
         s = st[name]
         layer = _layer(s, wanted)
         res = train_sae_on_store(s, layer, arch="topk", k=k, expansion=expansion, n_steps=steps, batch_size=256,
-                                 lr=2e-3, seed=ctx.seed, device=ctx.device, label="label", db=ctx.db, n_cards=cards,
+                                 lr=2e-3, seed=ctx.seed, device=ctx.device, label="label", n_cards=cards,
                                  resume=False, out=ctx.workdir / "sae" / f"{s.name}_{layer}_topk")
-        m = res["metrics"]
+        ctx.db.record_result(res)
+        m = res.metrics
         ctx.console.print(f"  SAE {s.name} · {layer}: FVU {m['fvu']:.3f}, L0 {m['mean_l0']:.1f}, "
                           f"probe drop {m.get('probe_acc_drop', float('nan')):+.3f}")

@@ -77,25 +77,21 @@ def mmcs(learned: Any, true: Any) -> np.ndarray:
 
 
 def probe_after_reconstruction(x_train: Any, y_train: Any, x_test: Any, y_test: Any, x_test_hat: Any,
-                               max_iter: int = 2000, C: float = 1.0) -> dict[str, float]:
-    """Accuracy drop of a logistic-regression probe trained on originals and tested on reconstructions:
-    acc(probe, X_test) − acc(probe, X̂_test). Inputs are centred and divided by one global scale fit on the training
-    originals (isotropic, so a per-feature standardiser cannot blow up errors in near-constant directions)."""
-    from sklearn.linear_model import LogisticRegression
+                               max_iter: int = 500, C: float = 1.0, device: str = "auto") -> dict[str, float]:
+    """Accuracy drop of a linear probe trained on originals and tested on reconstructions:
+    acc(probe, X_test) − acc(probe, X̂_test). The probe is the one transfer readout,
+    `repscope.probe.readout.transfer_accuracy` (`LogisticProbe`; inputs centred and divided by one global scale fit
+    on the training originals: isotropic, so a per-feature standardiser cannot blow up errors in near-constant
+    directions)."""
+    from repscope.probe.readout import transfer_accuracy
 
-    xt = _t(x_train).numpy()
     ytr = np.asarray(y_train)
     if len(np.unique(ytr)) < 2:
         raise DataError("the probe needs at least two label classes in the training rows")
-    mu = xt.mean(0)
-    scale = float(np.sqrt(((xt - mu) ** 2).sum(1).mean() / xt.shape[1])) or 1.0
-
-    def prep(a: Any) -> np.ndarray:
-        return (_t(a).numpy() - mu) / scale
-
-    probe = LogisticRegression(max_iter=max_iter, C=C).fit(prep(xt), ytr)
-    acc = float(probe.score(prep(x_test), np.asarray(y_test)))
-    acc_hat = float(probe.score(prep(x_test_hat), np.asarray(y_test)))
+    yte = np.asarray(y_test)
+    accs = transfer_accuracy(_t(x_train), ytr, {"orig": (_t(x_test), yte), "recon": (_t(x_test_hat), yte)}, C=C,
+                             max_iter=max_iter, device=device)
+    acc, acc_hat = accs["orig"], accs["recon"]
     return {"probe_acc": acc, "probe_acc_recon": acc_hat, "probe_acc_drop": acc - acc_hat}
 
 

@@ -15,8 +15,9 @@ import torch
 from torch import Tensor, nn
 
 from repscope.errors import ConfigError
+from repscope.registry import Registry
 
-ARCHS = ("relu", "topk", "batchtopk", "jumprelu", "mp")
+ARCHS: Registry[type[DictionaryModule]] = Registry("SAE architecture")  # filled below the classes
 
 
 class DictionaryModule(nn.Module):
@@ -409,14 +410,14 @@ class MatchingPursuitSAE(DictionaryModule):
             return torch.stack(self.pursuit(x * self.in_scale, return_norms=True)[1])
 
 
-_REGISTRY: dict[str, type[DictionaryModule]] = {
-    "relu": ReLUSAE, "topk": TopKSAE, "batchtopk": BatchTopKSAE, "jumprelu": JumpReLUSAE, "mp": MatchingPursuitSAE,
-}
+ARCHS.register("relu", ReLUSAE, needs_k=False, paper="Bricken et al. 2023; decoder-norm L1 (Anthropic 2024)")
+ARCHS.register("topk", TopKSAE, needs_k=True, paper="Gao et al. 2024")
+ARCHS.register("batchtopk", BatchTopKSAE, needs_k=True, paper="Bussmann et al. 2024")
+ARCHS.register("jumprelu", JumpReLUSAE, needs_k=False, paper="Rajamanoharan et al. 2024")
+ARCHS.register("mp", MatchingPursuitSAE, needs_k=True, paper="Costa et al. 2025")
 
 
 def build_module(arch: str, **cfg: Any) -> DictionaryModule:
-    """Construct a dictionary module by arch name (relu, topk, batchtopk, jumprelu, mp)."""
-    if arch not in _REGISTRY:
-        raise ConfigError(f"unknown SAE arch '{arch}'; choose one of {', '.join(ARCHS)}")
-    cfg = {k: v for k, v in cfg.items() if k != "arch"}
-    return _REGISTRY[arch](**cfg)
+    """Construct a dictionary module by registered arch name (relu, topk, batchtopk, jumprelu, mp)."""
+    cls = ARCHS.get(arch)
+    return cls(**{k: v for k, v in cfg.items() if k != "arch"})

@@ -1,9 +1,10 @@
-"""Drivers shared by the CLI and the demo: train an SAE or a quantizer on a store layer, evaluate on held-out rows,
-inspect features, and record tidy rows + feature-card artifacts in the results DB."""
+"""Drivers shared by the CLI, studies and the demo: train an SAE or a quantizer on a store layer, evaluate on
+held-out rows, inspect features; each returns a `Result` (tidy rows + feature-card artifacts) the caller records."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,44 @@ from repscope.dictionary.quantize import make_quantizer
 from repscope.dictionary.sae import SAE, Transcoder
 from repscope.dictionary.stream import StoreSource
 from repscope.errors import ConfigError, DataError
-from repscope.results import ResultsDB, Row
+from repscope.results import Result
 
 MAX_ROWS = 20000
+
+
+@dataclass
+class SaeResult(Result):
+    """`Result` of `train_sae_on_store` (rows of analysis 'sae' + the feature-card artifact), with the fitted
+    estimator, the metrics and params as recorded, and the inspected features for direct use."""
+
+    estimator: Any = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    features: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class QuantizeResult(Result):
+    """`Result` of `quantize_store` (rows of analysis 'quantize'), with the fitted quantizer, metrics and params."""
+
+    quantizer: Any = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _layer_index(store: Any, layer: str) -> int | None:
+    names = list(store.layers)
+    return names.index(layer) if layer in names else None
+
+
+def check_run_params(holdout_every: int, batch_size: int | None = None, bits: int | None = None) -> None:
+    """One-line errors for run options before any work: --holdout is 0 (none) or N ≥ 2, --batch-size and --bits ≥ 1."""
+    if holdout_every < 0 or holdout_every == 1:
+        raise ConfigError(f"--holdout {holdout_every}: use 0 (no holdout) or N >= 2 (hold out every N-th row)")
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError(f"--batch-size {batch_size}: the batch size must be >= 1 (e.g. 4096)")
+    if bits is not None and bits < 1:
+        raise ConfigError(f"--bits {bits}: the bit budget per vector must be >= 1 (e.g. 64)")
 
 
 def holdout_rows(n: int, holdout_every: int) -> tuple[np.ndarray, np.ndarray]:
@@ -48,9 +84,9 @@ def pick_label(store: Any, label: str | None) -> str | None:
 
 
 def _sub(rows: np.ndarray, cap: int, seed: int = 0) -> np.ndarray:
-    if len(rows) <= cap:
-        return rows
-    return np.sort(np.random.default_rng(seed).choice(rows, cap, replace=False))
+    from repscope.selection import subset_rows
+
+    return subset_rows(rows, cap, seed)
 
 
 def probe_drop(store: Any, layer: str, label: str, train_rows: np.ndarray, test_rows: np.ndarray,
@@ -68,13 +104,14 @@ def train_sae_on_store(store: Any, layer: str, *, arch: str = "topk", k: int | N
                        n_steps: int | None = None, batch_size: int = 4096, lr: float | None = None,
                        holdout_every: int = 10, seed: int = 0, device: str = "auto", out: str | Path | None = None,
                        resume: bool = True, progress: bool = False, target_layer: str | None = None,
-                       label: str | None = None, db: ResultsDB | None = None, n_cards: int = 12,
-                       checkpoint_every: int = 200) -> dict[str, Any]:
-    """Train an SAE (or transcoder) on a store layer, evaluate on held-out rows, record metrics and feature cards.
+                       label: str | None = None, n_cards: int = 12, checkpoint_every: int = 200) -> SaeResult:
+    """Train an SAE (or transcoder) on a store layer, evaluate on held-out rows; returns metrics (analysis 'sae' rows)
+    and the feature cards (artifact) as a `SaeResult`.
 
     Token-level layers train on token rows (all, or `stream.MAX_TOKEN_ROWS` evenly spaced ones), hold out every
     `holdout_every`-th token row, and skip probe-after-reconstruction (labels are per sample); feature cards show
     each top token in its sentence, and label AUROCs give every token its sample's label."""
+    check_run_params(holdout_every, batch_size=batch_size)
     est_cls = Transcoder if target_layer else SAE
     est = est_cls(arch=arch, k=k, expansion=expansion, n_latents=n_latents, l1_coeff=l1_coeff, n_epochs=n_epochs,
                   n_steps=n_steps, batch_size=batch_size, lr=lr, holdout_every=holdout_every, seed=seed,
@@ -109,9 +146,11 @@ def train_sae_on_store(store: Any, layer: str, *, arch: str = "topk", k: int | N
     features = describe_features(store, layer, rows, z, n_features=n_cards)
     if out is not None:
         est.save(out, metrics=metrics, params=params)
-    if db is not None:
-        _record_sae(db, store, layer, metrics, params, features, train_s)
-    return {"estimator": est, "metrics": metrics, "params": params, "features": features}
+    result = SaeResult(estimator=est, metrics=metrics, params=params, features=features)
+    for k, v in metrics.items():
+        result.add("sae", k, float(v), layer=layer, layer_index=_layer_index(store, layer), store=store.name,
+                   model=store.model, params=params, seconds=train_s)
+    return result.extend(card_result(store, layer, params, features))
 
 
 def encode_store(est: SAE, store: Any, layer: str, max_rows: int = MAX_ROWS) -> tuple[np.ndarray, torch.Tensor]:
@@ -175,25 +214,20 @@ def store_cards(store: Any, features: list[dict[str, Any]]) -> list[dict[str, An
     return feature_cards(features, images=card_images(store) if any(f["top"] for f in features) else None)
 
 
-def _record_sae(db: ResultsDB, store: Any, layer: str, metrics: dict[str, float], params: dict[str, Any],
-                features: list[dict[str, Any]], seconds: float) -> None:
-    db.record_rows([Row(analysis="sae", metric=k, value=float(v), layer=layer, store=store.name, model=store.model,
-                        params=params, seconds=seconds) for k, v in metrics.items()])
-    record_cards(db, store, layer, params, features)
-
-
-def record_cards(db: ResultsDB, store: Any, layer: str, params: dict[str, Any],
-                 features: list[dict[str, Any]]) -> None:
-    """Store the feature cards of one SAE (`params` holds arch, k, n_latents) as a results-DB artifact."""
+def card_result(store: Any, layer: str, params: dict[str, Any], features: list[dict[str, Any]]) -> Result:
+    """The feature cards of one SAE (`params` holds arch, k, n_latents) as a `Result` with one 'sae' artifact."""
     name = f"cards/{store.name}/{layer}/{params['arch']}-k{params['k']}-m{params['n_latents']}"
-    db.record_artifact("sae", name, {"store": store.name, "layer": layer, "params": params,
-                                     "features": features, "cards": store_cards(store, features)})
+    result = Result()
+    result.add_artifact("sae", name, {"store": store.name, "layer": layer, "params": params,
+                                      "features": features, "cards": store_cards(store, features)})
+    return result
 
 
 def quantize_store(store: Any, layer: str, method: str = "pq", bits: int | None = 64, holdout_every: int = 10,
-                   seed: int = 0, device: str = "auto", label: str | None = None,
-                   db: ResultsDB | None = None) -> dict[str, Any]:
-    """Fit a quantizer on a store layer's training rows, evaluate on held-out rows, record metrics."""
+                   seed: int = 0, device: str = "auto", label: str | None = None) -> QuantizeResult:
+    """Fit a quantizer on a store layer's training rows, evaluate on held-out rows; returns the metrics as analysis
+    'quantize' rows (`QuantizeResult`, with the fitted quantizer)."""
+    check_run_params(holdout_every, bits=bits)
     info = store.layer_info(layer)
     if info.get("tokens") or len(info["shape"]) != 1:
         raise DataError(f"layer '{layer}' is not a pooled vector layer; quantize a pooled layer")
@@ -214,10 +248,11 @@ def quantize_store(store: Any, layer: str, method: str = "pq", bits: int | None 
             pass
     params = {"method": method, "bits": bits, "eval": "holdout" if holdout_every >= 2 else "train",
               "probe_label": label}
-    if db is not None:
-        db.record_rows([Row(analysis="quantize", metric=k, value=float(v), layer=layer, store=store.name,
-                            model=store.model, params=params, seconds=secs) for k, v in metrics.items()])
-    return {"quantizer": q, "metrics": metrics, "params": params}
+    result = QuantizeResult(quantizer=q, metrics=metrics, params=params)
+    for k, v in metrics.items():
+        result.add("quantize", k, float(v), layer=layer, layer_index=_layer_index(store, layer), store=store.name,
+                   model=store.model, params=params, seconds=secs)
+    return result
 
 
 def check_arch(arch: str, k: int | None) -> None:
@@ -226,5 +261,5 @@ def check_arch(arch: str, k: int | None) -> None:
 
     if arch not in ARCHS:
         raise ConfigError(f"unknown --arch '{arch}'; choose one of {', '.join(ARCHS)}")
-    if arch in ("topk", "batchtopk", "mp") and (k is None or k < 1):
+    if ARCHS.metadata(arch).get("needs_k") and (k is None or k < 1):
         raise ConfigError(f"--arch {arch} needs --k >= 1")

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, TransformerMixin
 from torch import Tensor
 
 from repscope.device import resolve_device
@@ -18,6 +19,7 @@ from repscope.dictionary.modules import ARCHS, DictionaryModule, build_module
 from repscope.dictionary.stream import ArraySource, ShuffledChunkStream, StoreSource, iter_source
 from repscope.dictionary.train import TrainConfig, Trainer, initialize
 from repscope.errors import ConfigError, DataError
+from repscope.validation import require_fitted, validate_array, validate_input
 
 
 def _like(out: Tensor, ref: Any) -> Any:
@@ -30,7 +32,7 @@ def default_lr(n_latents: int) -> float:
     return float(min(3e-3, max(1e-4, 2e-4 * math.sqrt(16384 / n_latents))))
 
 
-class SAE:
+class SAE(TransformerMixin, BaseEstimator):
     """Sparse autoencoder estimator over activations (arrays or a RepStore layer streamed chunk by chunk).
 
     Parameters: arch (relu, topk, batchtopk, jumprelu, mp), k (TopK/BatchTopK/MP), expansion or n_latents,
@@ -39,6 +41,8 @@ class SAE:
     checkpoint_every, resume, progress, decoder_lr_scale (learning-rate multiplier for the unit-norm decoder; SAELens'
     0.1-norm decoder with norm rescaling steps its directions ~10× faster, 3× fit best among 1/3/10 in
     benchmarks/sae.py). Learned: module_, n_features_in_, history_, n_steps_, fit_seconds_.
+
+    A scikit-learn transformer (clone, Pipeline, GridSearchCV): `transform` gives the latent codes, `score` 1 − FVU.
     """
 
     def __init__(self, arch: str = "topk", k: int | None = 32, expansion: float = 16.0, n_latents: int | None = None,
@@ -68,7 +72,11 @@ class SAE:
             if layer is None:
                 raise ConfigError(f"fitting on store '{X.name}' needs layer=; available: {', '.join(X.layers)}")
             return StoreSource(X, layer, target_layer)
-        return ArraySource(X, Y)
+        cpu = torch.device("cpu")
+        x = validate_input(self, X.detach() if isinstance(X, Tensor) else X, reset=True, device=cpu, min_samples=2,
+                           purpose="training an SAE")
+        y = None if Y is None else validate_array(Y.detach() if isinstance(Y, Tensor) else Y, device=cpu, name="Y")
+        return ArraySource(x, y)
 
     def _module(self, d_in: int, d_out: int | None) -> DictionaryModule:
         if self.arch not in ARCHS:
@@ -77,8 +85,14 @@ class SAE:
         if m < 1:
             raise ConfigError(f"expansion {self.expansion} gives no latents for d={d_in}; use a larger expansion")
         gen = torch.Generator().manual_seed(int(self.seed))
-        mod = build_module(self.arch, d_in=d_in, n_latents=m, d_out=d_out, k=self.k, l1_coeff=self.l1_coeff,
-                           l0_coeff=self.l0_coeff, aux_coeff=self.aux_coeff, aux_k=self.aux_k)
+        try:
+            mod = build_module(self.arch, d_in=d_in, n_latents=m, d_out=d_out, k=self.k, l1_coeff=self.l1_coeff,
+                               l0_coeff=self.l0_coeff, aux_coeff=self.aux_coeff, aux_k=self.aux_k)
+        except ConfigError as err:
+            if self.n_latents:
+                raise
+            raise ConfigError(f"{err} (n_latents = expansion {self.expansion} × n_features={d_in}); use a smaller k "
+                              "or a larger expansion") from err
         mod.reset_parameters(gen)
         return mod
 
@@ -88,7 +102,8 @@ class SAE:
 
         `stop_after` ends training after that many total steps (leaving a resumable checkpoint)."""
         device = resolve_device(self.device)
-        source = self._source(X, Y, layer, target_layer)
+        # a plain SAE ignores y (scikit-learn passes it through Pipelines); only a Transcoder learns to predict it
+        source = self._source(X, Y if isinstance(self, Transcoder) else None, layer, target_layer)
         stream = ShuffledChunkStream(source, seed=self.seed, buffer_rows=self.buffer_rows,
                                      holdout_every=self.holdout_every)
         module = self._module(source.d_in, source.d_out).to(device)
@@ -126,14 +141,16 @@ class SAE:
 
     # ---- inference -----------------------------------------------------------------------------------------------
     def _check(self) -> DictionaryModule:
-        if not hasattr(self, "module_"):
-            raise ConfigError(f"this {type(self).__name__} is not fitted yet; call fit() or load() first")
+        require_fitted(self, "module_")
         return self.module_
 
-    def _batches(self, X: Any, batch: int = 8192):
-        t = X if isinstance(X, Tensor) else torch.as_tensor(np.asarray(X))
-        if t.ndim != 2:
-            raise DataError(f"expected a 2-D array (n_samples, n_features), got shape {tuple(t.shape)}")
+    def _rows(self, X: Any) -> Tensor:
+        """Validated inputs (width checked against n_features_in_), float32 on CPU."""
+        self._check()
+        t = X.detach() if isinstance(X, Tensor) else X
+        return validate_input(self, t, reset=False, device=torch.device("cpu"), purpose="encoding")
+
+    def _batches(self, t: Tensor, batch: int = 8192):
         dev = next(self._check().parameters()).device
         for s in range(0, len(t), batch):
             yield t[s : s + batch].to(dev, torch.float32)
@@ -142,28 +159,31 @@ class SAE:
     def transform(self, X: Any) -> Any:
         """Latent codes z (n, n_latents) for inputs X (numpy in → numpy out)."""
         mod = self._check()
-        if X.shape[1] != mod.d_in:
-            raise DataError(f"X has {X.shape[1]} features but the SAE was trained on {mod.d_in}")
-        out = torch.cat([mod.encode(b).cpu() for b in self._batches(X)])
+        out = torch.cat([mod.encode(b).cpu() for b in self._batches(self._rows(X))])
         return _like(out, X)
 
     @torch.no_grad()
     def inverse_transform(self, Z: Any) -> Any:
         """Reconstructions (n, d_out) from latent codes."""
         mod = self._check()
-        out = torch.cat([mod.decode(b).cpu() for b in self._batches(Z)])
+        z = validate_array(Z.detach() if isinstance(Z, Tensor) else Z, device=torch.device("cpu"), name="Z")
+        if z.shape[1] != mod.n_latents:
+            raise DataError(f"Z has {z.shape[1]} columns but the {type(self).__name__} has {mod.n_latents} latents; "
+                            "pass codes from transform()")
+        out = torch.cat([mod.decode(b).cpu() for b in self._batches(z)])
         return _like(out, Z)
 
     @torch.no_grad()
     def reconstruct(self, X: Any) -> Any:
         """inverse_transform(transform(X)), batched."""
         mod = self._check()
-        out = torch.cat([mod(b).cpu() for b in self._batches(X)])
+        out = torch.cat([mod(b).cpu() for b in self._batches(self._rows(X))])
         return _like(out, X)
 
-    def score(self, X: Any, Y: Any = None) -> float:
-        """1 − FVU of the reconstruction (of Y for a transcoder)."""
-        return 1.0 - M.fvu(Y if Y is not None else X, self.reconstruct(X))
+    def score(self, X: Any, y: Any = None) -> float:
+        """1 − FVU of the reconstruction (of the targets y for a transcoder; a plain SAE ignores y)."""
+        x_hat = self.reconstruct(X)
+        return 1.0 - M.fvu(y if y is not None and isinstance(self, Transcoder) else X, x_hat)
 
     def evaluate(self, X: Any, Y: Any = None) -> dict[str, float]:
         """FVU, MSE, mean L0, dead and dense latent fractions on X (targets Y for a transcoder)."""
@@ -230,6 +250,13 @@ class SAE:
         est.config_ = cfg
         est.n_features_in_ = mod.d_in
         return est
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False  # dense rows only: sparse input is refused with a one-line DataError
+        tags.transformer_tags.preserves_dtype = ["float32"]  # trained and encoded in float32
+        tags.non_deterministic = False  # seeded
+        return tags
 
     @property
     def decoder_(self) -> Tensor:

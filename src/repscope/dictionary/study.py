@@ -1,17 +1,82 @@
-"""Study step (`run: sae` in a study YAML): train and evaluate an SAE on one layer of each store."""
+"""Study steps `run: sae` and `run: quantize`: one store layer each (params checked when the study file loads)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from repscope.dictionary.runs import train_sae_on_store
-from repscope.errors import ConfigError
-from repscope.results import ResultsDB
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from repscope.results import Result
 
 
-def run(stores: list, db: ResultsDB, layer: str | None = None, **params: Any) -> None:
-    """`layer` is required; other params go to `train_sae_on_store` (arch, k, expansion, n_steps, …)."""
-    if not layer:
-        raise ConfigError("the sae step needs params.layer, e.g. params: {layer: encoder.layer.3, k: 32}")
+def _registered(registry_ref: str, value: str) -> str:
+    from repscope.analyses import resolve
+
+    return resolve(registry_ref).resolve(value)
+
+
+class SaeParams(BaseModel):
+    """Params of `run: sae` (passed to `train_sae_on_store`); `layer` is required, `arch` a registered SAE arch."""
+
+    model_config = ConfigDict(extra="forbid")
+    layer: str
+    arch: str = "topk"
+    k: int | None = Field(32, ge=1)
+    expansion: float = Field(16.0, gt=0)
+    n_latents: int | None = Field(None, ge=1)
+    l1_coeff: float = Field(1.0, ge=0)
+    n_epochs: float = Field(10.0, gt=0)
+    n_steps: int | None = Field(None, ge=1)
+    batch_size: int = Field(4096, ge=1)
+    lr: float | None = Field(None, gt=0)
+    holdout_every: int = Field(10, ge=0)
+    seed: int = 0
+    device: str = "auto"
+    target_layer: str | None = None
+    label: str | None = None
+    n_cards: int = Field(12, ge=0)
+
+    @field_validator("arch")
+    @classmethod
+    def _arch(cls, value: str) -> str:
+        return _registered("repscope.dictionary.modules:ARCHS", value)
+
+
+class QuantizeParams(BaseModel):
+    """Params of `run: quantize` (passed to `quantize_store`); `method` is a registered quantizer."""
+
+    model_config = ConfigDict(extra="forbid")
+    layer: str
+    method: str = "pq"
+    bits: int | None = Field(64, ge=1)
+    holdout_every: int = Field(10, ge=0)
+    seed: int = 0
+    device: str = "auto"
+    label: str | None = None
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        return _registered("repscope.dictionary.quantize:METHODS", value)
+
+
+def run(stores: list, layer: str, **params: Any) -> Result:
+    """Train and evaluate an SAE on `layer` of each store (metrics rows + feature-card artifacts)."""
+    from repscope.dictionary.runs import train_sae_on_store
+
+    result = Result()
     for store in stores:
-        train_sae_on_store(store, layer, db=db, **params)
+        sae = train_sae_on_store(store, layer, **params)
+        result.extend(Result(sae.rows, sae.artifacts))
+    return result
+
+
+def run_quantize(stores: list, layer: str, **params: Any) -> Result:
+    """Fit and evaluate a quantizer on `layer` of each store."""
+    from repscope.dictionary.runs import quantize_store
+
+    result = Result()
+    for store in stores:
+        q = quantize_store(store, layer, **params)
+        result.extend(Result(q.rows, q.artifacts))
+    return result

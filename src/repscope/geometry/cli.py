@@ -7,7 +7,17 @@ from pathlib import Path
 
 import typer
 
-from repscope.cli_common import DbOption, DeviceOption, StudyOption, console, open_db, split_csv
+from repscope.cli_common import (
+    DbOption,
+    DeviceOption,
+    FormatOption,
+    StudyOption,
+    console,
+    open_db,
+    print_result,
+    print_table,
+    split_csv,
+)
 from repscope.errors import ConfigError
 
 
@@ -22,6 +32,7 @@ def geometry(
     seed: int = typer.Option(0, "--seed"),
     params: str = typer.Option(None, "--params", help='JSON per measure, e.g. \'{"mle": {"k1": 5, "k2": 15}}\'.'),
     list_measures: bool = typer.Option(False, "--list", help="List the measures and exit."),
+    fmt: str = FormatOption,
     device: str = DeviceOption,
     db: Path = DbOption,
     study: str = StudyOption,
@@ -30,8 +41,6 @@ def geometry(
 
     Example: repscope geometry runs/minilm_templates --measures twonn,mle,anisotropy --label topic
     """
-    from rich.table import Table
-
     from repscope.geometry.measures import MEASURES
     from repscope.geometry.profile import geometry_profile
     from repscope.store import RepStore
@@ -44,24 +53,30 @@ def geometry(
         extra = json.loads(params) if params else None
     except json.JSONDecodeError as err:
         raise ConfigError(f"--params is not valid JSON ({err.msg}); write e.g. '{{\"mle\": {{\"k1\": 5}}}}'") from err
+    if extra is not None and not (isinstance(extra, dict) and all(isinstance(v, dict) for v in extra.values())):
+        raise ConfigError("--params must map measure names to objects of parameters, e.g. '{\"mle\": {\"k1\": 5}}'")
+    for name, kw in (extra or {}).items():
+        allowed = sorted(MEASURES.get(name).defaults) if name in MEASURES else sorted(kw)
+        if set(kw) - set(allowed):
+            raise ConfigError(f"--params: unknown key(s) {', '.join(sorted(set(kw) - set(allowed)))} for measure "
+                              f"'{name}'; allowed: {', '.join(allowed) or 'none'}")
     s = RepStore.open(store)
     label_col = None if label.lower() == "none" else label
-    df = geometry_profile(s, open_db(db, study), measures=split_csv(measures), layers=split_csv(layers),
-                          label_col=label_col, max_rows=max_rows or None, seed=seed, device=device, params=extra,
-                          progress=lambda msg: console.print(msg, highlight=False))
-    if df.empty:
+    result = geometry_profile(s, measures=split_csv(measures), layers=split_csv(layers), label_col=label_col,
+                              max_rows=max_rows or None, seed=seed, device=device, params=extra,
+                              progress=lambda msg: console.print(msg, highlight=False))
+    rdb = open_db(db, study)  # only once there is something to record: a bad option leaves no DB file behind
+    rdb.record_result(result)
+    if not result.rows:
         console.print("no measures computed")
         return
+    if fmt != "table":
+        print_result(result, fmt, rdb.study)
+        return
+    df = result.frame()
     piv = df.pivot_table(index="metric", columns="layer", values="value", aggfunc="first", sort=False)
-    t = Table(title=f"geometry of {s.name} (rows recorded in the results DB)")
-    t.add_column("metric")
-    for c in piv.columns:
-        t.add_column(str(c), justify="right")
-    for metric, r in piv.iterrows():
-        t.add_row(str(metric), *[f"{v:.4g}" for v in r])
-    from rich.console import Console
-
-    Console().print(t)
+    piv = piv[[c for c in s.layers if c in piv.columns]]
+    print_table(piv.reset_index(), fmt, title=f"geometry of {s.name} (rows recorded in {rdb.path})")
 
 
 def register(app: typer.Typer) -> None:

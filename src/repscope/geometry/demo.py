@@ -23,7 +23,9 @@ def run(ctx: DemoContext) -> None:
         if label is not None and label not in store.samples.columns:
             label = None
         t = time.perf_counter()
-        df = geometry_profile(store, ctx.db, label_col=label, max_rows=max_rows, seed=ctx.seed, device=ctx.device)
+        result = geometry_profile(store, label_col=label, max_rows=max_rows, seed=ctx.seed, device=ctx.device)
+        ctx.db.record_result(result)
+        df = result.frame()
         summary = []
         for metric in ("twonn_id", "anisotropy", "effective_rank"):
             vals = df[df["metric"] == metric]["value"]

@@ -16,8 +16,9 @@ def twonn_dimension(x, discard_fraction: float = 0.1, method: str = "linear", de
     """TwoNN (Facco et al. 2017): μᵢ = r₂/r₁ ~ Pareto(d); d = slope through 0 of −log(1−F(μ)) on log μ.
 
     The largest `discard_fraction` of the ratios (the standard 10%) are dropped before the fit; F(μ₍ᵢ₎) = i/N is the
-    empirical CDF over all N ratios. `method="mle"` gives the censored closed form
-    (k−1)/(Σᵢ≤ₖ log μ₍ᵢ₎ + (N−k) log μ₍ₖ₎).
+    empirical CDF over all N ratios. With `discard_fraction=0` the linear fit also leaves out the largest ratio, whose
+    F = 1 puts it at −log(1−F) = ∞ (the value scikit-dimension gives when it keeps N−1 of N ratios). `method="mle"`
+    gives the censored closed form (k−1)/(Σᵢ≤ₖ log μ₍ᵢ₎ + (N−k) log μ₍ₖ₎), finite for every fraction.
     Points with r₁ = 0 (duplicates) are dropped.
     """
     if not 0.0 <= discard_fraction < 1.0:
@@ -34,6 +35,9 @@ def twonn_dimension(x, discard_fraction: float = 0.1, method: str = "linear", de
     log_mu = torch.sort(mu).values[:keep].log()
     if method == "mle":
         return float((keep - 1) / (log_mu.sum() + (n - keep) * log_mu[-1]))
+    if keep == n:  # F = 1 at the largest ratio: −log(1−F) = ∞ carries no slope information
+        keep = n - 1
+        log_mu = log_mu[:keep]
     f = torch.arange(1, keep + 1, dtype=torch.float64, device=log_mu.device) / n
     y = -torch.log1p(-f)
     return float((log_mu * y).sum() / (log_mu * log_mu).sum())

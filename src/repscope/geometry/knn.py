@@ -123,17 +123,23 @@ def _merge_hits(best_v: Tensor, best_i: Tensor, rows: Tensor, vals: Tensor, cols
     return u
 
 
-def _exact(x64: Tensor, rows: Tensor | None, cand: Tensor) -> Tensor:
-    """Float64 distances ‖x_r − x_c‖ computed directly for candidate indices cand (len(rows), m)."""
-    n, d = cand.shape[0], x64.shape[1]
+def _exact(xs: Tensor, rows: Tensor | None, cand: Tensor) -> Tensor:
+    """Float64 distances ‖x_r − x_c‖ computed directly for candidate indices cand (len(rows), m).
+
+    `xs` is the caller's (uncentred) data in any float dtype, converted to float64 block by block (exactly): direct
+    differences of the original values keep exact ties exact (duplicates, lattice points), which centring would not.
+    """
+    n, d = cand.shape[0], xs.shape[1]
     m = cand.shape[1]
-    out = torch.empty(cand.shape, dtype=torch.float64, device=x64.device)
+    out = torch.empty(cand.shape, dtype=torch.float64, device=xs.device)
     # (rows × m × d) gathered block: ~512 KB stays in a CPU core's cache; a GPU wants few, large launches
-    step = max(1, (2**16 if x64.device.type == "cpu" else 2**24) // max(1, m * d))
+    step = max(1, (2**16 if xs.device.type == "cpu" else 2**24) // max(1, m * d))
     for s in range(0, n, step):
         e = min(n, s + step)
-        xr = x64[s:e] if rows is None else x64[rows[s:e]]
-        g = x64.index_select(0, cand[s:e].reshape(-1)).view(e - s, m, d)
+        xr = (xs[s:e] if rows is None else xs[rows[s:e]]).to(torch.float64)
+        g = xs.index_select(0, cand[s:e].reshape(-1)).view(e - s, m, d)
+        if g.dtype != torch.float64:
+            g = torch.empty(g.shape, dtype=torch.float64, device=g.device).copy_(g)
         out[s:e] = torch.linalg.vector_norm(g.sub_(xr[:, None, :]), dim=2)
     return out
 
@@ -144,6 +150,7 @@ PRUNE_MIN_WORK = 4e10  # n²·d: below ~0.5 s of brute-force products the pilot 
 _PILOT_ROWS = 256
 _MAX_CANDIDATES = 128
 _F32_EPS = 2.0**-24
+_F64_EPS = 2.0**-52
 _SKIP_TAIL_VARIANCE = 0.2
 
 
@@ -210,20 +217,36 @@ def _choose_projection(x32: Tensor, k: int, gen: torch.Generator) -> tuple[Tenso
     return v, best[1], best[2]
 
 
-def _rows_exact(x64: Tensor, rows: Tensor, kc: int) -> Tensor:
-    """Candidate indices (len(rows), kc) ranked by float64 distances of the given rows to all rows, self excluded:
-    the fallback for rows whose float32 candidates could not be certified."""
+def _rows_exact(x64: Tensor, rows: Tensor, kc: int, k: int | None = None, xs: Tensor | None = None,
+                offset: float = 0.0) -> Tensor:
+    """Candidate indices (len(rows), kc) of the given rows, self excluded, exactly the kc best by (float64 distance
+    from `xs`, index): the fallback for rows whose fast candidates could not be certified.
+
+    Ranks the float64 Gram expansion on the centred `x64`, keeps every row whose expansion lies within its rounding
+    (generous bound, with `offset` = ‖centring shift‖² for the rounding of the shift itself) of the k-th smallest,
+    re-ranks those by direct distances and keeps kc by (distance, index), so ties follow the tie rule."""
+    k = kc if k is None else k
+    xs = x64 if xs is None else xs
+    n, d = x64.shape
+    norms = (x64 * x64).sum(1)
+    eps = torch.finfo(torch.float64).eps
     out = torch.empty(rows.numel(), kc, dtype=torch.long, device=x64.device)
-    step = max(1, pick_chunk_rows(x64.shape[0]) // 2)
+    step = max(1, pick_chunk_rows(n) // 2)
     for s in range(0, rows.numel(), step):
         r = rows[s : s + step]
         sq = pairwise_sq_distances(x64[r], x64)
         sq[torch.arange(r.numel(), device=sq.device), r] = float("inf")
-        out[s : s + step] = smallest_k(sq, kc)[1]
+        tau = sq.kthvalue(k, dim=1).values
+        err = (4 * d + 32) * eps * (norms[r] + norms.max() + offset)
+        within = sq <= (tau + 2 * err)[:, None]
+        c2 = min(n - 1, max(kc, int(within.sum(1).max())))
+        cand = smallest_k(sq, c2)[1]
+        out[s : s + step] = _rank(_exact(xs, r, cand), cand, kc)[1]
     return out
 
 
-def _pruned_candidates(x64: Tensor, k: int, kc: int, block_rows: int) -> Tensor | None:
+def _pruned_candidates(x64: Tensor, k: int, kc: int, block_rows: int, xs: Tensor | None = None,
+                       offset: float = 0.0) -> Tensor | None:
     """Candidate neighbour indices (n, kc) that provably hold every row's k nearest neighbours, or None.
 
     Exact k-NN by lower-bound screening (the partial-distance idea of Cheng et al. 1984, in a PCA basis):
@@ -232,7 +255,8 @@ def _pruned_candidates(x64: Tensor, k: int, kc: int, block_rows: int) -> Tensor 
     3. Rank those c by their true distance (float32, computed directly from the differences) and keep kc.
     4. Certify: with τᵢ the k-th smallest true distance among the candidates and Lᵢ the largest bound among them,
        every non-candidate lies at distance ≥ its bound ≥ Lᵢ. If τᵢ < Lᵢ, after allowing for float32 rounding of
-       both, the k nearest are among the candidates. Rows that cannot be certified are searched by brute force.
+       both, the k nearest are among the candidates; and so are the rows tied with the k-th when the kc kept are
+       clearly separated from the k-th. Rows that cannot be certified are searched by brute force.
     Returns None when the data do not concentrate enough for this to beat brute force.
     """
     n, d = x64.shape
@@ -270,30 +294,35 @@ def _pruned_candidates(x64: Tensor, k: int, kc: int, block_rows: int) -> Tensor 
             true_sq = g.mul_(g).sum(2)
             tv, order = torch.topk(true_sq, kc, dim=1, largest=False, sorted=True)
             cand[s + s2 : s + e2] = torch.gather(idx, 1, order)
-            ok[s + s2 : s + e2] = tv[:, k - 1].to(torch.float64) * (1 + rel_err) < lmax[s2:e2]
+            limit = lmax[s2:e2]
+            if kc < c:  # candidates left out of the kc must also lie clearly beyond the k-th (ties: see the tie rule)
+                limit = torch.minimum(limit, tv[:, kc - 1].to(torch.float64) * (1 - rel_err))
+            ok[s + s2 : s + e2] = tv[:, k - 1].to(torch.float64) * (1 + rel_err) < limit
     bad = (~ok).nonzero().squeeze(1)
     if bad.numel():
-        cand[bad] = _rows_exact(x64, bad, kc)
+        cand[bad] = _rows_exact(x64, bad, kc, k, xs, offset)
     return cand
 
 
-def _certify(x64: Tensor, xw: Tensor, approx: Tensor, cand: Tensor, dist: Tensor, k: int) -> None:
+def _certify(x64: Tensor, xw: Tensor, approx: Tensor, cand: Tensor, dist: Tensor, k: int, xs: Tensor | None = None,
+             offset: float = 0.0) -> None:
     """Make low-precision brute-force candidates provably complete, in place.
 
     Every non-candidate has a rounded squared distance ≥ L, the largest rounded value among a row's candidates, so
     its true squared distance is ≥ L − e with e a bound on the rounding (Gram expansion in xw's dtype, and x64 → xw
-    itself): e = (2d + 16)·u·(‖xᵢ‖² + maxⱼ‖xⱼ‖²), u the unit roundoff. A row whose k-th exact squared distance among
-    its candidates is below L − e is done; the others are searched again in float64.
+    itself): e = (2d + 16)·u·(‖xᵢ‖² + maxⱼ‖xⱼ‖²), u the unit roundoff, plus the float64 rounding of the centring
+    shift (`offset` = its squared norm), since the exact distances come from the uncentred `xs`. A row whose k-th
+    exact squared distance among its candidates is below L − e is done; the others are searched again in float64.
     """
     d = x64.shape[1]
     u = torch.finfo(xw.dtype).eps / 2
     norms = (x64 * x64).sum(1)
-    err = (2 * d + 16) * u * (norms + norms.max())
+    err = (2 * d + 16) * u * (norms + norms.max()) + (4 * d + 32) * _F64_EPS * (norms + norms.max() + offset)
     tau = dist.kthvalue(k, dim=1).values.square()
     bad = (~(tau < approx.to(torch.float64).amax(1) - err)).nonzero().squeeze(1)
     if bad.numel():
-        cand[bad] = _rows_exact(x64, bad, cand.shape[1])
-        dist[bad] = _exact(x64, bad, cand[bad])
+        cand[bad] = _rows_exact(x64, bad, cand.shape[1], k, xs, offset)
+        dist[bad] = _exact(x64 if xs is None else xs, bad, cand[bad])
 
 
 def knn_distances(x, k: int, device: str | torch.device | None = "auto", dtype: torch.dtype = torch.float32,
@@ -302,10 +331,14 @@ def knn_distances(x, k: int, device: str | torch.device | None = "auto", dtype: 
 
     Brute force over (block × block) tiles of the upper triangle only: each tile's distances serve the top-k of its
     rows and of its columns, halving the matrix products; memory O(block² + n·k). Candidates are ranked in `dtype`
-    (float32 is fast), k + `extra` of them per row are re-ranked with directly computed float64 distances, and each
-    row is certified against the rounding of the fast pass (`_certify`) or searched again in float64.
-    Self-matches are excluded by index (duplicates give distance 0). With `return_indices`, also returns the (n, k)
-    neighbour indices.
+    (float32 is fast), k + `extra` of them per row are re-ranked with float64 distances computed directly from the
+    caller's (uncentred) values, and each row is certified against the rounding of the fast pass (`_certify`) or
+    searched again in float64. Self-matches are excluded by index (duplicates give distance 0). With
+    `return_indices`, also returns the (n, k) neighbour indices.
+
+    Tie rule (the one rule of every k-NN in repscope): neighbours are ordered by (float64 distance, index), so rows
+    at equal distance go to the lower index, also at the k-th place. Certification sends any row with a tie at the
+    k-th place that crosses the candidate boundary to the float64 search, which keeps ties in index order.
 
     For n ≥ `PRUNE_MIN_ROWS` with variance concentrated in few directions, a certified lower-bound screen replaces
     most of the brute-force work (`_pruned_candidates`); the result is the same.
@@ -326,21 +359,33 @@ def knn_distances(x, k: int, device: str | torch.device | None = "auto", dtype: 
         from repscope.errors import NonFiniteError
 
         raise NonFiniteError("input holds NaN or Inf; clean the representations before measuring geometry")
-    x64 -= x64.mean(0, keepdim=True)  # centring is distance-preserving and limits cancellation
+    # the caller's values (uncentred, any float dtype, converted exactly block by block) for the exact distances
+    xs = src.to(dev).reshape(n, -1)
+    if not xs.is_floating_point():
+        xs = xs.to(torch.float64)
+    mean = x64.mean(0, keepdim=True)
+    offset = float((mean * mean).sum())
+    x64 -= mean  # centring is distance-preserving and limits cancellation in the ranking passes
     kc = min(n - 1, k + max(0, extra))
-    cand = _pruned_candidates(x64, k, kc, block_rows) if dtype == torch.float32 else None
+    cand = _pruned_candidates(x64, k, kc, block_rows, xs, offset) if dtype == torch.float32 else None
     if cand is not None:
-        dist = _exact(x64, None, cand)
+        dist = _exact(xs, None, cand)
     else:
         xw = x64.to(dtype)
         approx, cand = _brute_candidates(xw, kc, block_rows)
-        dist = _exact(x64, None, cand)
-        if dtype != torch.float64:
-            _certify(x64, xw, approx, cand, dist, k)
-    dist, order = torch.sort(dist, dim=1)
-    out_d = dist[:, :k].contiguous()
-    out_i = torch.gather(cand, 1, order[:, :k])
+        dist = _exact(xs, None, cand)
+        # in float64 too: a tie across the candidate boundary is searched again
+        _certify(x64, xw, approx, cand, dist, k, xs, offset)
+    out_d, out_i = _rank(dist, cand, k)
     return (out_d, out_i) if return_indices else out_d
+
+
+def _rank(dist: Tensor, cand: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The k best candidates per row by (distance, index): equal float64 distances go to the lower index."""
+    by_index = torch.argsort(cand, dim=1)
+    cand, dist = torch.gather(cand, 1, by_index), torch.gather(dist, 1, by_index)
+    dist, order = torch.sort(dist, dim=1, stable=True)
+    return dist[:, :k].contiguous(), torch.gather(cand, 1, order[:, :k])
 
 
 def pairwise_sq_distances(a: Tensor, b: Tensor) -> Tensor:
@@ -348,3 +393,122 @@ def pairwise_sq_distances(a: Tensor, b: Tensor) -> Tensor:
     d = torch.addmm((b * b).sum(1)[None, :], a, b.T, beta=1.0, alpha=-2.0)
     d.add_((a * a).sum(1)[:, None])
     return d.clamp_(min=0.0)
+
+
+def _direct_sq(q: Tensor, g: Tensor, cand: Tensor, q_norm: Tensor | None = None,
+               g_norm: Tensor | None = None) -> Tensor:
+    """Float64 squared distances ‖q_r − g_c‖² from the differences for candidates cand (len(q), m); with the rows'
+    float64 norms given, the squared distances 2 − 2cos(q_r, g_c) of the unit rows instead (cos = 0 for a zero row)."""
+    r, m = cand.shape
+    d = g.shape[1]
+    out = torch.empty(r, m, dtype=torch.float64, device=g.device)
+    step = max(1, 2**20 // max(1, m * d))  # ~8 MB float64 blocks: few large ops (small ones pay thread hand-offs)
+    for s in range(0, r, step):
+        e = min(r, s + step)
+        rows = g.index_select(0, cand[s:e].reshape(-1)).view(e - s, m, d).to(torch.float64)
+        qs = q[s:e, None, :].to(torch.float64)
+        if g_norm is None:
+            rows.sub_(qs)
+            out[s:e] = rows.mul_(rows).sum(2)
+        else:
+            den = q_norm[s:e, None] * g_norm[cand[s:e]]
+            cos = torch.where(den > 0, (rows.mul_(qs)).sum(2) / den.clamp_min(1e-300), 0.0)
+            out[s:e] = 2.0 - 2.0 * cos
+    return out
+
+
+def _unit(x: Tensor, norm: Tensor) -> Tensor:
+    """Rows divided by their (float64) norms, in x's dtype; zero rows stay zero."""
+    return x / torch.where(norm > 0, norm, 1.0).to(x.dtype)[:, None]
+
+
+def knn_query(queries, gallery, k: int, *, metric: str = "euclidean", dtype: torch.dtype = torch.float32,
+              block_rows: int = 2048, extra: int = 2, exclude_self: bool = False,
+              squared: bool = False) -> tuple[Tensor, Tensor]:
+    """Exact k-NN of each query row among the gallery rows: (distances (m, k) float64, indices (m, k)), ascending.
+
+    metric "euclidean": ‖q − g‖ (‖q − g‖² with `squared`); "cosine": 1 − q·g/(‖q‖‖g‖), a zero row being at
+    distance 1 from everything (as scikit-learn's cosine_distances). The engine of `knn_distances` for a separate
+    query set: candidates ranked by the Gram expansion in `dtype` on shifted rows (unit rows for cosine, where
+    ‖q̂ − ĝ‖² = 2 − 2cos; a zero gallery row becomes a unit vector on an axis of its own), k + `extra` of them
+    re-ranked by float64 distances computed from the original rows, and every row certified against the rounding
+    of the fast pass (bound as in `_certify`). A row that cannot be certified (a tie at the k-th place across the
+    candidate boundary, say) re-ranks every gallery row whose rounded key allows it to be within its k-th distance,
+    so the result is exact. Tie rule as `knn_distances`: order by (float64 distance, gallery index).
+    `exclude_self` drops gallery row i for query row i (queries = gallery). Runs on the gallery's device; memory
+    O(block_rows · n_gallery).
+    """
+    if metric not in ("euclidean", "cosine"):
+        raise ConfigError(f"metric '{metric}' unknown; use euclidean or cosine")
+    g = torch.as_tensor(gallery)
+    g = g if g.is_floating_point() else g.to(torch.float64)
+    q = torch.as_tensor(queries).to(g.device, g.dtype)
+    if g.ndim != 2 or q.ndim != 2 or q.shape[1] != g.shape[1]:
+        raise DataError(f"queries {tuple(q.shape)} and gallery {tuple(g.shape)} must be 2-D with equal widths")
+    n, d = g.shape
+    m, avail = q.shape[0], n - int(exclude_self)
+    if k < 1:
+        raise ConfigError(f"k must be at least 1, got {k}")
+    if k > avail:
+        raise DataError(f"k={k} neighbours requested but the gallery has {avail} candidates; use a smaller k")
+    f64 = torch.float64
+    cosine = metric == "cosine"
+    q_norm = g_norm = None
+    gf, qf = g, q  # the rows of the fast pass
+    if cosine:
+        g_norm = torch.linalg.vector_norm(g, dim=1, dtype=f64)
+        q_norm = torch.linalg.vector_norm(q, dim=1, dtype=f64)
+        gf, qf = _unit(g, g_norm), _unit(q, q_norm)
+        zero_g = g_norm == 0
+        if bool(zero_g.any()):  # cos 0 to every query: a unit vector orthogonal to all of them
+            gf = torch.cat([gf, zero_g[:, None].to(gf.dtype)], 1)
+            qf = torch.cat([qf, qf.new_zeros(m, 1)], 1)
+    dw = gf.shape[1]
+    # a shift is distance-preserving, and centring limits cancellation in the fast pass; any shift t is valid (the
+    # mean of up to 4096 rows is close enough), applied to gallery and queries alike, its rounding one more
+    # conversion error
+    t = gf[:4096].mean(0, dtype=f64).to(gf.dtype)
+    gw = (gf - t).to(dtype)
+    gw_sq, gw_t = (gw * gw).sum(1), gw.T
+    u = torch.finfo(dtype).eps / 2
+    g_max = float(gw_sq.max()) * (1 + 4 * dw * u)  # bounds the float64 norm of every shifted gallery row
+    kc = min(avail, k + max(0, extra))
+    bs = max(1, min(block_rows, m, (1 << 23) // max(n, 1)))
+    out_d = torch.empty(m, k, dtype=f64, device=g.device)
+    out_i = torch.empty(m, k, dtype=torch.long, device=g.device)
+    buf = torch.empty(bs, n, dtype=dtype, device=g.device)  # reused: a fresh block per chunk costs page faults
+    for s in range(0, m, bs):
+        e = min(m, s + bs)
+        qw = (qf[s:e] - t).to(dtype)
+        q_sq = qw.to(f64).square().sum(1)  # (not in place: .to() returns qw itself when it is already float64)
+        key = torch.addmm(gw_sq[None, :], qw, gw_t, alpha=-2.0, out=buf[: e - s])  # ≈ ‖q − g‖² − ‖q‖²
+        if exclude_self:
+            rows = torch.arange(e - s, device=key.device)
+            key[rows, rows + s] = float("inf")
+        approx, cand = smallest_k(key, kc)
+        qn = None if q_norm is None else q_norm[s:e]
+        d2 = _direct_sq(q[s:e], g, cand, qn, g_norm)
+        tau = d2.kthvalue(k, dim=1).values
+        err = (2 * dw + 16) * u * (q_sq + g_max)
+        if cosine:  # unit rows rounded in `dtype` (‖δ‖ ≤ 2u each): |Δ‖q̂ − ĝ‖²| ≤ 8u‖q̂ − ĝ‖ + 16u² where it matters
+            err = err + 16 * u * (tau.sqrt() + u)
+        # every non-candidate has key ≥ the candidates' largest, so true squared distance ≥ that + ‖q‖² − err
+        bad = (~(tau < approx.amax(1).to(f64) + q_sq - err)).nonzero().squeeze(1)
+        bd, bi = _rank(d2, cand, k)
+        if bad.numel():  # all rows whose true squared distance may be ≤ τ, re-ranked exactly
+            kb = key[bad].to(f64)
+            within = kb <= (tau[bad] + err[bad] - q_sq[bad])[:, None]
+            c2 = min(avail, max(k, int(within.sum(1).max())))
+            cand2 = smallest_k(kb, c2)[1]
+            qb = None if qn is None else qn[bad]
+            bd[bad], bi[bad] = _rank(_direct_sq(q[s:e][bad], g, cand2, qb, g_norm), cand2, k)
+        out_d[s:e], out_i[s:e] = bd, bi
+    if cosine:
+        zero_q = (q_norm == 0).nonzero().squeeze(1)
+        if zero_q.numel():  # cos 0 to everything: all tied at distance 1, so the lowest gallery indices
+            first = torch.arange(k + 1, device=g.device).expand(zero_q.numel(), k + 1)
+            if exclude_self:
+                first = first + (first >= zero_q[:, None]).long()
+            out_d[zero_q], out_i[zero_q] = 2.0, first[:, :k]
+        return out_d.mul_(0.5), out_i
+    return (out_d if squared else out_d.sqrt()), out_i

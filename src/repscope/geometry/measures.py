@@ -2,7 +2,8 @@
 
 Each measure maps a representation matrix X (n, d) — plus labels or positive pairs when it needs them — to a dict of
 named metrics. Invariance flags are about transforms of the feature space: `True` = declared invariant, `False` =
-declared to change, `None` = no claim (e.g. the value is an integer count or saturates).
+declared to change, `None` = no claim (e.g. the value is an integer count or saturates). Measures live in the
+generic `MEASURES` registry; the `default` metadata flag says whether `geometry` runs it when no measure is named.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from repscope.errors import ConfigError, format_choices
 from repscope.geometry import anisotropy, clusters, coding_rate, infoplane, intrinsic, spectrum, uniformity
+from repscope.registry import Registry
 
 
 @dataclass(frozen=True)
-class Measure:
+class GeometryMeasure:
     """A geometry measure: `fn(x, labels, pairs, **params) -> {metric: value}` plus declared properties."""
 
     name: str
@@ -107,61 +108,63 @@ def _infoplane(x: Tensor, labels, pairs, n_bins: int = 30, device: str = "auto")
     return {"I_XT": r["I_XT"], "I_TY": r["I_TY"]}
 
 
+TRANSFORMS = ("ortho", "isotropic_scaling", "translation", "permutation", "invertible_linear")
 _DIST = dict(invariant_to_ortho=True, invariant_to_isotropic_scaling=True, invariant_to_translation=True,
              invariant_to_permutation=True, invariant_to_invertible_linear=False)
 
-MEASURES: dict[str, Measure] = {
-    m.name: m
-    for m in [
-        Measure("twonn", _twonn, "TwoNN intrinsic dimension (Facco et al. 2017)", defaults={"discard_fraction": 0.1},
-                **_DIST),
-        Measure("mle", _mle, "Levina–Bickel MLE dimension, MacKay–Ghahramani averaging", defaults={"k1": 10, "k2": 20},
-                **_DIST),
-        Measure("pca", _pca, "PCA components for 90/95/99% of variance",
-                **{**_DIST, "invariant_to_invertible_linear": None}),
-        Measure("participation_ratio", _pr, "participation ratio (Σλ)²/Σλ²", **_DIST),
-        Measure("anisotropy", _anisotropy, "mean cosine of random pairs (Ethayarajh 2019)",
-                **{**_DIST, "invariant_to_translation": False}),
-        Measure("rogue", _rogue, "share of expected cosine in the top dimensions (Timkey & van Schijndel 2021)",
-                defaults={"top": 3}, invariant_to_ortho=False, invariant_to_isotropic_scaling=True,
-                invariant_to_translation=False, invariant_to_permutation=True, invariant_to_invertible_linear=False),
-        Measure("anisotropy_standardized", _anisotropy_std, "mean cosine after z-scoring each dimension",
-                invariant_to_ortho=False, invariant_to_isotropic_scaling=True, invariant_to_translation=True,
-                invariant_to_permutation=True, invariant_to_invertible_linear=False),
-        Measure("rank", _ranks, "effective rank (Roy & Vetterli 2007) and stable rank", **_DIST),
-        Measure("numerical_rank", _numrank, "number of singular values above rtol·σ₁", defaults={"rtol": 1e-6},
-                **{**_DIST, "invariant_to_invertible_linear": True}),
-        Measure("powerlaw", _alpha, "eigenspectrum decay α (α-ReQ), fitted over ranks fit_first..fit_last",
-                defaults={"fit_first": 5, "fit_last": 100}, **_DIST),
-        Measure("coding_rate", _coding, "coding rate R(Z,ε) and MCR² rate reduction ΔR, unit-norm rows",
-                defaults={"eps": 0.5}, **{**_DIST, "invariant_to_translation": False}),
-        Measure("clusters", _clusters, "silhouette, Davies–Bouldin, Calinski–Harabasz, Dunn, Xie–Beni",
-                needs_labels=True, **_DIST),
-        Measure("uniformity", _uniformity, "uniformity log E exp(−t‖u−v‖²) (Wang & Isola 2020)", defaults={"t": 2.0},
-                **{**_DIST, "invariant_to_translation": False}),
-        Measure("alignment", _alignment, "alignment E‖f(x)−f(y)‖^α over positive pairs (Wang & Isola 2020)",
-                needs_pairs=True, defaults={"alpha": 2.0}, **{**_DIST, "invariant_to_translation": False}),
-        Measure("infoplane", _infoplane, "binned I(X;T), I(T;Y) (Shwartz-Ziv & Tishby 2017)", needs_labels=True,
-                defaults={"n_bins": 30}, invariant_to_isotropic_scaling=True, invariant_to_permutation=True),
-    ]
-}
-
-DEFAULT_MEASURES = ["twonn", "mle", "pca", "participation_ratio", "anisotropy", "rogue", "anisotropy_standardized",
-                    "rank", "numerical_rank", "powerlaw", "coding_rate", "clusters", "uniformity", "alignment",
-                    "infoplane"]
+MEASURES: Registry[GeometryMeasure] = Registry("geometry measure")
 
 
-def get_measures(names: list[str] | None) -> list[Measure]:
+def register(m: GeometryMeasure, *, aliases: tuple[str, ...] = (), default: bool = True) -> GeometryMeasure:
+    """Add a geometry measure to the registry; `default=False` keeps it out of the runs that name no measure."""
+    return MEASURES.register(m.name, m, aliases=aliases, default=default, paper=m.doc,
+                             invariances={t: getattr(m, f"invariant_to_{t}") for t in TRANSFORMS})
+
+
+_G = GeometryMeasure
+register(_G("twonn", _twonn, "TwoNN intrinsic dimension (Facco et al. 2017)",
+             defaults={"discard_fraction": 0.1}, **_DIST))
+register(_G("mle", _mle, "Levina–Bickel MLE dimension, MacKay–Ghahramani averaging",
+             defaults={"k1": 10, "k2": 20}, **_DIST))
+register(_G("pca", _pca, "PCA components for 90/95/99% of variance",
+             **{**_DIST, "invariant_to_invertible_linear": None}))
+register(_G("participation_ratio", _pr, "participation ratio (Σλ)²/Σλ²", **_DIST))
+register(_G("anisotropy", _anisotropy, "mean cosine of random pairs (Ethayarajh 2019)",
+             **{**_DIST, "invariant_to_translation": False}))
+register(_G("rogue", _rogue, "share of expected cosine in the top dimensions (Timkey & van Schijndel 2021)",
+             defaults={"top": 3}, invariant_to_ortho=False, invariant_to_isotropic_scaling=True,
+             invariant_to_translation=False, invariant_to_permutation=True, invariant_to_invertible_linear=False))
+register(_G("anisotropy_standardized", _anisotropy_std, "mean cosine after z-scoring each dimension",
+             invariant_to_ortho=False, invariant_to_isotropic_scaling=True, invariant_to_translation=True,
+             invariant_to_permutation=True, invariant_to_invertible_linear=False))
+register(_G("rank", _ranks, "effective rank (Roy & Vetterli 2007) and stable rank", **_DIST))
+register(_G("numerical_rank", _numrank, "number of singular values above rtol·σ₁", defaults={"rtol": 1e-6},
+             **{**_DIST, "invariant_to_invertible_linear": True}))
+register(_G("powerlaw", _alpha, "eigenspectrum decay α (α-ReQ), fitted over ranks fit_first..fit_last",
+             defaults={"fit_first": 5, "fit_last": 100}, **_DIST))
+register(_G("coding_rate", _coding, "coding rate R(Z,ε) and MCR² rate reduction ΔR, unit-norm rows",
+             defaults={"eps": 0.5}, **{**_DIST, "invariant_to_translation": False}))
+register(_G("clusters", _clusters, "silhouette, Davies–Bouldin, Calinski–Harabasz, Dunn, Xie–Beni",
+             needs_labels=True, **_DIST))
+register(_G("uniformity", _uniformity, "uniformity log E exp(−t‖u−v‖²) (Wang & Isola 2020)",
+             defaults={"t": 2.0}, **{**_DIST, "invariant_to_translation": False}))
+register(_G("alignment", _alignment, "alignment E‖f(x)−f(y)‖^α over positive pairs (Wang & Isola 2020)",
+             needs_pairs=True, defaults={"alpha": 2.0}, **{**_DIST, "invariant_to_translation": False}))
+register(_G("infoplane", _infoplane, "binned I(X;T), I(T;Y) (Shwartz-Ziv & Tishby 2017)", needs_labels=True,
+             defaults={"n_bins": 30}, invariant_to_isotropic_scaling=True, invariant_to_permutation=True))
+
+
+def default_measures() -> list[str]:
+    """Names of the measures run when none is named (registry entries declared `default=True`)."""
+    return MEASURES.names(default=True)
+
+
+def get_measures(names: list[str] | None) -> list[GeometryMeasure]:
     """Look up measures by name (None = the default set); one-line error listing the choices for an unknown name."""
-    names = names or DEFAULT_MEASURES
-    unknown = [n for n in names if n not in MEASURES]
-    if unknown:
-        raise ConfigError(f"unknown geometry measure(s) {', '.join(unknown)}; choose from "
-                          f"{format_choices(list(MEASURES), limit=20)}")
-    return [MEASURES[n] for n in names]
+    return [MEASURES.get(n) for n in (names or default_measures())]
 
 
-def compute(measure: Measure, x, labels: np.ndarray | None = None, pairs: tuple | None = None,
+def compute(measure: GeometryMeasure, x, labels: np.ndarray | None = None, pairs: tuple | None = None, *,
             device: str = "auto", **params: Any) -> dict[str, float]:
     """Run one measure with its defaults overridden by `params`."""
     return measure.fn(x, labels, pairs, device=device, **{**measure.defaults, **params})

@@ -1,4 +1,4 @@
-"""Geometry profile: run the chosen measures on every layer of a store and record them in the results DB."""
+"""Geometry profile: run the chosen measures on every layer of a store; returns a `Result` (rows + spectra)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import torch
 
 from repscope.errors import ConfigError, DataError, RepscopeError
 from repscope.geometry.measures import compute, get_measures
-from repscope.geometry.spectrum import as_matrix, covariance_eigenvalues
-from repscope.results import ResultsDB
-from repscope.results.db import Row
+from repscope.geometry.spectrum import SpectrumCache, as_matrix, covariance_eigenvalues
+from repscope.results import Result
 from repscope.store import RepStore
 
 ANALYSIS = "geometry"
@@ -48,29 +47,23 @@ def positive_pairs(samples: pd.DataFrame, rows: np.ndarray,
 
 def select_rows(store: RepStore, max_rows: int | None, seed: int, keep_pairs: bool = True) -> np.ndarray:
     """Sorted row indices: all rows, or a seeded random subset of `max_rows` (whole pairs kept if present)."""
-    n = store.n_rows
-    if not max_rows or n <= max_rows:
-        return np.arange(n)
-    rng = np.random.default_rng(seed)
+    from repscope.selection import subset_rows
+
     s = store.samples
-    if keep_pairs and "pair" in s.columns:
-        ids = s["pair"].to_numpy()[:n]
-        uniq = np.unique(ids)
-        pick = rng.choice(uniq, size=max(1, min(len(uniq), max_rows // 2)), replace=False)
-        return np.flatnonzero(np.isin(ids, pick))
-    return np.sort(rng.choice(n, size=max_rows, replace=False))
+    pairs = s["pair"].to_numpy() if keep_pairs and "pair" in s.columns else None
+    return subset_rows(store.n_rows, max_rows, seed, groups=pairs)
 
 
-def geometry_profile(store: RepStore, db: ResultsDB | None = None, measures: list[str] | None = None,
-                     layers: str | list[str] | None = None, label_col: str | None = "auto",
-                     max_rows: int | None = 3000, seed: int = 0, device: str = "auto",
-                     params: dict[str, dict[str, Any]] | None = None, spectra: bool = True,
-                     progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+def geometry_profile(store: RepStore, measures: list[str] | None = None, layers: str | list[str] | None = None,
+                     label_col: str | None = "auto", max_rows: int | None = 3000, seed: int = 0,
+                     device: str = "auto", params: dict[str, dict[str, Any]] | None = None, spectra: bool = True,
+                     progress: Callable[[str], None] | None = None) -> Result:
     """Compute `measures` for each pooled layer of `store` on a seeded subset of at most `max_rows` rows.
 
     Label-based measures use `label_col` ("auto" = 'label' if present, None = skip them). Positive pairs for
-    `alignment` come from sample columns `pair`/`side`. Rows go to `db` (analysis 'geometry'), with the covariance
-    spectrum of each layer as artifact 'spectrum:<store>'. Returns the tidy rows as a DataFrame.
+    `alignment` come from sample columns `pair`/`side`. Returns a `Result`: rows of analysis 'geometry' (params
+    measure, n, dim, n_layers, the measure's parameters; `layer_index` = position in `store.layers`) and the
+    covariance spectrum of each layer as artifact 'spectrum:<store>'.
     """
     chosen = get_measures(measures)
     params = params or {}
@@ -85,7 +78,7 @@ def geometry_profile(store: RepStore, db: ResultsDB | None = None, measures: lis
         raise DataError(f"store '{store.name}' has {len(rows_idx)} rows; geometry needs at least 3")
     labels = store.labels(label_col)[rows_idx] if label_col else None
     pairs = positive_pairs(store.samples, rows_idx)
-    out: list[Row] = []
+    result = Result()
     spec: dict[str, list[float]] = {}
     order = {name: i for i, name in enumerate(store.layers)}
     for layer in layer_names:
@@ -94,38 +87,38 @@ def geometry_profile(store: RepStore, db: ResultsDB | None = None, measures: lis
                 progress(f"skip {layer}: token-level (geometry needs pooled layers)")
             continue
         x = store.get(layer, rows=rows_idx, dtype=torch.float32)
-        # one float64 matrix on the device per layer: measures share it (and its cached SVD)
+        # one float64 matrix on the device per layer: measures share it, and one SVD of it through an explicit cache
         x = as_matrix(x.reshape(x.shape[0], -1), device)
+        svd_cache = SpectrumCache(x)
         for m in chosen:
             if (m.needs_labels and labels is None) or (m.needs_pairs and pairs is None):
                 continue
             p = {**m.defaults, **params.get(m.name, {})}
             t0 = time.perf_counter()
             try:
-                vals = compute(m, x, labels=labels, pairs=pairs, device=device, **p)
+                with svd_cache:
+                    vals = compute(m, x, labels=labels, pairs=pairs, device=device, **p)
             except RepscopeError as err:
                 if progress:
                     progress(f"skip {m.name} on {layer}: {err}")
                 continue
             sec = time.perf_counter() - t0
             meta = {"measure": m.name, "n": int(x.shape[0]), "dim": int(x.shape[1]), "seed": seed,
-                    "layer_index": order[layer], "n_layers": len(store.layers), **p}
+                    "n_layers": len(store.layers), **p}
             if m.needs_labels:
                 meta["label"] = label_col
             for metric, v in vals.items():
-                out.append(Row(analysis=ANALYSIS, metric=metric, value=v, layer=layer, store=store.name,
-                               model=store.model, params=meta, seconds=sec))
+                result.add(ANALYSIS, metric, v, layer=layer, layer_index=order[layer], store=store.name,
+                           model=store.model, params=meta, seconds=sec)
         if spectra:
-            lam = covariance_eigenvalues(x, device=device)
+            with svd_cache:
+                lam = covariance_eigenvalues(x, device=device)
             tot = float(lam.sum())
             spec[layer] = [float(v) / tot if tot > 0 else 0.0 for v in lam[:MAX_SPECTRUM].cpu()]
         if progress:
             progress(f"{store.name}/{layer}: done")
-    if db is not None:
-        db.record_rows(out)
-        if spectra and spec:
-            db.record_artifact(ANALYSIS, f"{SPECTRUM_ARTIFACT}:{store.name}",
-                               {"store": store.name, "model": store.model, "n": int(len(rows_idx)), "layers": spec,
-             "order": [name for name in store.layers if name in spec]})
-    return pd.DataFrame([{"store": r.store, "layer": r.layer, "metric": r.metric, "value": r.value,
-                          "measure": r.params["measure"], "seconds": r.seconds} for r in out])
+    if spectra and spec:
+        result.add_artifact(ANALYSIS, f"{SPECTRUM_ARTIFACT}:{store.name}",
+                            {"store": store.name, "model": store.model, "n": int(len(rows_idx)), "layers": spec,
+                             "order": [name for name in store.layers if name in spec]})
+    return result

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
+from contextvars import ContextVar, Token
 
 import torch
 from torch import Tensor
 
 from repscope.device import as_matrix as shared_as_matrix
+from repscope.threads import limit_threads
 
 
 def as_matrix(x, device: str | torch.device | None = "auto", dtype: torch.dtype = torch.float64) -> Tensor:
@@ -18,47 +18,77 @@ def as_matrix(x, device: str | torch.device | None = "auto", dtype: torch.dtype 
     return shared_as_matrix(x, device, dtype, name="representation", purpose="measuring geometry")
 
 
-@contextmanager
-def lapack_single_thread(t: Tensor) -> Iterator[None]:
-    """Run a CPU LAPACK call on one thread, then restore the thread count.
+def lapack_single_thread(t: Tensor) -> AbstractContextManager[None]:
+    """Run a CPU LAPACK call on one thread (through `repscope.threads.limit_threads`, which restores the count).
 
     MKL's threaded SVD/eigh slows down 10–100× when the cores are oversubscribed (measured: 1000×384 svdvals, 0.1 s
     on one thread vs 5–10 s on two busy ones), while for the matrices here one thread is about as fast anyway.
     """
-    n = torch.get_num_threads()
-    if t.device.type != "cpu" or n == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
+    if t.device.type != "cpu" or torch.get_num_threads() == 1:
+        return nullcontext()
+    return limit_threads(1, blas=False)
 
 
-_SV_CACHE: dict[tuple[int, bool], tuple[weakref.ref, int, Tensor]] = {}
-_SV_CACHE_SIZE = 8
+_ACTIVE: ContextVar[SpectrumCache | None] = ContextVar("repscope_spectrum_cache", default=None)
+
+
+class SpectrumCache:
+    """Share one SVD of one matrix between several spectral measures, explicitly and only inside a `with` block.
+
+    `with SpectrumCache(x):` declares that, in the block, calls on the tensor `x` (or a view of the same memory with
+    the same shape, dtype and device; the caller promises not to modify it in place) reuse its singular values; the
+    explicit key is (that tensor, center).
+    Nothing is cached outside the block, and leaving it restores whatever cache was active before. Usage::
+
+        cache = SpectrumCache(x)
+        with cache:
+            effective_rank(x, center=True); stable_rank(x, center=True)  # one SVD
+    """
+
+    def __init__(self, x: Tensor):
+        self.x = x
+        self.values: dict[bool, Tensor] = {}
+        self._tokens: list[Token] = []
+
+    def _same(self, t: Tensor) -> bool:
+        x = self.x
+        return t is x or (isinstance(x, Tensor) and t.data_ptr() == x.data_ptr() and t.shape == x.shape
+                          and t.stride() == x.stride() and t.dtype == x.dtype and t.device == x.device)
+
+    def lookup(self, t: Tensor, center: bool) -> Tensor | None:
+        """Cached singular values of `t` (only when `t` is this cache's tensor), else None."""
+        return self.values.get(center) if self._same(t) else None
+
+    def store(self, t: Tensor, center: bool, sv: Tensor) -> None:
+        """Keep the singular values of `t` when it is this cache's tensor."""
+        if self._same(t):
+            self.values[center] = sv
+
+    def __enter__(self) -> SpectrumCache:
+        self._tokens.append(_ACTIVE.set(self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _ACTIVE.reset(self._tokens.pop())
 
 
 def singular_values(x, center: bool = False, device: str = "auto") -> Tensor:
     """Singular values of X (rows = samples), descending, in float64; `center` subtracts the column means first.
 
-    Results are memoised for float64 tensors passed again unchanged (same object, same in-place version), so the
-    several spectral measures of one layer share one SVD.
+    Inside `with SpectrumCache(x):` (same tensor object) the SVD is computed once and shared; nowhere else.
     """
     t = as_matrix(x, device)
-    key = (id(t), center)
-    hit = _SV_CACHE.get(key)
-    if hit is not None and hit[0]() is t and hit[1] == t._version:
-        return hit[2]
+    cache = _ACTIVE.get()
+    hit = cache.lookup(t, center) if cache is not None else None
+    if hit is not None:
+        return hit
     src = t
     if center:
         t = t - t.mean(0, keepdim=True)
     with lapack_single_thread(t):
         sv = torch.linalg.svdvals(t)
-    if len(_SV_CACHE) >= _SV_CACHE_SIZE:
-        _SV_CACHE.pop(next(iter(_SV_CACHE)))
-    _SV_CACHE[key] = (weakref.ref(src), src._version, sv)
+    if cache is not None:
+        cache.store(src, center, sv)
     return sv
 
 

@@ -1,17 +1,46 @@
-"""Study step (`run: geometry` in a study YAML)."""
+"""Study step `run: geometry`: geometry profile of every layer of each store (params checked on load)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from repscope.geometry.profile import geometry_profile
-from repscope.results import ResultsDB
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from repscope.results import Result
 
 
-def run(stores: list, db: ResultsDB, measures: str | list[str] | None = None, layers: Any = None,
-        label: str | None = "auto", max_rows: int | None = 3000, seed: int = 0, device: str = "auto") -> None:
+class GeometryParams(BaseModel):
+    """Params of `run: geometry`; `measures` are registered geometry measure names (default: the default set)."""
+
+    model_config = ConfigDict(extra="forbid")
+    measures: list[str] | None = None
+    layers: str | list[str] | None = None
+    label: str | None = "auto"
+    max_rows: int | None = Field(3000, ge=3)
+    seed: int = 0
+    device: str = "auto"
+    params: dict[str, dict[str, Any]] | None = None
+
+    @field_validator("measures", mode="before")
+    @classmethod
+    def _registered(cls, value: str | list[str] | None) -> list[str] | None:
+        """Look each name up in the geometry registry now (aliases resolved to canonical names)."""
+        if value is None:
+            return None
+        from repscope.geometry.measures import MEASURES
+
+        names = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+        return [MEASURES.resolve(n) for n in names]
+
+
+def run(stores: list, measures: list[str] | None = None, layers: Any = None, label: str | None = "auto",
+        max_rows: int | None = 3000, seed: int = 0, device: str = "auto",
+        params: dict[str, dict[str, Any]] | None = None) -> Result:
     """Geometry profile of every layer of each store."""
-    chosen = measures.split(",") if isinstance(measures, str) else measures
+    from repscope.geometry.profile import geometry_profile
+
+    result = Result()
     for store in stores:
-        geometry_profile(store, db, measures=chosen, layers=layers, label_col=label, max_rows=max_rows, seed=seed,
-                         device=device)
+        result.extend(geometry_profile(store, measures=measures, layers=layers, label_col=label, max_rows=max_rows,
+                                       seed=seed, device=device, params=params))
+    return result

@@ -11,7 +11,8 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from repscope.device import as_matrix, resolve_device
-from repscope.errors import DataError
+from repscope.threads import limit_threads
+from repscope.validation import classification_labels, require_fitted, validate_input
 
 
 def to_2d(x: Any, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -21,13 +22,7 @@ def to_2d(x: Any, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
 
 def encode_labels(y: Any) -> tuple[np.ndarray, np.ndarray]:
     """Return (classes_, codes) with classes sorted as np.unique sorts them (like scikit-learn)."""
-    y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
-    if y.ndim != 1:
-        y = y.reshape(-1)
-    classes, codes = np.unique(y, return_inverse=True)
-    if len(classes) < 2:
-        raise DataError(f"a classifier probe needs at least 2 classes, got {len(classes)}; check the target column")
-    return classes, codes
+    return classification_labels(y)
 
 
 SMALL_WORK = 2e7  # multiply-adds per matmul below which one CPU thread beats several (thread wake-ups dominate)
@@ -36,15 +31,9 @@ SMALL_WORK = 2e7  # multiply-adds per matmul below which one CPU thread beats se
 @contextmanager
 def cpu_threads_for(work: float, device: torch.device) -> Iterator[None]:
     """Run small CPU problems on one thread: OpenMP barriers cost more than the matmuls, badly so on shared cores."""
-    if device.type != "cpu" or work >= SMALL_WORK or torch.get_num_threads() == 1:
+    small = device.type == "cpu" and work < SMALL_WORK and torch.get_num_threads() > 1
+    with limit_threads(1 if small else None, blas=False):  # torch's pool only: BLAS here is torch's own
         yield
-        return
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
 
 
 class Standardizer:
@@ -85,16 +74,31 @@ class Standardizer:
 
 
 class ProbeClassifier(ClassifierMixin, BaseEstimator):
-    """Base for torch-backed classifier probes: label handling, `predict`, `score` (accuracy) and device choice."""
+    """Base for torch-backed classifier probes: input validation (`repscope.validation`), label handling, `predict`,
+    `score` (accuracy) and device choice. Binary `decision_function` is a margin of shape (n,), > 0 for classes_[1]."""
 
     def _device(self) -> torch.device:
         return resolve_device(getattr(self, "device", "auto"))
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "classes_"):
-            from sklearn.exceptions import NotFittedError
+        require_fitted(self, "classes_")
 
-            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit(X, y) first")
+    def _fit_input(self, X: Any, y: Any, dtype: torch.dtype,
+                   device: torch.device | None = None) -> tuple[torch.Tensor, np.ndarray]:
+        """Validated training features (tensor) and label codes; sets n_features_in_ and classes_."""
+        x, y = validate_input(self, X, y, reset=True, device=device or self._device(), dtype=dtype, min_samples=2)
+        self.classes_, codes = encode_labels(y)
+        return x, codes
+
+    def _input(self, X: Any, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """Validated features for prediction (width checked against n_features_in_)."""
+        self._check_fitted()
+        return validate_input(self, X, reset=False, device=device, dtype=dtype, purpose="predicting")
+
+    @staticmethod
+    def _margin(scores: np.ndarray) -> np.ndarray:
+        """scikit-learn's binary convention: (n, 2) class scores become the margin score₁ − score₀, shape (n,)."""
+        return scores[:, 1] - scores[:, 0] if scores.ndim == 2 and scores.shape[1] == 2 else scores
 
     def decision_function(self, X: Any) -> np.ndarray:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -109,4 +113,6 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
+        tags.input_tags.sparse = False  # dense features only: sparse input is refused with a one-line DataError
+        tags.input_tags.allow_nan = False
         return tags

@@ -6,6 +6,7 @@ import time
 
 from repscope.demo_context import DemoContext
 from repscope.probe.protocols import (
+    as_table,
     concat_stores,
     concept_depth,
     few_shot_curve,
@@ -18,12 +19,17 @@ TEMPLATE_FACTORS = ("topic", "sentiment", "tense", "negation", "number", "polari
 
 
 def _sweep_with_depth(ctx: DemoContext, store, probes, target: str, **kw):
-    sweep = layer_sweep(store, probes, target, db=ctx.db, device=ctx.device, seed=ctx.seed, **kw)
-    depth = concept_depth(sweep, store.layers, db=ctx.db, model=store.model)
-    for r in depth.itertuples():
+    """Layer sweep plus concept depth, both recorded; returns the sweep as a table (`as_table`)."""
+    sweep = layer_sweep(store, probes, target, device=ctx.device, seed=ctx.seed, **kw)
+    depth = concept_depth(sweep, store.layers, model=store.model)
+    ctx.db.record_result(sweep)
+    ctx.db.record_result(depth)
+    d = as_table(depth).pivot_table(index=["probe", "best_layer"], columns="metric", values="value").reset_index()
+    layer = as_table(depth).query("metric == 'depth'").set_index("probe")["layer"]
+    for r in d.itertuples():
         ctx.console.print(f"  {store.name} · {target} ({r.probe}): best {r.best:.3f} at {r.best_layer}, "
-                          f"concept depth {r.depth_layer} ({r.relative_depth:.2f})")
-    return sweep
+                          f"concept depth {layer[r.probe]} ({r.relative_depth:.2f})")
+    return as_table(sweep)
 
 
 def _best_layer(sweep, probe: str = "logistic") -> str:
@@ -32,7 +38,7 @@ def _best_layer(sweep, probe: str = "logistic") -> str:
 
 
 def run(ctx: DemoContext) -> None:
-    """Run this package's analyses on the demo stores and record them in ctx.db."""
+    """Run this package's analyses on the demo stores and record their Results in ctx.db."""
     t0 = time.perf_counter()
     st = ctx.stores
     # digits MLP: every layer of each seed, three probes; few-shot curve; seeds concatenated
@@ -41,11 +47,13 @@ def run(ctx: DemoContext) -> None:
         probes = ("logistic", "nb", "knn") if i == 0 else ("logistic",)
         sweep = _sweep_with_depth(ctx, s, probes, "label")
         if i == 0:
-            few_shot_curve(s, _best_layer(sweep), ("logistic", "nb", "knn"), "label", shots=(1, 2, 4, 8, 16, 32),
-                           seeds=3, seed=ctx.seed, db=ctx.db, device=ctx.device)
+            ctx.db.record_result(few_shot_curve(s, _best_layer(sweep), ("logistic", "nb", "knn"), "label",
+                                                shots=(1, 2, 4, 8, 16, 32), seeds=3, seed=ctx.seed, device=ctx.device))
     if len(digits) >= 2 and "act1" in digits[0].layers:
-        res = concat_stores(digits, "act1", "logistic", "label", seed=ctx.seed, db=ctx.db, device=ctx.device)
-        ctx.console.print("  concat act1: " + ", ".join(f"{r.store}={r.value:.3f}" for r in res.itertuples()))
+        res = concat_stores(digits, "act1", "logistic", "label", seed=ctx.seed, device=ctx.device)
+        ctx.db.record_result(res)
+        acc = as_table(res)
+        ctx.console.print("  concat act1: " + ", ".join(f"{r.store}={r.value:.3f}" for r in acc.itertuples()))
     # MiniLM on template sentences: each known factor, every layer
     if "minilm_templates" in st:
         s = st["minilm_templates"]
@@ -56,12 +64,15 @@ def run(ctx: DemoContext) -> None:
         for name in ("minilm_sst2", "minilm_trec"):
             if name in st:
                 sweep = _sweep_with_depth(ctx, st[name], ("logistic", "nb", "knn"), "label")
-                few_shot_curve(st[name], _best_layer(sweep), ("logistic", "nb"), "label",
-                               shots=(1, 2, 4, 8, 16, 32, 64), seeds=3, seed=ctx.seed, db=ctx.db, device=ctx.device)
+                ctx.db.record_result(few_shot_curve(st[name], _best_layer(sweep), ("logistic", "nb"), "label",
+                                                    shots=(1, 2, 4, 8, 16, 32, 64), seeds=3, seed=ctx.seed,
+                                                    device=ctx.device))
         if "minilm_trec" in st:
-            retrieval_sweep(st["minilm_trec"], "label", db=ctx.db, device=ctx.device)
+            ctx.db.record_result(retrieval_sweep(st["minilm_trec"], "label", device=ctx.device))
         if "minilm_stsb" in st:
-            res = sts_sweep(st["minilm_stsb"], db=ctx.db)
+            sts = sts_sweep(st["minilm_stsb"])
+            ctx.db.record_result(sts)
+            res = sts.frame()
             best = res.loc[res["value"].idxmax()]
             ctx.console.print(f"  STS-B Spearman: best {best['value']:.4f} at {best['layer']}")
         for name in ("resnet20_cifar", "resnet56_cifar"):

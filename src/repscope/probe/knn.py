@@ -8,86 +8,38 @@ import numpy as np
 import torch
 
 from repscope.errors import ConfigError
-from repscope.probe.base import ProbeClassifier, cpu_threads_for, encode_labels, to_2d
+from repscope.geometry.knn import knn_query
+from repscope.probe.base import ProbeClassifier, cpu_threads_for
 from repscope.probe.logistic import _dtype
-from repscope.selection import smallest_k
 
 METRICS = ("cosine", "euclidean")
 
 
 def knn_search(queries: torch.Tensor, gallery: torch.Tensor, k: int, metric: str = "cosine",
                chunk_size: int = 2048, exclude_self: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact k-NN: (distances (m, k), indices (m, k)), ascending; equal distances are broken by lower gallery index.
+    """Exact k-NN: (distances (m, k) float64, indices (m, k)), ascending, by repscope's one certified engine
+    (`repscope.geometry.knn.knn_query`).
 
-    Memory is O(chunk_size × n_gallery). Distances are cosine distances or Euclidean (not squared) distances.
-    `exclude_self` drops gallery item i for query i (queries and gallery must then be the same rows).
+    Tie rule: neighbours are ordered by (float64 distance, gallery index), so equal distances go to the lower gallery
+    index, also at the k-th place. Distances are cosine distances 1 − cos (zero rows: 1 to everything) or Euclidean
+    (not squared) distances. Candidates are ranked in the gallery's dtype, chunk_size queries at a time (memory
+    O(chunk_size × n_gallery)). `exclude_self` drops gallery item i for query i (queries and gallery the same rows).
     """
-    work = float(min(queries.shape[0], chunk_size)) * gallery.shape[0] * gallery.shape[1]
-    with cpu_threads_for(work, gallery.device):
-        return _knn_search(queries, gallery, k, metric, chunk_size, exclude_self)
-
-
-def _knn_search(queries: torch.Tensor, gallery: torch.Tensor, k: int, metric: str, chunk_size: int,
-                exclude_self: bool) -> tuple[torch.Tensor, torch.Tensor]:
     if metric not in METRICS:
         raise ConfigError(f"metric '{metric}' unknown; use one of {', '.join(METRICS)}")
-    n = gallery.shape[0]
-    if k < 1 or k > n - int(exclude_self):
-        raise ConfigError(f"k={k} neighbours requested but the gallery has {n - int(exclude_self)} candidates")
-    cosine = metric == "cosine"
-    if cosine:  # rank by similarity q̂·ĝ (largest first); distance = 1 − similarity
-        gallery = torch.nn.functional.normalize(gallery, dim=1)
-        queries = torch.nn.functional.normalize(queries, dim=1)
-        g_sq = None
-    else:  # rank by the per-row shifted key ‖g‖² − 2q·g (smallest first); ‖q‖² is added back after
-        g_sq = (gallery * gallery).sum(1)
-    m = queries.shape[0]
-    # one reusable score block of at most ~32 MB: a fresh (m × n) buffer per call costs more in page faults than
-    # the selection, and taller blocks keep the matmul near peak
-    block = max(1, min(chunk_size, m, (1 << 23) // n))
-    buf = torch.empty(block, n, dtype=gallery.dtype, device=gallery.device)
-    gal_t = gallery.T
-    out_d = torch.empty(m, k, dtype=gallery.dtype, device=gallery.device)
-    out_i = torch.empty(m, k, dtype=torch.long, device=gallery.device)
-    kk = min(k + 1, n)  # one extra neighbour reveals ties at the k-th place
-    for s in range(0, m, block):
-        q = queries[s : s + block]
-        key = buf[: q.shape[0]]
-        if cosine:
-            torch.mm(q, gal_t, out=key)
-        else:
-            torch.addmm(g_sq[None, :], q, gal_t, alpha=-2.0, out=key)
-        if exclude_self:
-            rows = torch.arange(q.shape[0], device=key.device)
-            key[rows, rows + s] = float("-inf") if cosine else float("inf")
-        vals, idx = smallest_k(key, kk, largest=cosine)
-        order = torch.sort(vals, dim=1, descending=cosine).indices
-        vals, idx = vals.gather(1, order), idx.gather(1, order)
-        if kk > k:
-            tied = vals[:, k] == vals[:, k - 1]
-            vals, idx = vals[:, :k], idx[:, :k]
-            if bool(tied.any()):  # exact ties at the k-th key: stable sort those rows so lower indices win
-                rows = tied.nonzero().squeeze(1)
-                srt = torch.sort(key[rows], dim=1, descending=cosine, stable=True)
-                vals[rows], idx[rows] = srt.values[:, :k], srt.indices[:, :k]
-        if cosine:
-            vals = 1.0 - vals
-        else:
-            vals = (vals + (q * q).sum(1, keepdim=True)).clamp_min_(0.0)
-        # order equal distances inside the top k by gallery index (deterministic output)
-        by_idx = torch.argsort(idx, dim=1)
-        vals, idx = vals.gather(1, by_idx), idx.gather(1, by_idx)
-        by_val = torch.sort(vals, dim=1, stable=True).indices
-        vals, idx = vals.gather(1, by_val), idx.gather(1, by_val)
-        out_d[s : s + block] = vals if cosine else vals.sqrt()
-        out_i[s : s + block] = idx
-    return out_d, out_i
+    dtype = gallery.dtype if gallery.dtype in (torch.float32, torch.float64) else torch.float32
+    work = float(min(queries.shape[0], chunk_size)) * gallery.shape[0] * gallery.shape[1]
+    with cpu_threads_for(work, gallery.device):
+        return knn_query(queries, gallery, k, metric=metric, dtype=dtype, block_rows=chunk_size,
+                         exclude_self=exclude_self)
 
 
 class KNNProbe(ProbeClassifier):
-    """k-NN probe as used in self-supervised evaluation.
+    """k-NN probe as used in self-supervised evaluation, on repscope's one exact kNN engine (`knn_search`).
 
-    weights="uniform": majority vote of the k nearest training points (ties → first class, as scikit-learn).
+    Neighbours: the k nearest training rows by (float64 distance, training-row index), so at equal distance the
+    earlier training row is the neighbour. weights="uniform": majority vote of the k nearest training points (vote
+    ties → first class in `classes_`, as scikit-learn).
     weights="temperature": DINO's weighted vote (Caron et al. 2021), class score Σ_{i∈kNN} exp(sᵢ/T)·[yᵢ = c] with
     sᵢ the cosine similarity (−distance for L2). weights="distance": 1/d weights (scikit-learn's "distance").
     """
@@ -110,28 +62,22 @@ class KNNProbe(ProbeClassifier):
             raise ConfigError(f"weights '{self.weights}' unknown; use uniform, temperature or distance")
         if self.weights == "temperature" and self.temperature <= 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
-        x = to_2d(X, self._device(), _dtype(self.dtype))
-        self.classes_, codes = encode_labels(y)
-        if len(codes) != x.shape[0]:
-            raise ConfigError(f"X has {x.shape[0]} rows but y has {len(codes)}; pass one label per row")
+        x, codes = self._fit_input(X, y, _dtype(self.dtype))
         if self.n_neighbors > x.shape[0]:
             raise ConfigError(f"n_neighbors={self.n_neighbors} exceeds the {x.shape[0]} training samples")
         self._x = x
         self._codes = torch.as_tensor(codes, device=x.device)
-        self.n_features_in_ = x.shape[1]
         self.n_samples_fit_ = x.shape[0]
         return self
 
     def kneighbors(self, X: Any, n_neighbors: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(distances, indices) of the nearest training points for each row of X."""
-        self._check_fitted()
-        q = to_2d(X, self._x.device, self._x.dtype)
+        """(distances, indices) of the nearest training points for each row of X (tie rule: see `knn_search`)."""
+        q = self._input(X, self._device(), _dtype(self.dtype))
         d, i = knn_search(q, self._x, n_neighbors or self.n_neighbors, self.metric, self.chunk_size)
         return d.cpu().numpy(), i.cpu().numpy()
 
     def _votes(self, X: Any) -> torch.Tensor:
-        self._check_fitted()
-        q = to_2d(X, self._x.device, self._x.dtype)
+        q = self._input(X, self._device(), _dtype(self.dtype))
         d, i = knn_search(q, self._x, self.n_neighbors, self.metric, self.chunk_size)
         labels = self._codes[i]
         if self.weights == "uniform":
@@ -148,8 +94,8 @@ class KNNProbe(ProbeClassifier):
         return votes
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """Vote mass per class (n, k), normalised to sum to 1."""
-        return self.predict_proba(X)
+        """Vote share per class (n, k), summing to 1; for two classes the margin p₁ − p₀, shape (n,)."""
+        return self._margin(self.predict_proba(X))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Fraction of (weighted) votes per class."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from repscope.errors import ConfigError
-from repscope.probe.base import ProbeClassifier, Standardizer, cpu_threads_for, encode_labels, to_2d
+from repscope.probe.base import ProbeClassifier, Standardizer, cpu_threads_for
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -19,6 +20,14 @@ def _dtype(name: str) -> torch.dtype:
     if name not in _DTYPES:
         raise ConfigError(f"dtype '{name}' not supported; use float32 or float64")
     return _DTYPES[name]
+
+
+@functools.cache
+def _blas_controller() -> Any:
+    """One threadpoolctl controller: building one scans the loaded libraries (~10 ms), too slow for every fit."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def fit_logistic(x: torch.Tensor, codes: torch.Tensor, n_classes: int, C: float, fit_intercept: bool = True,
@@ -33,7 +42,6 @@ def fit_logistic(x: torch.Tensor, codes: torch.Tensor, n_classes: int, C: float,
     Returns (W (d, k'), b (k',), iterations), k' = 1 for binary.
     """
     from scipy.optimize import minimize
-    from threadpoolctl import threadpool_limits
 
     if C <= 0:
         raise ConfigError(f"C must be > 0, got {C}")
@@ -82,7 +90,7 @@ def fit_logistic(x: torch.Tensor, codes: torch.Tensor, n_classes: int, C: float,
             theta0[n_w:] = init[1].detach().to(device="cpu", dtype=f64).numpy()
     # scipy's L-BFGS-B calls (multi-threaded) OpenBLAS on tiny vectors; its spinning threads fight torch's for the
     # cores and made every evaluation ~2x slower, so keep that BLAS on one thread while we optimise
-    with threadpool_limits(1, user_api="blas"):
+    with _blas_controller().limit(limits=1, user_api="blas"):
         res = minimize(loss_grad, theta0, jac=True, method="L-BFGS-B",
                        options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * np.finfo(float).eps})
     theta = torch.as_tensor(res.x, dtype=x.dtype, device=x.device)
@@ -144,16 +152,11 @@ class LogisticProbe(ProbeClassifier):
     def fit(self, X: Any, y: Any) -> LogisticProbe:
         """Fit on features X (n, d) and labels y (n,)."""
         dev = self._device()
-        shape = getattr(X, "shape", (len(X), 1))
-        work = float(np.prod(shape)) * max(2, len(np.unique(np.asarray(y))))
-        with cpu_threads_for(work, dev):
-            return self._fit(X, y, dev)
+        x, codes_np = self._fit_input(X, y, _dtype(self.dtype), dev)
+        with cpu_threads_for(float(x.shape[0] * x.shape[1]) * max(2, len(self.classes_)), dev):
+            return self._fit(x, codes_np, dev)
 
-    def _fit(self, X: Any, y: Any, dev: torch.device) -> LogisticProbe:
-        x = to_2d(X, dev, _dtype(self.dtype))
-        self.classes_, codes_np = encode_labels(y)
-        if len(codes_np) != x.shape[0]:
-            raise ConfigError(f"X has {x.shape[0]} rows but y has {len(codes_np)}; pass one label per row")
+    def _fit(self, x: torch.Tensor, codes_np: np.ndarray, dev: torch.device) -> LogisticProbe:
         k = len(self.classes_)
         if self.Cs is not None and len(self.Cs) > 0:
             self.C_, self.cv_scores_ = self._select_C(x, codes_np, k)
@@ -164,7 +167,6 @@ class LogisticProbe(ProbeClassifier):
         w, b, it = self._fit_one(self._scaler.transform(x), codes, k, self.C_)
         self._w, self._b = w, b
         self.n_iter_ = it
-        self.n_features_in_ = x.shape[1]
         self.coef_ = w.T.cpu().numpy()  # in standardized units, (k', d) like scikit-learn
         self.intercept_ = b.cpu().numpy()
         return self
@@ -172,7 +174,7 @@ class LogisticProbe(ProbeClassifier):
     def decision_function(self, X: Any) -> np.ndarray:
         """Logits (n, k) for k > 2 classes, the margin (n,) for two."""
         self._check_fitted()
-        x = self._scaler.transform(to_2d(X, self._w.device, self._w.dtype))
+        x = self._scaler.transform(self._input(X, self._w.device, self._w.dtype))
         z = torch.addmm(self._b, x, self._w)
         z = z.cpu().numpy()
         return z[:, 0] if z.shape[1] == 1 else z

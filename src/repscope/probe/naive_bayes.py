@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from repscope.errors import ConfigError
-from repscope.probe.base import ProbeClassifier, cpu_threads_for, encode_labels, to_2d
+from repscope.probe.base import ProbeClassifier, cpu_threads_for
 
 
 class NaiveBayesProbe(ProbeClassifier):
@@ -36,14 +36,11 @@ class NaiveBayesProbe(ProbeClassifier):
         if not 0.0 <= self.shrinkage <= 1.0:
             raise ConfigError(f"shrinkage must be in [0, 1], got {self.shrinkage}")
         dev = self._device()
-        with cpu_threads_for(float(np.prod(getattr(X, "shape", (len(X), 1)))) * 10, dev):
-            return self._fit(X, y, dev)
+        x, codes_np = self._fit_input(X, y, torch.float64, dev)
+        with cpu_threads_for(float(x.shape[0] * x.shape[1]) * 10, dev):
+            return self._fit(x, codes_np, dev)
 
-    def _fit(self, X: Any, y: Any, dev: torch.device) -> NaiveBayesProbe:
-        x = to_2d(X, dev, torch.float64)
-        self.classes_, codes_np = encode_labels(y)
-        if len(codes_np) != x.shape[0]:
-            raise ConfigError(f"X has {x.shape[0]} rows but y has {len(codes_np)}; pass one label per row")
+    def _fit(self, x: torch.Tensor, codes_np: np.ndarray, dev: torch.device) -> NaiveBayesProbe:
         k, (n, d) = len(self.classes_), x.shape
         codes = torch.as_tensor(codes_np, device=dev)
         counts = torch.bincount(codes, minlength=k).to(torch.float64)
@@ -75,17 +72,14 @@ class NaiveBayesProbe(ProbeClassifier):
             prec_means = torch.linalg.solve(cov, means.T)  # (d, k)
             self._coef = prec_means
             self._bias = self._log_prior - 0.5 * (means.T * prec_means).sum(0)
-        self.n_features_in_ = d
         return self
 
     def _jll(self, X: Any) -> torch.Tensor:
-        self._check_fitted()
-        work = float(np.prod(getattr(X, "shape", (len(X), 1)))) * len(self.classes_)
-        with cpu_threads_for(work, self._means.device):
-            return self._jll_impl(X)
+        x = self._input(X, self._means.device if hasattr(self, "_means") else self._device(), torch.float64)
+        with cpu_threads_for(float(x.shape[0] * x.shape[1]) * len(self.classes_), x.device):
+            return self._jll_impl(x)
 
-    def _jll_impl(self, X: Any) -> torch.Tensor:
-        x = to_2d(X, self._means.device, torch.float64)
+    def _jll_impl(self, x: torch.Tensor) -> torch.Tensor:
         if self.covariance == "diag":
             var = self._var
             const = -0.5 * torch.log(2.0 * math.pi * var).sum(1)  # (k,)
@@ -97,8 +91,9 @@ class NaiveBayesProbe(ProbeClassifier):
         return x @ self._coef + self._bias
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """Joint log-likelihood log p(c) + log p(x | c) per class (n, k), up to a shared constant for LDA."""
-        return self._jll(X).cpu().numpy()
+        """Joint log-likelihood log p(c) + log p(x | c) per class (n, k), up to a shared constant for LDA; for two
+        classes the log-odds jll₁ − jll₀, shape (n,) (scikit-learn's binary convention)."""
+        return self._margin(self._jll(X).cpu().numpy())
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """Log posterior (n, k)."""

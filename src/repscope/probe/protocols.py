@@ -1,10 +1,12 @@
-"""Probe protocols over a RepStore that write tidy rows to the results DB.
+"""Probe protocols over a RepStore; each returns a `Result` (tidy rows, recorded by the caller).
 
-Analyses written: `probe` (per-layer sweep), `probe_few_shot`, `concept_depth`, `probe_concat`, `retrieval`, `sts`.
+Analyses: `probe` (per-layer sweep), `probe_few_shot`, `concept_depth`, `probe_concat`, `retrieval`, `sts`.
+`as_table(result)` gives the rows as one DataFrame row per estimate (value, ci_low, ci_high, params as columns).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,44 +16,13 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import clone
+from sklearn.metrics import r2_score
 
 from repscope.errors import ConfigError, DataError, format_choices
-from repscope.probe.knn import KNNProbe
-from repscope.probe.logistic import LogisticProbe
 from repscope.probe.metrics import mean_ci, retrieval_metrics, sts_spearman, wilson_ci
-from repscope.probe.naive_bayes import NaiveBayesProbe
-from repscope.probe.ridge import RidgeProbe, spearman
-from repscope.probe.sparse import SparseProbe
-from repscope.results import ResultsDB, Row
-
-PROBE_NAMES = ("logistic", "nb", "lda", "knn", "sparse", "ridge")
-_ALIASES = {"lr": "logistic", "linear": "logistic", "naive_bayes": "nb", "gnb": "nb", "k-sparse": "sparse"}
-
-
-def make_probe(name: str, device: str = "auto", **params: Any):
-    """Estimator for a probe name: logistic, nb (Gaussian naive Bayes), lda, knn, sparse (k-sparse), ridge."""
-    key = _ALIASES.get(name.lower(), name.lower())
-    if key == "logistic":
-        return LogisticProbe(device=device, **params)
-    if key == "nb":
-        return NaiveBayesProbe(covariance="diag", device=device, **params)
-    if key == "lda":
-        return NaiveBayesProbe(covariance="shared", device=device, **params)
-    if key == "knn":
-        return KNNProbe(device=device, **({"n_neighbors": 20, "metric": "cosine"} | params))
-    if key == "sparse":
-        return SparseProbe(device=device, **({"k": 8} | params))
-    if key == "ridge":
-        return RidgeProbe(device=device, **({"alphas": [0.1, 1.0, 10.0, 100.0, 1000.0]} | params))
-    raise ConfigError(f"probe '{name}' unknown; choose from {', '.join(PROBE_NAMES)}")
-
-
-def canonical(name: str) -> str:
-    """Canonical probe name (aliases resolved)."""
-    key = _ALIASES.get(name.lower(), name.lower())
-    if key not in PROBE_NAMES:
-        raise ConfigError(f"probe '{name}' unknown; choose from {', '.join(PROBE_NAMES)}")
-    return key
+from repscope.probe.registry import canonical, few_shot_params, is_regression, make_probe
+from repscope.probe.ridge import spearman
+from repscope.results import Result
 
 
 @dataclass
@@ -115,38 +86,68 @@ def _evaluate(est, x: torch.Tensor, y: np.ndarray, split: Split, regression: boo
     for tr, te in split.folds:
         m = clone(est).fit(x[torch.as_tensor(tr)], y[tr])
         xt = x[torch.as_tensor(te)]
-        if regression:
-            out.setdefault("r2", []).append(float(m.score(xt, y[te])))
-            out.setdefault("spearman", []).append(float(m.spearman(xt, y[te])))
+        if regression:  # R² and Spearman from the predictions, for any registered regression probe
+            p = np.asarray(m.predict(xt), dtype=np.float64)
+            p = p if p.ndim == 1 else p[:, 0]
+            out.setdefault("r2", []).append(float(r2_score(y[te], p)))
+            out.setdefault("spearman", []).append(float(spearman(p, y[te])))
         else:
             out.setdefault("accuracy", []).append(float(m.score(xt, y[te])))
     return out
 
 
+def layer_position(store, layer: str) -> int | None:
+    """Position of `layer` in the store's model order (`store.layers`), recorded as a row's `layer_index`."""
+    try:
+        return list(store.layers).index(layer)
+    except ValueError:
+        return None
+
+
+def as_table(result: Result | pd.DataFrame) -> pd.DataFrame:
+    """One row per estimate: store, model, layer, layer_index, analysis, metric, value, ci_low, ci_high, and every
+    param as a column; the `<metric>_ci_low`/`_ci_high` rows of a Result are joined onto their estimate."""
+    df = result.frame() if isinstance(result, Result) else result
+    if df.empty:
+        return pd.DataFrame(columns=["store", "layer", "metric", "value", "ci_low", "ci_high"])
+    df = df.reset_index(drop=True)
+    key = [json.dumps(p, sort_keys=True, default=str) for p in df["params"]]
+    df = df.assign(_k=key, _m=df["metric"].str.replace(r"_ci_(low|high)$", "", regex=True))
+    base = df[~df["metric"].str.endswith(("_ci_low", "_ci_high"))].copy()
+    cols = ["analysis", "store", "layer", "_m", "_k"]
+    for end in ("low", "high"):
+        ci = df[df["metric"].str.endswith(f"_ci_{end}")][[*cols, "value"]].rename(columns={"value": f"ci_{end}"})
+        base = base.merge(ci.drop_duplicates(cols), on=cols, how="left")
+    params = pd.DataFrame([dict(p) for p in base["params"]], index=base.index)
+    out = pd.concat([base.drop(columns=["_k", "_m", "params"]), params.drop(columns=[c for c in params
+                                                                                      if c in base.columns])], axis=1)
+    return out.reset_index(drop=True)
+
+
 def layer_sweep(store, probes: Sequence[str] = ("logistic",), target: str = "label", layers: Any = None,
-                cv: int | None = None, test_size: float = 0.25, seed: int = 0, db: ResultsDB | None = None,
-                device: str = "auto", probe_params: dict[str, dict[str, Any]] | None = None,
-                level: float = 0.95) -> pd.DataFrame:
+                cv: int | None = None, test_size: float = 0.25, seed: int = 0, device: str = "auto",
+                probe_params: dict[str, dict[str, Any]] | None = None, level: float = 0.95) -> Result:
     """Every layer × probe: score on held-out data (CV folds, the store's split column, or a stratified holdout).
 
-    Writes analysis `probe` rows: metric accuracy (or r2 and spearman for ridge) = mean, with `<metric>_ci_low`
-    and `<metric>_ci_high` (Student-t over CV folds, Wilson interval for a single test set). Returns the rows as a
-    DataFrame (store, layer, probe, target, metric, value, ci_low, ci_high, mode).
+    Returns analysis `probe` rows: metric accuracy (or r2 and spearman for a regression probe) = mean, with
+    `<metric>_ci_low` and `<metric>_ci_high` (Student-t over CV folds, Wilson interval for a single test set);
+    params probe, target, eval (cv, split or holdout). `as_table` turns them into one row per estimate.
     """
     names = [canonical(p) for p in probes]
     layer_list = store.resolve_layers(layers)
     rows_idx, y = target_values(store, target)
-    records, db_rows = [], []
+    result = Result()
     splits: dict[bool, Split] = {}
     for layer in layer_list:
         x = _features(store, layer, rows_idx)
         for name in names:
-            regression = name == "ridge"
+            regression = is_regression(name)
             if regression:
                 try:
                     y_use = y.astype(np.float64)
                 except (TypeError, ValueError):
-                    raise DataError(f"ridge needs a numeric target; column '{target}' is not numeric") from None
+                    raise DataError(f"regression probe '{name}' needs a numeric target; column '{target}' is not "
+                                    "numeric") from None
             else:
                 y_use = y
             if regression not in splits:
@@ -166,35 +167,29 @@ def layer_sweep(store, probes: Sequence[str] = ("logistic",), target: str = "lab
                 else:
                     mean = vals[0]
                     lo, hi = wilson_ci(mean, n_test, level)
-                records.append({"store": store.name, "layer": layer, "probe": name, "target": target,
-                                "metric": metric, "value": mean, "ci_low": lo, "ci_high": hi, "mode": split.mode})
                 for mname, v in ((metric, mean), (f"{metric}_ci_low", lo), (f"{metric}_ci_high", hi)):
-                    db_rows.append(Row("probe", mname, v, layer=layer, store=store.name, model=store.model,
-                                       params=params, seconds=secs))
-    if db is not None:
-        db.record_rows(db_rows)
-    return pd.DataFrame.from_records(records)
+                    result.add("probe", mname, v, layer=layer, layer_index=layer_position(store, layer),
+                               store=store.name, model=store.model, params=params, seconds=secs)
+    return result
 
 
 def few_shot_indices(y_pool: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
     """`shots` random indices per class from y_pool (sorted), drawn with `rng`."""
-    picks = []
-    for c in np.unique(y_pool):
-        idx = np.nonzero(y_pool == c)[0]
-        picks.append(rng.choice(idx, size=shots, replace=False))
+    from repscope.selection import subset_rows
+
+    picks = [subset_rows(np.nonzero(y_pool == c)[0], shots, rng) for c in np.unique(y_pool)]
     return np.sort(np.concatenate(picks))
 
 
 def few_shot_curve(store, layer: str, probes: Sequence[str] = ("logistic", "nb"), target: str = "label",
                    shots: Sequence[int] = (1, 2, 4, 8, 16, 32), seeds: int = 5, test_size: float = 0.25,
-                   seed: int = 0, db: ResultsDB | None = None, device: str = "auto",
-                   level: float = 0.95) -> pd.DataFrame:
+                   seed: int = 0, device: str = "auto", level: float = 0.95) -> Result:
     """Sample-efficiency curve: train on n labelled examples per class (n in `shots`), test on a fixed held-out set,
-    repeated over `seeds` draws (seed, seed+1, …). Writes analysis `probe_few_shot` rows (metric accuracy, params
+    repeated over `seeds` draws (seed, seed+1, …). Returns analysis `probe_few_shot` rows (metric accuracy, params
     shots/probe/target) with t-intervals over seeds. Same seeds → same numbers."""
     names = [canonical(p) for p in probes]
-    if "ridge" in names:
-        raise ConfigError("few-shot curves are for classifier probes; drop ridge")
+    if any(is_regression(n) for n in names):
+        raise ConfigError(f"few-shot curves are for classifier probes; drop {', '.join(filter(is_regression, names))}")
     (layer,) = store.resolve_layers(layer)
     rows_idx, y = target_values(store, target)
     x = _features(store, layer, rows_idx)
@@ -203,7 +198,7 @@ def few_shot_curve(store, layer: str, probes: Sequence[str] = ("logistic", "nb")
     y_pool, y_test = y[tr], y[te]
     x_pool, x_test = x[torch.as_tensor(tr)], x[torch.as_tensor(te)]
     min_count = int(np.unique(y_pool, return_counts=True)[1].min())
-    records, db_rows = [], []
+    result = Result()
     for n in sorted({int(s) for s in shots}):
         if n < 1 or n > min_count:
             continue
@@ -212,40 +207,38 @@ def few_shot_curve(store, layer: str, probes: Sequence[str] = ("logistic", "nb")
             accs = []
             t0 = time.perf_counter()
             for idx in draws:
-                extra = {"n_neighbors": min(20, n)} if name == "knn" else {}
-                if name == "sparse":
-                    extra = {"k": min(8, x.shape[1])}
-                est = make_probe(name, device=device, **extra)
+                est = make_probe(name, device=device, **few_shot_params(name, n, x.shape[1]))
                 est.fit(x_pool[torch.as_tensor(idx)], y_pool[idx])
                 accs.append(float(est.score(x_test, y_test)))
             mean, lo, hi = mean_ci(accs, level)
             secs = time.perf_counter() - t0
             params = {"probe": name, "target": target, "shots": n, "seeds": seeds, "seed": seed,
                       "n_test": len(te)}
-            records.append({"store": store.name, "layer": layer, "probe": name, "target": target, "shots": n,
-                            "value": mean, "ci_low": lo, "ci_high": hi})
             for mname, v in (("accuracy", mean), ("accuracy_ci_low", lo), ("accuracy_ci_high", hi)):
-                db_rows.append(Row("probe_few_shot", mname, v, layer=layer, store=store.name, model=store.model,
-                                   params=params, seconds=secs))
-    if not records:
+                result.add("probe_few_shot", mname, v, layer=layer, layer_index=layer_position(store, layer),
+                           store=store.name, model=store.model, params=params, seconds=secs)
+    if not result.rows:
         raise DataError(f"no shot count in {list(shots)} fits: the smallest class has {min_count} training samples")
-    if db is not None:
-        db.record_rows(db_rows)
-    return pd.DataFrame.from_records(records)
+    return result
 
 
-def concept_depth(sweep: pd.DataFrame, layers: Sequence[str], threshold: float = 0.9, metric: str = "accuracy",
-                  chance: dict[str, float] | None = None, db: ResultsDB | None = None,
-                  model: str | None = None) -> pd.DataFrame:
+def concept_depth(sweep: Result | pd.DataFrame, layers: Sequence[str], threshold: float = 0.9,
+                  metric: str = "accuracy", chance: dict[str, float] | None = None,
+                  model: str | None = None) -> Result:
     """Concept depth (Jin et al. 2024, "Exploring Concept Depth"): per (store, target, probe), the first layer in model
     order whose score ≥ threshold × best score. With `chance` {target: p0}, scores are first rescaled to
-    (s − p0)/(1 − p0). Writes analysis `concept_depth` rows: depth (layer index), relative_depth (index/(L−1)),
-    best (best score); `layer` is the depth layer."""
+    (s − p0)/(1 − p0). `sweep` is a `layer_sweep` Result (or a table with store, target, probe, metric, layer,
+    value). Returns analysis `concept_depth` rows: depth (index in `layers`), relative_depth (index/(L−1)),
+    best (best score; params best_layer); `layer` is the depth layer."""
     if not 0 < threshold <= 1:
         raise ConfigError(f"threshold must be in (0, 1], got {threshold}")
+    if isinstance(sweep, Result):
+        sweep = as_table(sweep)
+        model = model or next(iter(sweep["model"].dropna()), None)
     order = {name: i for i, name in enumerate(layers)}
     df = sweep[(sweep["metric"] == metric) & sweep["layer"].isin(order)]
-    out, db_rows = [], []
+    positions = dict(zip(df["layer"], df["layer_index"], strict=True)) if "layer_index" in df else {}
+    result = Result()
     for (store, target, probe), g in df.groupby(["store", "target", "probe"], sort=True):
         g = g.assign(_i=g["layer"].map(order)).sort_values("_i")
         s = g["value"].to_numpy(dtype=np.float64)
@@ -257,23 +250,20 @@ def concept_depth(sweep: pd.DataFrame, layers: Sequence[str], threshold: float =
         layer = str(g["layer"].iloc[first])
         idx = int(g["_i"].iloc[first])
         rel = idx / max(1, len(layers) - 1)
-        out.append({"store": store, "target": target, "probe": probe, "depth_layer": layer, "depth": idx,
-                    "relative_depth": rel, "best": float(g["value"].max()),
-                    "best_layer": str(g["layer"].iloc[int(np.argmax(s))])})
         params = {"target": target, "probe": probe, "threshold": threshold, "metric": metric,
-                  "chance_adjusted": bool(chance and target in chance)}
+                  "chance_adjusted": bool(chance and target in chance),
+                  "best_layer": str(g["layer"].iloc[int(np.argmax(s))])}
+        pos = positions.get(layer)
         for mname, v in (("depth", idx), ("relative_depth", rel), ("best", float(g["value"].max()))):
-            db_rows.append(Row("concept_depth", mname, v, layer=layer, store=store, model=model, params=params))
-    if db is not None:
-        db.record_rows(db_rows)
-    return pd.DataFrame.from_records(out)
+            result.add("concept_depth", mname, v, layer=layer, store=store, model=model, params=params,
+                       layer_index=idx if pos is None or pos != pos else int(pos))
+    return result
 
 
 def concat_stores(stores: Sequence[Any], layer: str, probe: str = "logistic", target: str = "label",
-                  cv: int | None = None, test_size: float = 0.25, seed: int = 0, db: ResultsDB | None = None,
-                  device: str = "auto") -> pd.DataFrame:
+                  cv: int | None = None, test_size: float = 0.25, seed: int = 0, device: str = "auto") -> Result:
     """Concatenate one layer of several stores of the same samples (e.g. seeds; Zhang & Bottou 2023, "Learning useful
-    representations for shifting tasks and distributions") and probe it next to each store alone. Writes analysis
+    representations for shifting tasks and distributions") and probe it next to each store alone. Returns analysis
     `probe_concat` rows (store = member name or "a+b+…", metric accuracy with CI)."""
     if len(stores) < 2:
         raise ConfigError("concatenation needs at least two stores")
@@ -287,11 +277,13 @@ def concat_stores(stores: Sequence[Any], layer: str, probe: str = "logistic", ta
         if layer not in s.layers:
             raise DataError(f"layer '{layer}' missing from store '{s.name}'; available: {format_choices(s.layers)}")
     name = canonical(probe)
+    if is_regression(name):
+        raise ConfigError(f"probe concatenation reports accuracy; '{name}' is a regression probe, pick a classifier")
     rows_idx, y = target_values(ref, target)
     split = make_split(ref.samples, y, rows_idx, cv, test_size, seed)
     feats = {s.name: _features(s, layer, rows_idx) for s in stores}
     feats["+".join(s.name for s in stores)] = torch.cat(list(feats.values()), dim=1)
-    out, db_rows = [], []
+    result = Result()
     for sname, x in feats.items():
         t0 = time.perf_counter()
         vals = _evaluate(make_probe(name, device=device), x, y, split, False)["accuracy"]
@@ -303,32 +295,26 @@ def concat_stores(stores: Sequence[Any], layer: str, probe: str = "logistic", ta
         secs = time.perf_counter() - t0
         members = sname.count("+") + 1
         params = {"probe": name, "target": target, "members": members, "eval": split.mode, "seed": seed}
-        out.append({"store": sname, "layer": layer, "members": members, "value": mean, "ci_low": lo, "ci_high": hi})
         for mname, v in (("accuracy", mean), ("accuracy_ci_low", lo), ("accuracy_ci_high", hi)):
-            db_rows.append(Row("probe_concat", mname, v, layer=layer, store=sname, model=ref.model, params=params,
-                               seconds=secs))
-    if db is not None:
-        db.record_rows(db_rows)
-    return pd.DataFrame.from_records(out)
+            result.add("probe_concat", mname, v, layer=layer, layer_index=layer_position(ref, layer), store=sname,
+                       model=ref.model, params=params, seconds=secs)
+    return result
 
 
 def retrieval_sweep(store, target: str = "label", layers: Any = None, ks: Sequence[int] = (1, 5, 10),
-                    metric: str = "cosine", db: ResultsDB | None = None, device: str = "auto") -> pd.DataFrame:
-    """Per layer, leave-one-out label retrieval (recall@k, mAP, nDCG@10; see `retrieval_metrics`). Writes analysis
+                    metric: str = "cosine", device: str = "auto") -> Result:
+    """Per layer, leave-one-out label retrieval (recall@k, mAP, nDCG@10; see `retrieval_metrics`). Returns analysis
     `retrieval` rows."""
     rows_idx, y = target_values(store, target)
-    out, db_rows = [], []
+    result = Result()
     for layer in store.resolve_layers(layers):
         t0 = time.perf_counter()
         res = retrieval_metrics(_features(store, layer, rows_idx), y, ks, metric, device=device)
         secs = time.perf_counter() - t0
         for k, v in res.items():
-            out.append({"store": store.name, "layer": layer, "metric": k, "value": v})
-            db_rows.append(Row("retrieval", k, v, layer=layer, store=store.name, model=store.model,
-                               params={"target": target, "distance": metric}, seconds=secs))
-    if db is not None:
-        db.record_rows(db_rows)
-    return pd.DataFrame.from_records(out)
+            result.add("retrieval", k, v, layer=layer, layer_index=layer_position(store, layer), store=store.name,
+                       model=store.model, params={"target": target, "distance": metric}, seconds=secs)
+    return result
 
 
 def sts_pairs(samples: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -347,23 +333,21 @@ def sts_pairs(samples: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return a["row"].to_numpy().copy(), b["row"].to_numpy().copy(), a["score"].to_numpy().copy()
 
 
-def sts_sweep(store, layers: Any = None, db: ResultsDB | None = None) -> pd.DataFrame:
-    """Per layer, Spearman ρ between cos(side 0, side 1) and the gold score over all pairs. Writes analysis `sts`
+def sts_sweep(store, layers: Any = None) -> Result:
+    """Per layer, Spearman ρ between cos(side 0, side 1) and the gold score over all pairs. Returns analysis `sts`
     rows (metric spearman; params n_pairs)."""
     ra, rb, gold = sts_pairs(store.samples)
-    out, db_rows = [], []
+    result = Result()
     for layer in store.resolve_layers(layers):
         t0 = time.perf_counter()
         x = _features(store, layer)
         rho = sts_spearman(x[torch.as_tensor(ra)].numpy(), x[torch.as_tensor(rb)].numpy(), gold)
         secs = time.perf_counter() - t0
-        out.append({"store": store.name, "layer": layer, "metric": "spearman", "value": rho})
-        db_rows.append(Row("sts", "spearman", rho, layer=layer, store=store.name, model=store.model,
-                           params={"n_pairs": len(gold)}, seconds=secs))
-    if db is not None:
-        db.record_rows(db_rows)
-    return pd.DataFrame.from_records(out)
+        result.add("sts", "spearman", rho, layer=layer, layer_index=layer_position(store, layer), store=store.name,
+                   model=store.model, params={"n_pairs": len(gold)}, seconds=secs)
+    return result
 
 
-__all__ = ["PROBE_NAMES", "make_probe", "canonical", "make_split", "layer_sweep", "few_shot_curve", "concept_depth",
+__all__ = ["make_probe", "canonical", "make_split", "layer_sweep", "few_shot_curve", "concept_depth",
            "concat_stores", "retrieval_sweep", "sts_sweep", "sts_pairs", "spearman"]
+__all__ += ["as_table", "layer_position"]

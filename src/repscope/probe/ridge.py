@@ -11,7 +11,8 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from repscope.device import resolve_device
 from repscope.errors import ConfigError, DataError
-from repscope.probe.base import Standardizer, to_2d
+from repscope.probe.base import Standardizer
+from repscope.validation import require_fitted, validate_input
 
 
 def spearman(a: Any, b: Any) -> float:
@@ -41,12 +42,11 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
     def fit(self, X: Any, y: Any) -> RidgeProbe:
         """Fit on features X (n, d) and continuous targets y (n,) or (n, t)."""
         dev = resolve_device(self.device)
-        x = to_2d(X, dev, torch.float64)
-        yt = torch.as_tensor(np.asarray(y, dtype=np.float64), device=dev)
+        x, y_np = validate_input(self, X, y, reset=True, device=dev, dtype=torch.float64, min_samples=2,
+                                 y_numeric=True, multi_output=True)
+        yt = torch.as_tensor(np.asarray(y_np, dtype=np.float64), device=dev)
         self._1d = yt.ndim == 1
         yt = yt[:, None] if self._1d else yt
-        if yt.shape[0] != x.shape[0]:
-            raise DataError(f"X has {x.shape[0]} rows but y has {yt.shape[0]}; pass one target per row")
         if not torch.isfinite(yt).all():
             raise DataError("targets contain NaN or Inf; drop those rows first")
         self._scaler = Standardizer(self.standardize).fit(x)
@@ -77,16 +77,13 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
         self.intercept_ = self._b.cpu().numpy()
         if self._1d:
             self.coef_, self.intercept_ = self.coef_[0], float(self.intercept_[0])
-        self.n_features_in_ = x.shape[1]
         return self
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted targets."""
-        if not hasattr(self, "_w"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError("RidgeProbe is not fitted yet; call fit(X, y) first")
-        x = self._scaler.transform(to_2d(X, self._w.device, torch.float64))
+        require_fitted(self, "_w")
+        x = self._scaler.transform(validate_input(self, X, reset=False, device=self._w.device, dtype=torch.float64,
+                                                  purpose="predicting"))
         out = (x @ self._w + self._b).cpu().numpy()
         return out[:, 0] if self._1d else out
 
@@ -95,3 +92,9 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
         p = self.predict(X)
         yy = np.asarray(y, dtype=np.float64)
         return spearman(p if p.ndim == 1 else p[:, 0], yy if yy.ndim == 1 else yy[:, 0])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False  # dense features only: sparse input is refused with a one-line DataError
+        tags.target_tags.multi_output = True  # y may be (n, t): one ridge solution per target column
+        return tags

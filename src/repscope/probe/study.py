@@ -1,28 +1,83 @@
-"""Study steps (`run: probe`, `run: sts` in a study YAML) over stores named in the study."""
+"""Study steps `run: probe` and `run: sts`: params models (checked when the study file loads) and step functions.
+
+Step functions take the stores named in the study plus validated params and return a `Result`; the study runner
+records it. Heavy imports stay inside the functions so validating a study file is fast.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from repscope.probe.protocols import concept_depth, few_shot_curve, layer_sweep, sts_sweep
-from repscope.results import ResultsDB
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from repscope.results import Result
 
 
-def run(stores: list, db: ResultsDB, probes: str | list[str] = "logistic", target: str = "label",
-        layers: Any = None, cv: int | None = None, few_shot: bool = False, seed: int = 0,
-        device: str = "auto", threshold: float = 0.9) -> None:
+def _probe_names(value: str | list[str]) -> list[str]:
+    """Comma string or list of probe names, each checked against the probe registry (aliases resolved)."""
+    from repscope.probe.registry import canonical
+
+    names = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+    if not names:
+        raise ValueError("give at least one probe")
+    return [canonical(n) for n in names]
+
+
+class ProbeParams(BaseModel):
+    """Params of `run: probe`: per-layer probe sweep, concept depth, optional few-shot curve at the best layer."""
+
+    model_config = ConfigDict(extra="forbid")
+    probes: list[str] = Field(default_factory=lambda: ["logistic"])
+    target: str = "label"
+    layers: str | list[str] | None = None
+    cv: int | None = Field(None, ge=2)
+    test_size: float = Field(0.25, gt=0, lt=1)
+    few_shot: bool = False
+    threshold: float = Field(0.9, gt=0, le=1)
+    seed: int = 0
+    device: str = "auto"
+
+    @field_validator("probes", mode="before")
+    @classmethod
+    def _known(cls, value: str | list[str]) -> list[str]:
+        return _probe_names(value)
+
+
+class StsParams(BaseModel):
+    """Params of `run: sts`: STS Spearman per layer."""
+
+    model_config = ConfigDict(extra="forbid")
+    layers: str | list[str] | None = None
+
+
+def run(stores: list, probes: list[str], target: str = "label", layers: Any = None, cv: int | None = None,
+        test_size: float = 0.25, few_shot: bool = False, threshold: float = 0.9, seed: int = 0,
+        device: str = "auto") -> Result:
     """Per-layer probe sweep (+ concept depth, optional few-shot curve at the best layer) for each store."""
-    names = probes.split(",") if isinstance(probes, str) else list(probes)
+    from repscope.probe.protocols import as_table, concept_depth, few_shot_curve, layer_sweep
+
+    result = Result()
     for store in stores:
-        sweep = layer_sweep(store, names, target, layers=layers, cv=cv, seed=seed, db=db, device=device)
-        concept_depth(sweep, store.resolve_layers(layers), threshold=threshold, db=db, model=store.model)
+        sweep = layer_sweep(store, probes, target, layers=layers, cv=cv, test_size=test_size, seed=seed,
+                            device=device)
+        result.extend(sweep)
+        table = as_table(sweep)
+        if "accuracy" not in set(table["metric"]):
+            continue
+        result.extend(concept_depth(sweep, store.resolve_layers(layers), threshold=threshold, model=store.model))
         if few_shot:
-            acc = sweep[(sweep["metric"] == "accuracy")]
+            acc = table[table["metric"] == "accuracy"]
             best = str(acc.loc[acc["value"].idxmax(), "layer"])
-            few_shot_curve(store, best, names, target, seed=seed, db=db, device=device)
+            classifiers = list(dict.fromkeys(acc["probe"]))
+            result.extend(few_shot_curve(store, best, classifiers, target, seed=seed, device=device))
+    return result
 
 
-def run_sts(stores: list, db: ResultsDB, layers: Any = None) -> None:
+def run_sts(stores: list, layers: Any = None) -> Result:
     """STS Spearman per layer for stores of sentence pairs (columns pair, side, score)."""
+    from repscope.probe.protocols import sts_sweep
+
+    result = Result()
     for store in stores:
-        sts_sweep(store, layers=layers, db=db)
+        result.extend(sts_sweep(store, layers=layers))
+    return result

@@ -1,12 +1,21 @@
 """repscope.similarity: CKA family, CCA family, shape metrics, RSA, neighbourhood measures (each with declared
-properties in a registry), layer × layer matrices, neuron matching, relative representations and linear stitching."""
+properties in the `MEASURES` registry), layer × layer matrices, neuron matching, relative representations and
+linear stitching."""
 
 from repscope.similarity.cca import mean_cca, pwcca, svcca
 from repscope.similarity.cka import debiased_cka, linear_cka, rbf_cka
 from repscope.similarity.matrix import compare_stores, similarity_matrices
 from repscope.similarity.neighbors import cknna, knn_jaccard, mutual_knn
 from repscope.similarity.neurons import lasso_one_to_many, match_neurons, neuron_correlations
-from repscope.similarity.registry import REGISTRY, Measure, get_measure, measures
+from repscope.similarity.registry import (
+    MEASURES,
+    REGISTRY,
+    SimilarityMeasure,
+    function_measure,
+    get_measure,
+    measures,
+    register,
+)
 from repscope.similarity.relative import RelativeProjector, relative_representation, zero_shot_stitching
 from repscope.similarity.rsa import rsa
 from repscope.similarity.shape import angular_shape_metric, procrustes_distance
@@ -14,9 +23,10 @@ from repscope.similarity.stitching import LinearStitch, stitching_score
 from repscope.similarity.streaming import MinibatchCKA, StreamingLinearCKA, streaming_cka_matrix
 
 __all__ = [
-    "REGISTRY", "LinearStitch", "Measure", "MinibatchCKA", "RelativeProjector", "StreamingLinearCKA",
-    "angular_shape_metric", "cknna", "compare_stores", "debiased_cka", "get_measure", "knn_jaccard",
-    "lasso_one_to_many", "linear_cka", "match_neurons", "mean_cca", "measures", "mutual_knn", "neuron_correlations",
-    "procrustes_distance", "pwcca", "rbf_cka", "relative_representation", "rsa", "similarity_matrices",
-    "stitching_score", "streaming_cka_matrix", "svcca", "zero_shot_stitching",
+    "MEASURES", "REGISTRY", "LinearStitch", "MinibatchCKA", "RelativeProjector", "SimilarityMeasure",
+    "StreamingLinearCKA", "angular_shape_metric", "cknna", "compare_stores", "debiased_cka", "function_measure",
+    "get_measure", "knn_jaccard", "lasso_one_to_many", "linear_cka", "match_neurons", "mean_cca", "measures",
+    "mutual_knn", "neuron_correlations", "procrustes_distance", "pwcca", "rbf_cka", "register",
+    "relative_representation", "rsa", "similarity_matrices", "stitching_score", "streaming_cka_matrix", "svcca",
+    "zero_shot_stitching",
 ]

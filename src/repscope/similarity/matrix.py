@@ -10,21 +10,21 @@ import numpy as np
 import pandas as pd
 import torch
 
-from repscope.errors import DataError, StoreError
-from repscope.results import Row
-from repscope.similarity.registry import Measure, measures
+from repscope.errors import ConfigError, DataError, StoreError
+from repscope.results import Result, Row
+from repscope.similarity.registry import SimilarityMeasure, measures
 
 LayerDict = Mapping[str, Any]
 
 
 def similarity_matrices(layers_a: LayerDict, layers_b: LayerDict | None = None,
-                        measure_names: str | Sequence[str | Measure] | None = "linear_cka",
+                        measure_names: str | Sequence[str | SimilarityMeasure] | None = "linear_cka",
                         device: str | torch.device = "auto") -> dict[str, pd.DataFrame]:
     """{measure: DataFrame(index=layers of A, columns=layers of B)}; B defaults to A (then symmetric measures
     fill only the upper triangle). Each layer's statistics (centred data, Gram, basis, RDM, kNN mask) are built
     once per measure and reused for every pair."""
     ms = (measures(measure_names) if isinstance(measure_names, str) or measure_names is None
-          else [m if isinstance(m, Measure) else measures(m)[0] for m in measure_names])
+          else [m if isinstance(m, SimilarityMeasure) else measures(m)[0] for m in measure_names])
     within = layers_b is None
     lb = layers_a if within else layers_b
     out: dict[str, pd.DataFrame] = {}
@@ -74,14 +74,17 @@ def pick_rows(store_a, store_b=None, max_rows: int | None = None, seed: int = 0)
                             "extracted on the same samples in the same order")
     if max_rows is None or max_rows >= n:
         return None
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(n, size=max_rows, replace=False))
+    from repscope.selection import subset_rows
+
+    return subset_rows(n, max_rows, seed)
 
 
 def compare_stores(store_a, store_b=None, measure_names: str | Sequence[str] | None = "linear_cka",
                    layers_a=None, layers_b=None, max_rows: int | None = 5000, seed: int = 0,
-                   device: str | torch.device = "auto") -> tuple[dict[str, pd.DataFrame], list[Row]]:
-    """Layer × layer matrices between stores (or within one) and the tidy rows to record (analysis 'similarity')."""
+                   device: str | torch.device = "auto") -> Result:
+    """Layer × layer similarity between two stores (or within one) as a `Result` of analysis 'similarity': one row
+    per (measure, layer of A, layer of B) with `layer_index`/`layer_b_index` = the layers' positions in their stores.
+    `result_matrices` turns the rows back into one DataFrame per measure."""
     la = store_a.resolve_layers(layers_a)
     other = store_b if store_b is not None else store_a
     lb = other.resolve_layers(layers_b) if (store_b is not None or layers_b is not None) else None
@@ -95,25 +98,68 @@ def compare_stores(store_a, store_b=None, measure_names: str | Sequence[str] | N
     n = store_a.n_rows if rows is None else len(rows)
     ms = measures(measure_names) if isinstance(measure_names, str) or measure_names is None \
         else [measures(m)[0] for m in measure_names]
-    mats: dict[str, pd.DataFrame] = {}
-    out_rows: list[Row] = []
+    result = Result()
     label = store_a.name if store_b is None or other is store_a else f"{store_a.name} vs {other.name}"
     for m in ms:
         t0 = time.perf_counter()
         mat = similarity_matrices(xa, xb, [m], device)[m.name]
         secs = (time.perf_counter() - t0) / max(1, mat.size)
-        mats[m.name] = mat
         params = {"measure": m.name, "kind": m.kind, "n": n, "store_b": other.name, **m.params}
-        out_rows += matrix_rows(mat, m.name, label, store_a.model, params, secs)
-    return mats, out_rows
+        result.extend(matrix_rows(mat, m.name, label, store_a.model, params, secs, store_a=store_a, store_b=other))
+    return result
+
+
+def compare_stores_streaming(store_a, store_b=None, measure_names: str | Sequence[str] = "linear_cka",
+                             layers_a=None, layers_b=None, device: str | torch.device = "auto") -> Result:
+    """Exact linear (or debiased) CKA over every row, read chunk by chunk (`streaming_cka_matrix`), as a `Result`
+    shaped like `compare_stores`' (params gain streaming=true); only linear_cka and debiased_cka stream."""
+    from repscope.similarity.streaming import streaming_cka_matrix
+
+    ms = measures(measure_names) if isinstance(measure_names, str) else [measures(m)[0] for m in measure_names]
+    bad = [m.name for m in ms if m.name not in ("linear_cka", "debiased_cka")]
+    if bad:
+        raise ConfigError(f"--streaming computes only cka and debiased_cka, not {', '.join(bad)}; drop them "
+                          "or leave out --streaming")
+    result = Result()
+    other = store_b if store_b is not None else store_a
+    label = store_a.name if store_b is None else f"{store_a.name} vs {store_b.name}"
+    for m in ms:
+        t0 = time.perf_counter()
+        mat = streaming_cka_matrix(store_a, store_b, layers_a, layers_b, debiased=m.name == "debiased_cka",
+                                   device=device)
+        secs = (time.perf_counter() - t0) / max(1, mat.size)
+        params = {"measure": m.name, "kind": m.kind, "n": store_a.n_rows, "store_b": other.name, "streaming": True}
+        result.extend(matrix_rows(mat, m.name, label, store_a.model, params, secs, store_a=store_a, store_b=other))
+    return result
+
+
+def _position(store, layer: str) -> int | None:
+    names = list(store.layers) if store is not None else []
+    return names.index(layer) if layer in names else None
 
 
 def matrix_rows(mat: pd.DataFrame, metric: str, store: str, model: str | None, params: dict, seconds: float | None,
-                analysis: str = "similarity") -> list[Row]:
-    """Tidy rows of one layer × layer matrix; params gain the layers' model-order positions (i, j) for the report."""
+                analysis: str = "similarity", store_a=None, store_b=None) -> list[Row]:
+    """Tidy rows of one layer × layer matrix; `layer_index`/`layer_b_index` are the layers' positions in
+    `store_a`/`store_b` (model order; the matrix's own order when no store is given)."""
     out = []
     for i, a in enumerate(mat.index):
+        ia = _position(store_a, str(a)) if store_a is not None else i
         for j, b in enumerate(mat.columns):
+            jb = _position(store_b, str(b)) if store_b is not None else j
             out.append(Row(analysis, metric, float(mat.iloc[i, j]), layer=str(a), layer_b=str(b), store=store,
-                           model=model, params={**params, "i": i, "j": j}, seconds=seconds))
+                           model=model, params=dict(params), seconds=seconds, layer_index=ia, layer_b_index=jb))
+    return out
+
+
+def result_matrices(result: Result | pd.DataFrame, analysis: str = "similarity") -> dict[str, pd.DataFrame]:
+    """{metric: layer × layer DataFrame} from `compare_stores` rows, layers in model order (`layer_index`)."""
+    df = result.frame() if isinstance(result, Result) else result
+    df = df[df["analysis"] == analysis]
+    out: dict[str, pd.DataFrame] = {}
+    for metric, d in df.groupby("metric", sort=False):
+        rows = d.drop_duplicates("layer").sort_values("layer_index", kind="stable")["layer"].tolist()
+        cols = d.drop_duplicates("layer_b").sort_values("layer_b_index", kind="stable")["layer_b"].tolist()
+        piv = d.pivot_table(index="layer", columns="layer_b", values="value", aggfunc="mean", dropna=False)
+        out[str(metric)] = piv.reindex(index=rows, columns=cols)
     return out

@@ -10,6 +10,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from repscope.errors import ConfigError
+from repscope.selection import subset_rows
 from repscope.similarity.prep import centre, same_rows, to_matrix
 
 
@@ -82,7 +83,7 @@ def lasso_one_to_many(x, y, alpha: float = 0.01, test_frac: float = 0.25, seed: 
     same_rows(torch.as_tensor(xs), torch.as_tensor(ys))
     rng = np.random.default_rng(seed)
     if max_neurons is not None and ys.shape[1] > max_neurons:
-        ys = ys[:, np.sort(rng.choice(ys.shape[1], max_neurons, replace=False))]
+        ys = ys[:, subset_rows(ys.shape[1], max_neurons, rng)]  # the one subset helper, on columns
     perm = rng.permutation(len(xs))
     n_te = max(1, int(round(test_frac * len(xs))))
     te, tr = perm[:n_te], perm[n_te:]

@@ -45,9 +45,11 @@ def zero_shot_stitching(xa, xb, labels, n_anchors: int = 64, train_frac: float =
     rows is applied unchanged to B's relative representation of the test rows (anchors = the same samples in both).
 
     Returns acc_a_to_a (probe on A, tested on A), acc_a_to_b (zero-shot, tested on B), acc_b_to_b, and, when the
-    widths agree, the absolute-space baseline acc_abs_a_to_b (probe on raw A applied to raw B).
+    widths agree, the absolute-space baseline acc_abs_a_to_b (probe on raw A applied to raw B). The probe is the one
+    transfer readout, `repscope.probe.readout.transfer_accuracy` (`LogisticProbe`, C = 1, isotropic scaling fitted on
+    the training side and applied unchanged to the other).
     """
-    from sklearn.linear_model import LogisticRegression
+    from repscope.probe.readout import transfer_accuracy
 
     a = to_matrix(xa, "cpu", name="A").numpy()
     b = to_matrix(xb, "cpu", name="B").numpy()
@@ -65,11 +67,9 @@ def zero_shot_stitching(xa, xb, labels, n_anchors: int = 64, train_frac: float =
     anchors = tr[:n_anchors]
     ra = RelativeProjector(anchors, device).fit(a).transform(a)
     rb = RelativeProjector(anchors, device).fit(b).transform(b)
-    clf_a = LogisticRegression(max_iter=2000).fit(ra[tr], y[tr])
-    clf_b = LogisticRegression(max_iter=2000).fit(rb[tr], y[tr])
-    out = {"acc_a_to_a": float(clf_a.score(ra[te], y[te])), "acc_a_to_b": float(clf_a.score(rb[te], y[te])),
-           "acc_b_to_b": float(clf_b.score(rb[te], y[te]))}
+    yte = y[te]
+    out = transfer_accuracy(ra[tr], y[tr], {"acc_a_to_a": (ra[te], yte), "acc_a_to_b": (rb[te], yte)}, device=device)
+    out |= transfer_accuracy(rb[tr], y[tr], {"acc_b_to_b": (rb[te], yte)}, device=device)
     if a.shape[1] == b.shape[1]:
-        raw = LogisticRegression(max_iter=2000).fit(a[tr], y[tr])
-        out["acc_abs_a_to_b"] = float(raw.score(b[te], y[te]))
+        out |= transfer_accuracy(a[tr], y[tr], {"acc_abs_a_to_b": (b[te], yte)}, device=device)
     return out

@@ -12,22 +12,10 @@ from repscope.report.sections import Section, layer_order
 HANDLED = {"similarity", "neuron_match", "stitching", "relative_stitching"}
 
 
-def _ordered(d: pd.DataFrame, col: str, key: str) -> list[str]:
-    """Layer names in model order when the rows carry positions (params i/j), else natural order."""
-    pos: dict[str, int] = {}
-    for name, p in zip(d[col], d["params"], strict=True):
-        if isinstance(p, dict) and key in p:
-            pos.setdefault(str(name), int(p[key]))
-    names = [str(n) for n in d[col].dropna().unique()]
-    if len(pos) == len(names):
-        return sorted(names, key=lambda n: pos[n])
-    return layer_order(names)
-
-
 def heatmap(d: pd.DataFrame, title: str, distance: bool) -> go.Figure:
     """Layer × layer heatmap (rows: layers of A, columns: layers of B) in model order."""
     piv = d.pivot_table(index="layer", columns="layer_b", values="value", aggfunc="mean")
-    rows, cols = _ordered(d, "layer", "i"), _ordered(d, "layer_b", "j")
+    rows, cols = layer_order(d), layer_order(d, "layer_b")  # model order from layer_index / layer_b_index
     piv = piv.reindex(index=rows, columns=cols)
     z = [[None if v != v else round(float(v), 4) for v in r] for r in piv.to_numpy()]
     fig = go.Figure(go.Heatmap(z=z, x=cols, y=rows, colorscale="Viridis_r" if distance else "Viridis",

@@ -52,16 +52,28 @@ def procrustes_distance(x, y, device="auto") -> float:
     return compare_procrustes(prepare_procrustes(x, device), prepare_procrustes(y, device))
 
 
-def prepare_angular(x, alpha: float = 1.0, device="auto") -> Tensor:
-    """Partial whitening φ_α(X) = Xᶜ(α·c̄·I + (1−α)·C)^(−1/2), c̄ = tr(C)/d, scaled to unit norm (so scale-free)."""
+INTERPOLATIONS = ("covariance", "netrep")
+_NETREP_EIG_FLOOR = 1e-7  # netrep's `whiten` floors the eigenvalues of XᶜᵀXᶜ here
+
+
+def prepare_angular(x, alpha: float = 1.0, device="auto", interpolation: str = "covariance") -> Tensor:
+    """Partial whitening φ_α(X), scaled to unit norm, with the interpolation named by `interpolation`:
+    "covariance" (default) φ = Xᶜ(α·c̄·I + (1−α)·C)^(−1/2), C = XᶜᵀXᶜ/n, c̄ = tr(C)/d (scale-free);
+    "netrep" φ = Xᶜ(α·I + (1−α)·(XᶜᵀXᶜ)^(−1/2)) (netrep's `whiten`, eigenvalues floored at 1e-7)."""
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"alpha must lie in [0, 1] (0 = CCA, 1 = Procrustes), got {alpha}")
+    if interpolation not in INTERPOLATIONS:
+        raise ConfigError(f"unknown shape interpolation '{interpolation}'; use one of {', '.join(INTERPOLATIONS)}")
     x = to_matrix(x, device)
     xc = centre(x)
     check_variance(xc, x)
-    z, lam = _reduce(xc)
-    cbar = float(lam.sum()) / x.shape[1]
-    w = z / torch.sqrt(alpha * cbar + (1.0 - alpha) * lam)
+    z, lam = _reduce(xc)  # z = Xᶜ in C's eigenbasis (kept directions); lam = C's eigenvalues
+    if interpolation == "netrep":
+        gram = (lam * x.shape[0]).clamp_min(_NETREP_EIG_FLOOR)  # eigenvalues of XᶜᵀXᶜ
+        w = z * (alpha + (1.0 - alpha) * gram.rsqrt())
+    else:
+        cbar = float(lam.sum()) / x.shape[1]
+        w = z / torch.sqrt(alpha * cbar + (1.0 - alpha) * lam)
     return w / torch.linalg.vector_norm(w)
 
 
@@ -70,6 +82,13 @@ def compare_angular(a: Tensor, b: Tensor) -> float:
     return math.acos(min(1.0, max(-1.0, _nuclear(a, b))))
 
 
-def angular_shape_metric(x, y, alpha: float = 1.0, device="auto") -> float:
-    """Angular shape metric (Williams et al. 2021): arccos(‖φ_α(X)ᵀφ_α(Y)‖_* / (‖φ_α(X)‖‖φ_α(Y)‖)), α∈[0,1]."""
-    return compare_angular(prepare_angular(x, alpha, device), prepare_angular(y, alpha, device))
+def angular_shape_metric(x, y, alpha: float = 1.0, device="auto", *, interpolation: str = "covariance") -> float:
+    """Angular shape metric (Williams et al. 2021): arccos(‖φ_α(X)ᵀφ_α(Y)‖_* / (‖φ_α(X)‖‖φ_α(Y)‖)), α∈[0,1].
+
+    α = 0 is the angular CCA distance and α = 1 the angular Procrustes distance under either interpolation. In
+    between, `interpolation="covariance"` (default) regularises the covariance, Xᶜ(α·c̄·I + (1−α)·C)^(−1/2) with
+    C = XᶜᵀXᶜ/n and c̄ = tr(C)/d, which keeps the metric invariant to isotropic scaling; `"netrep"` interpolates the
+    whitening matrix as netrep does, Xᶜ(α·I + (1−α)·(XᶜᵀXᶜ)^(−1/2)), which depends on the scale of X and on n.
+    """
+    return compare_angular(prepare_angular(x, alpha, device, interpolation),
+                           prepare_angular(y, alpha, device, interpolation))

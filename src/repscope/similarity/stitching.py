@@ -61,8 +61,12 @@ class LinearStitch(BaseEstimator):
 
 def stitching_score(xa, xb, labels, kind: str = "affine", train_frac: float = 0.7, seed: int = 0,
                     device="auto") -> dict[str, float]:
-    """Fit A→B on train rows; on test rows report R², B's logistic head on B (acc_b) and on mapped A (acc_stitched)."""
-    from sklearn.linear_model import LogisticRegression
+    """Fit A→B on train rows; on test rows report R², B's logistic head on B (acc_b) and on mapped A (acc_stitched).
+
+    The head is the one transfer readout, `repscope.probe.readout.transfer_accuracy` (`LogisticProbe`, C = 1,
+    isotropic scaling fitted on B's train rows), so mapped-A errors in B's near-constant directions are not inflated.
+    """
+    from repscope.probe.readout import transfer_accuracy
 
     a = to_matrix(xa, "cpu", name="A").numpy()
     b = to_matrix(xb, "cpu", name="B").numpy()
@@ -73,7 +77,6 @@ def stitching_score(xa, xb, labels, kind: str = "affine", train_frac: float = 0.
     n_tr = int(train_frac * len(a))
     tr, te = perm[:n_tr], perm[n_tr:]
     st = LinearStitch(kind, device=device).fit(a[tr], b[tr])
-    head = LogisticRegression(max_iter=2000).fit(b[tr], y[tr])
     mapped = st.transform(a[te]).cpu().numpy()
-    return {"r2": st.score(a[te], b[te]), "acc_b": float(head.score(b[te], y[te])),
-            "acc_stitched": float(head.score(mapped, y[te]))}
+    accs = transfer_accuracy(b[tr], y[tr], {"acc_b": (b[te], y[te]), "acc_stitched": (mapped, y[te])}, device=device)
+    return {"r2": st.score(a[te], b[te]), **accs}

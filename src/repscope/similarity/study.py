@@ -1,19 +1,41 @@
-"""Study step (`run: compare` in a study YAML): layer × layer similarity within one store or across two."""
+"""Study step `run: compare`: layer × layer similarity within one store or across two (params checked on load)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from repscope.errors import ConfigError
-from repscope.results import ResultsDB
-from repscope.similarity.matrix import compare_stores
+from repscope.results import Result
 
 
-def run(stores: list, db: ResultsDB, measures: str | list[str] = "linear_cka", layers: Any = None,
-        layers_b: Any = None, max_rows: int | None = 5000, seed: int = 0, device: str = "auto") -> None:
+class CompareParams(BaseModel):
+    """Params of `run: compare`; `measures` are names (or aliases) of registered similarity measures."""
+
+    model_config = ConfigDict(extra="forbid")
+    measures: list[str] = Field(default_factory=lambda: ["linear_cka"])
+    layers: str | list[str] | None = None
+    layers_b: str | list[str] | None = None
+    max_rows: int | None = Field(5000, ge=3)
+    seed: int = 0
+    device: str = "auto"
+
+    @field_validator("measures", mode="before")
+    @classmethod
+    def _registered(cls, value: str | list[str]) -> list[str]:
+        """Look each name up in the measure registry now (so a measure registered at run time is accepted)."""
+        from repscope.similarity.registry import measures
+
+        return [m.name for m in measures(value)]
+
+
+def run(stores: list, measures: list[str], layers: Any = None, layers_b: Any = None, max_rows: int | None = 5000,
+        seed: int = 0, device: str = "auto") -> Result:
     """One store: its layers against each other. Two stores: A's layers against B's."""
+    from repscope.similarity.matrix import compare_stores
+
     if len(stores) not in (1, 2):
         raise ConfigError(f"compare takes one or two stores, got {len(stores)}")
     b = stores[1] if len(stores) == 2 else None
-    _, rows = compare_stores(stores[0], b, measures, layers, layers_b, max_rows=max_rows, seed=seed, device=device)
-    db.record_rows(rows)
+    return compare_stores(stores[0], b, measures, layers, layers_b, max_rows=max_rows, seed=seed, device=device)

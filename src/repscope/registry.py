@@ -1,0 +1,165 @@
+"""One generic registry for named implementations: similarity and geometry measures, probes, SAE architectures,
+quantizers.
+
+A `Registry` maps a canonical name (and its aliases) to an object plus declared metadata (paper, invariances, task,
+`default`, …). Lookups are case-insensitive and resolve aliases; an unknown name raises the one-line
+`ConfigError("unknown <kind> '<name>'; choose one of …")`. Everything that lists or resolves choices (CLI, studies,
+reports, the generic property tests) reads the registry at call time, so an entry registered later shows up everywhere.
+
+Example::
+
+    PROBES = Registry("probe")
+
+    @PROBES.register("ridge", task="regression", paper="Hoerl & Kennard 1970")
+    def make_ridge(device="auto", **params): ...
+
+    PROBES.get("ridge")                      # the factory
+    PROBES.entry("ridge").metadata["task"]   # "regression"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar, overload
+
+from repscope.errors import ConfigError, format_choices
+
+T = TypeVar("T")
+
+
+def _key(name: str) -> str:
+    return str(name).strip().lower()
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """One registered implementation: canonical name, the object, its aliases and its declared metadata."""
+
+    name: str
+    obj: T
+    aliases: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Registry(Generic[T]):
+    """Named implementations of one kind, with aliases and declared metadata, in registration order."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+        self._aliases: dict[str, str] = {}
+
+    # ---- registration ------------------------------------------------------------------------------------------
+    @overload
+    def register(self, name: str, obj: None = None, *, aliases: tuple[str, ...] | list[str] = (),
+                 **metadata: Any) -> Callable[[T], T]: ...
+
+    @overload
+    def register(self, name: str, obj: T, *, aliases: tuple[str, ...] | list[str] = (), **metadata: Any) -> T: ...
+
+    def register(self, name: str, obj: Any = None, *, aliases: tuple[str, ...] | list[str] = (), **metadata: Any):
+        """Register `obj` under `name` (and `aliases`) with declared `metadata`; without `obj`, return a decorator.
+
+        Names and aliases are unique across the registry (case-insensitive); a clash raises ConfigError.
+        """
+        if obj is None:
+            def decorator(target: T) -> T:
+                self.register(name, target, aliases=aliases, **metadata)
+                return target
+            return decorator
+        key = _key(name)
+        if not key:
+            raise ConfigError(f"a {self.kind} needs a non-empty name")
+        alias_keys = tuple(dict.fromkeys(_key(a) for a in aliases if _key(a) != key))
+        for k in (key, *alias_keys):
+            if k in self._entries or k in self._aliases:
+                raise ConfigError(f"{self.kind} '{k}' is already registered; pick another name or unregister it first")
+        self._entries[key] = Entry(key, obj, alias_keys, MappingProxyType(dict(metadata)))
+        for a in alias_keys:
+            self._aliases[a] = key
+        return obj
+
+    def unregister(self, name: str) -> Entry[T]:
+        """Remove an entry (by name or alias) with its aliases; returns the removed entry."""
+        entry = self.entry(name)
+        del self._entries[entry.name]
+        for a in entry.aliases:
+            self._aliases.pop(a, None)
+        return entry
+
+    # ---- lookup ------------------------------------------------------------------------------------------------
+    def resolve(self, name: str) -> str:
+        """Canonical name for a name or alias; ConfigError listing the choices when unknown."""
+        key = _key(name)
+        key = self._aliases.get(key, key)
+        if key not in self._entries:
+            raise ConfigError(f"unknown {self.kind} '{name}'; choose one of {self.choices()}")
+        return key
+
+    def entry(self, name: str) -> Entry[T]:
+        """The full entry (name, obj, aliases, metadata) for a name or alias."""
+        return self._entries[self.resolve(name)]
+
+    def get(self, name: str) -> T:
+        """The registered object for a name or alias."""
+        return self.entry(name).obj
+
+    def metadata(self, name: str) -> Mapping[str, Any]:
+        """Declared metadata of a name or alias (read-only)."""
+        return self.entry(name).metadata
+
+    def names(self, **where: Any) -> list[str]:
+        """Canonical names in registration order, optionally only those whose metadata match `where`
+        (e.g. `names(default=True)`, `names(task="regression")`)."""
+        return [e.name for e in self.entries(**where)]
+
+    def entries(self, **where: Any) -> list[Entry[T]]:
+        """Entries in registration order, optionally filtered by metadata equality."""
+        return [e for e in self._entries.values() if all(e.metadata.get(k) == v for k, v in where.items())]
+
+    def aliases(self) -> dict[str, str]:
+        """{alias: canonical name}."""
+        return dict(self._aliases)
+
+    def choices(self, limit: int = 40) -> str:
+        """The names (then aliases) as one line for an error message or a CLI --help text."""
+        text = format_choices(self.names(), limit=limit)
+        if self._aliases:
+            text += f" (aliases: {', '.join(f'{a}={n}' for a, n in self._aliases.items())})"
+        return text
+
+    # ---- dict-like reading -------------------------------------------------------------------------------------
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = _key(name)
+        return key in self._entries or key in self._aliases
+
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def keys(self) -> list[str]:
+        """Canonical names (as `names()`)."""
+        return self.names()
+
+    def values(self) -> list[T]:
+        """Registered objects in registration order."""
+        return [e.obj for e in self._entries.values()]
+
+    def items(self) -> list[tuple[str, T]]:
+        """(name, object) pairs in registration order."""
+        return [(e.name, e.obj) for e in self._entries.values()]
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}: {', '.join(self._entries)})"
+
+
+__all__ = ["Entry", "Registry"]
