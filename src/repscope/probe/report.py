@@ -48,7 +48,7 @@ def _band_figure(df: pd.DataFrame, metric: str, x: str, series: list[str], title
         low, high = pick(lo).reindex(xs), pick(hi).reindex(xs)
         if low.notna().all() and high.notna().all() and len(xs):
             fig.add_trace(go.Scatter(x=list(xs) + list(xs)[::-1], y=high.tolist() + low.tolist()[::-1],
-                                     fill="toself", fillcolor=_rgba(color, 0.15), line=dict(width=0),
+                                     mode="lines", fill="toself", fillcolor=_rgba(color, 0.15), line=dict(width=0),
                                      hoverinfo="skip", showlegend=False, name=f"{name} CI"))
         fig.add_trace(go.Scatter(x=list(xs), y=mean.reindex(xs).tolist(), mode="lines+markers", name=name,
                                  line=dict(color=color)))
@@ -70,12 +70,15 @@ def _layer_sections(frame: pd.DataFrame) -> list[Section]:
         metrics = [m for m in ("accuracy", "r2", "spearman") if m in set(g["metric"])]
         for metric in metrics:
             sec.figures.append(_band_figure(g, metric, "layer", ["store", "probe"],
-                                            f"{target}: {metric} per layer", "layer", layer_order(g["layer"])))
+                                            f"{target}: {metric} per layer", "layer", layer_order(g)))
     main = df[df["metric"].isin(["accuracy", "r2", "spearman"])]
     tab = main.pivot_table(index=["store", "target", "layer"], columns=["probe", "metric"], values="value",
                            aggfunc="mean")
     tab.columns = [f"{p} {m}" for p, m in tab.columns]
-    sec.tables.append(tab.reset_index().head(400))
+    rank = {name: i for i, name in enumerate(layer_order(df))}
+    tab = tab.reset_index().sort_values(["store", "target", "layer"], key=lambda c: c.map(rank) if c.name == "layer"
+                                        else c, kind="stable")
+    sec.tables.append(tab.head(400))
     return [sec]
 
 
@@ -90,6 +93,36 @@ def _few_shot_sections(frame: pd.DataFrame) -> list[Section]:
         sec.figures.append(_band_figure(g, "accuracy", "shots", ["probe"], f"{store} · {target} @ {layer}",
                                         "examples per class", log_x=True))
     return [sec]
+
+
+def _depth_figure(df: pd.DataFrame, table: pd.DataFrame, probe_rows: pd.DataFrame) -> go.Figure:
+    """Dot plot: for each target · store, where the concept is first decodable (filled) and where the probe peaks
+    (open), as relative depth 0…1; one trace per store and probe so the page's store filter applies."""
+    best_rel: dict[tuple[Any, Any, Any], float] = {}
+    for (store, target, probe), g in df.groupby(["store", "target", "probe"], sort=True):
+        p = g["params"].iloc[-1] if isinstance(g["params"].iloc[-1], dict) else {}
+        order = layer_order(probe_rows[probe_rows["store"] == store]) if len(probe_rows) else []
+        if p.get("best_layer") in order and len(order) > 1:
+            best_rel[(store, target, probe)] = order.index(p["best_layer"]) / (len(order) - 1)
+    fig = go.Figure()
+    probes = sorted(table["probe"].dropna().unique())
+    for (store, probe), g in table.groupby(["store", "probe"], sort=True):
+        color = _PALETTE[probes.index(probe) % len(_PALETTE)]
+        y = [f"{t} · {store}" for t in g["target"]]
+        meta = {"stores": [str(store)], "targets": []}
+        fig.add_trace(go.Scatter(x=g["relative depth"].tolist(), y=y, mode="markers", name=f"{probe} depth",
+                                 legendgroup=str(probe), marker={"color": color, "size": 10}, meta=meta,
+                                 showlegend=store == table[table["probe"] == probe]["store"].iloc[0]))
+        best = [best_rel.get((store, t, probe)) for t in g["target"]]
+        if any(b is not None for b in best):
+            fig.add_trace(go.Scatter(x=best, y=y, mode="markers", name=f"{probe} best layer",
+                                     legendgroup=str(probe), meta=meta,
+                                     marker={"color": color, "size": 12, "symbol": "circle-open"},
+                                     showlegend=store == table[table["probe"] == probe]["store"].iloc[0]))
+    fig.update_layout(title="concept depth (filled) and best layer (open), relative depth 0 = first layer",
+                      xaxis={"title": "relative depth", "range": [-0.05, 1.05]}, height=160 + 22 * len(table),
+                      margin=dict(l=220, r=20, t=40, b=50))
+    return fig
 
 
 def _depth_sections(frame: pd.DataFrame) -> list[Section]:
@@ -112,14 +145,7 @@ def _depth_sections(frame: pd.DataFrame) -> list[Section]:
                        "(Jin et al. 2024). Lower relative depth: the concept is decodable earlier.",
                   tables=[table])
     if len(table) and table["relative depth"].notna().any():
-        fig = go.Figure()
-        for i, (probe, g) in enumerate(table.groupby("probe", sort=True)):
-            fig.add_trace(go.Bar(x=[f"{s} · {t}" for s, t in zip(g["store"], g["target"], strict=True)],
-                                 y=g["relative depth"].tolist(), name=str(probe),
-                                 marker_color=_PALETTE[i % len(_PALETTE)]))
-        fig.update_layout(title="relative concept depth", barmode="group", yaxis_title="depth / (layers − 1)",
-                          height=380, margin=dict(l=50, r=20, t=40, b=120))
-        sec.figures.append(fig)
+        sec.figures.append(_depth_figure(df, table, frame[frame["analysis"] == "probe"]))
     return [sec]
 
 

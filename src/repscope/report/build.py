@@ -1,36 +1,49 @@
-"""Build one self-contained offline HTML report from the results DB (Jinja2 + Plotly, plotly.js inlined)."""
+"""Build one self-contained offline HTML report from the results DB (Jinja2 + Plotly, plotly.js inlined once).
+
+Layout: the generated findings overview first, then every plugin's sections in pipeline order
+(`repscope.analyses.plugins()`), grouped by family in the navigation with counts, then analyses no plugin claims.
+Every table carries a CSV download (data URI) and every trace, table row, card and finding carries its store,
+target and layer, which the page's offline filters use.
+"""
 
 from __future__ import annotations
 
-import importlib
-import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import plotly.io as pio
 from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
 from repscope import __version__
-from repscope.report.sections import Section, generic_sections, set_layer_rank
+from repscope.report.filters import annotate_figure, filter_options, row_tags
+from repscope.report.findings import findings_section
+from repscope.report.provenance import provenance_section
+from repscope.report.sections import Section, generic_sections
+from repscope.report.tables import fmt, render_table
 from repscope.results import ResultsDB
 
-PLUGINS = ["repscope.probe", "repscope.similarity", "repscope.geometry", "repscope.dictionary"]
+FAMILY_TITLES = {"stores": "Stores", "probe": "Probes", "similarity": "Similarity", "geometry": "Geometry",
+                 "dictionary": "Dictionaries", "compress": "Compression", "compat": "Compatibility",
+                 "disentangle": "Disentanglement", "other": "Other analyses"}
 
 
-def _plugin_sections(frame, artifacts) -> tuple[list[Section], set[str]]:
-    sections: list[Section] = []
+def _plugin_sections(frame, artifacts) -> tuple[list[tuple[str, Section]], set[str]]:
+    """(family, section) for every plugin in pipeline order (`repscope.analyses.plugins()`), and the analyses
+    they claim. The spine's `stores` plugin draws the provenance cards unless it declares its own sections."""
+    from repscope.analyses import plugins
+
+    sections: list[tuple[str, Section]] = []
     handled: set[str] = set()
-    for pkg in PLUGINS:
-        try:
-            mod = importlib.import_module(pkg + ".report")
-        except ModuleNotFoundError as err:
-            if err.name == pkg + ".report":
-                continue
-            raise
-        secs, done = mod.report_sections(frame, artifacts)
-        sections.extend(secs)
+    for plugin in plugins():
+        if plugin.name == "stores" and plugin.report is None:
+            secs, done = provenance_section(frame, artifacts)
+        else:
+            secs, done = plugin.report_sections(frame, artifacts)
+        sections.extend((plugin.name, s) for s in secs)
         handled.update(done)
     return sections, handled
 
@@ -40,38 +53,64 @@ def _figure_json(fig) -> str:
     return pio.to_json(fig, validate=False).replace("</", "<\\/")
 
 
-def build_report(db: ResultsDB | str | os.PathLike | None = None, out: str | os.PathLike = "report.html",
-                 study: str | None = None, title: str = "repscope report") -> Path:
-    """Render every analysis in the DB (optionally one study) into one offline HTML file; returns its path."""
-    db = db if isinstance(db, ResultsDB) else ResultsDB(db)
-    frame = db.frame(study=study)
-    artifacts = db.artifacts(study=study)
-    set_layer_rank(frame)
-    sections, handled = _plugin_sections(frame, artifacts)
+def collect_sections(frame: pd.DataFrame, artifacts: list[dict[str, Any]]) -> list[tuple[str, Section]]:
+    """(family, section) in report order: findings, plugin sections in pipeline order, then unclaimed analyses."""
+    out: list[tuple[str, Section]] = []
+    overview = findings_section(frame)
+    if overview is not None:
+        out.append(("findings", overview))
+    secs, handled = _plugin_sections(frame, artifacts)
+    out.extend(secs)
     rest = frame[~frame["analysis"].isin(handled)] if len(frame) else frame
-    sections.extend(generic_sections(rest) if len(rest) else [])
-    sections.sort(key=lambda s: s.analysis)
-    figures = []
+    out.extend(("other", s) for s in (generic_sections(rest) if len(rest) else []))
+    return out
+
+
+def _nav(rendered: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Navigation groups (family title, count, links) in report order."""
+    groups: list[dict[str, Any]] = []
+    for s in rendered:
+        if not groups or groups[-1]["family"] != s["family"]:
+            groups.append({"family": s["family"], "title": FAMILY_TITLES.get(s["family"], s["family"].title()),
+                           "links": []})
+        groups[-1]["links"].append({"id": s["id"], "title": s["title"], "figures": len(s["figure_ids"]),
+                                    "tables": len(s["tables"])})
+    for g in groups:
+        g["count"] = len(g["links"])
+    return groups
+
+
+def render_sections(frame: pd.DataFrame, artifacts: list[dict[str, Any]],
+                    sections: list[tuple[str, Section]]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Template-ready sections and figure JSON (traces tagged with store/target for the filters)."""
+    opts = filter_options(frame, artifacts)
+    figures: list[dict[str, str]] = []
     rendered = []
-    for s in sections:
+    for i, (family, s) in enumerate(sections):
         ids = []
         for fig in s.figures:
             fid = f"fig{len(figures)}"
+            annotate_figure(fig, opts)
             figures.append({"id": fid, "json": _figure_json(fig)})
             ids.append(fid)
-        tables = [
-            {"columns": [str(c) for c in t.columns],
-             "rows": [[_fmt(v) for v in r] for r in t.itertuples(index=False)]}
-            for t in s.tables
-        ]
-        rendered.append({"title": s.title, "analysis": s.analysis, "text": s.text, "figure_ids": ids,
-                         "tables": tables, "cards": s.cards})
+        tables = [render_table(t, f"{s.analysis}-{i + 1}-{k + 1}", opts) for k, t in enumerate(s.tables)]
+        cards = [{**c, "tags": row_tags({"store": c.get("store") or c.get("title")}, opts)} for c in s.cards]
+        groups = [{**g, "items": [{**it, "tags": row_tags(it, opts)} for it in g["items"]]} for g in s.groups]
+        rendered.append({"id": f"sec{i + 1}", "family": family, "title": s.title, "analysis": s.analysis,
+                         "text": s.text, "notes": s.notes, "figure_ids": ids, "tables": tables, "cards": cards,
+                         "groups": groups})
+    return rendered, figures
+
+
+def render_html(template: str, **context: Any) -> str:
+    """Render a template of this package (autoescaped) with Plotly inlined once."""
     env = Environment(loader=PackageLoader("repscope.report", "templates"), autoescape=select_autoescape(["j2"]))
-    html = env.get_template("report.html.j2").render(
-        title=title, sections=rendered, figures=figures, plotlyjs=get_plotlyjs(), version=__version__,
-        created=datetime.now(UTC).isoformat(timespec="seconds"), n_rows=len(frame),
-        studies=sorted({str(s) for s in frame["study"].unique()}) if len(frame) else [],
-    )
+    return env.get_template(template).render(plotlyjs=get_plotlyjs(), version=__version__,
+                                             created=datetime.now(UTC).isoformat(timespec="seconds"), **context)
+
+
+def write_atomic(out: str | os.PathLike, html: str) -> Path:
+    """Write `html` to `out` through a temporary file (a reader never sees half a report)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".html.tmp")
@@ -80,9 +119,19 @@ def build_report(db: ResultsDB | str | os.PathLike | None = None, out: str | os.
     return out
 
 
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return "" if v != v else f"{v:.4g}"
-    if isinstance(v, (dict, list)):
-        return json.dumps(v)
-    return "" if v is None else str(v)
+def build_report(db: ResultsDB | str | os.PathLike | None = None, out: str | os.PathLike = "report.html",
+                 study: str | None = None, title: str = "repscope report") -> Path:
+    """Render every analysis in the DB (optionally one study) into one offline HTML file; returns its path."""
+    db = db if isinstance(db, ResultsDB) else ResultsDB(db)
+    frame = db.frame(study=study)
+    artifacts = db.artifacts(study=study)
+    rendered, figures = render_sections(frame, artifacts, collect_sections(frame, artifacts))
+    opts = filter_options(frame, artifacts)
+    html = render_html(
+        "report.html.j2", title=title, sections=rendered, nav=_nav(rendered), figures=figures, filters=opts.public(),
+        n_rows=len(frame), studies=sorted({str(s) for s in frame["study"].unique()}) if len(frame) else [],
+    )
+    return write_atomic(out, html)
+
+
+_fmt = fmt  # the old private name

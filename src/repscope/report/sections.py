@@ -1,7 +1,8 @@
-"""Report sections: the generic per-analysis renderer plus a plugin hook for analysis packages.
+"""Report sections: the generic per-analysis renderer and the helpers plugins draw with.
 
-An analysis package may define `report_sections(frame, artifacts) -> (sections, handled_analyses)` in its
-`report.py`; everything it does not claim is drawn by `generic_sections`.
+Each analysis plugin (`repscope.analyses.PLUGINS`) declares `report_sections(frame, artifacts) -> (sections,
+handled_analyses)`; everything no plugin claims is drawn by `generic_sections`. Layer order comes from the rows'
+`layer_index`/`layer_b_index` (natural order for rows recorded before layer order was stored).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class Section:
     figures: list[go.Figure] = field(default_factory=list)
     tables: list[pd.DataFrame] = field(default_factory=list)
     cards: list[dict[str, Any]] = field(default_factory=list)  # {"title": str, "lines": [str], "image": [[...]]?}
+    groups: list[dict[str, Any]] = field(default_factory=list)  # findings: {"title", "items": [Finding dicts]}
+    notes: list[str] = field(default_factory=list)  # caveats shown highlighted (clipped axes, saturated estimators)
 
 
 def natural_key(s: Any) -> list[Any]:
@@ -33,22 +36,28 @@ def natural_key(s: Any) -> list[Any]:
     return [0 if s.startswith("embed") else 1, *[(0, p) if isinstance(p, int) else (1, p) for p in parts]]
 
 
-_RANK: dict[str, int] = {}
+def _present(v: Any) -> bool:
+    return v is not None and v is not pd.NA and v == v
 
 
-def set_layer_rank(frame: pd.DataFrame) -> None:
-    """Remember each layer's first appearance in the results (analyses record layers in model order)."""
-    _RANK.clear()
-    for col in ("layer", "layer_b"):
-        if col in frame:
-            for name in frame[col].dropna():
-                _RANK.setdefault(str(name), len(_RANK))
+def layer_order(rows: Any, col: str = "layer") -> list[str]:
+    """Unique layer names of `rows[col]` in model order.
 
-
-def layer_order(names: Any) -> list[str]:
-    """Unique layer names in model order (first appearance in the results), natural order as the tie-break."""
-    uniq = {str(n) for n in names if n is not None and n == n}
-    return sorted(uniq, key=lambda n: (_RANK.get(n, len(_RANK)), natural_key(n)))
+    `rows` is a results frame: names sort by their recorded position (`layer_index` for `layer`, `layer_b_index`
+    for `layer_b`; the smallest when stores disagree), and names without one (old rows) follow in natural order.
+    A plain list of names sorts in natural order."""
+    pos: dict[str, float] = {}
+    if isinstance(rows, pd.DataFrame):
+        idx = "layer_index" if col == "layer" else f"{col}_index"
+        names = rows[col].tolist()
+        if idx in rows:
+            for n, i in zip(rows[col], rows[idx], strict=True):
+                if _present(n) and _present(i):
+                    pos[str(n)] = min(pos.get(str(n), float(i)), float(i))
+    else:
+        names = list(rows)
+    uniq = {str(n) for n in names if _present(n)}
+    return sorted(uniq, key=lambda n: (0, pos[n], natural_key(n)) if n in pos else (1, 0.0, natural_key(n)))
 
 
 def series_label(row: pd.Series) -> str:
@@ -59,15 +68,24 @@ def series_label(row: pd.Series) -> str:
 
 
 def line_figure(df: pd.DataFrame, metric: str, title: str | None = None) -> go.Figure:
-    """Per-layer line chart of one metric, one line per series (store + distinguishing params)."""
+    """Per-layer line chart of one metric, one line per series (store + distinguishing params); where the rows carry
+    `<metric>_ci_low`/`<metric>_ci_high`, the interval is drawn as error bars."""
     fig = go.Figure()
+    ci = {side: df[df["metric"] == f"{metric}_ci_{side}"].copy() for side in ("low", "high")}
     df = df[df["metric"] == metric].copy()
     df["series"] = df.apply(series_label, axis=1)
-    for name, g in df.groupby("series", sort=True):
-        g = g.groupby("layer", as_index=False)["value"].mean()
-        order = layer_order(g["layer"])
-        g = g.set_index("layer").loc[order]
-        fig.add_trace(go.Scatter(x=order, y=g["value"].tolist(), mode="lines+markers", name=str(name)))
+    for d in ci.values():
+        d["series"] = d.apply(series_label, axis=1) if len(d) else []
+    for name, rows in df.groupby("series", sort=True):
+        order = layer_order(rows)
+        g = rows.groupby("layer")["value"].mean().reindex(order)
+        lo = ci["low"][ci["low"]["series"] == name].groupby("layer")["value"].mean().reindex(order)
+        hi = ci["high"][ci["high"]["series"] == name].groupby("layer")["value"].mean().reindex(order)
+        err = None
+        if len(order) and lo.notna().all() and hi.notna().all():
+            err = dict(type="data", symmetric=False, array=(hi - g).clip(lower=0).tolist(),
+                       arrayminus=(g - lo).clip(lower=0).tolist())
+        fig.add_trace(go.Scatter(x=order, y=g.tolist(), mode="lines+markers", name=str(name), error_y=err))
     fig.update_layout(title=title or metric, xaxis_title="layer", yaxis_title=metric, height=380,
                       margin=dict(l=50, r=20, t=40, b=80))
     return fig
@@ -77,7 +95,7 @@ def heatmap_figure(df: pd.DataFrame, metric: str, title: str | None = None) -> g
     """Layer × layer heatmap of one metric (rows: layer, columns: layer_b)."""
     d = df[df["metric"] == metric]
     piv = d.pivot_table(index="layer", columns="layer_b", values="value", aggfunc="mean")
-    piv = piv.loc[layer_order(piv.index), layer_order(piv.columns)]
+    piv = piv.loc[layer_order(d), layer_order(d, "layer_b")]
     fig = go.Figure(go.Heatmap(z=piv.values.tolist(), x=list(piv.columns), y=list(piv.index), colorscale="Viridis"))
     fig.update_layout(title=title or metric, height=520, margin=dict(l=120, r=20, t=40, b=80),
                       xaxis_title="layer_b", yaxis=dict(title="layer", autorange="reversed"))
@@ -91,6 +109,8 @@ def generic_sections(frame: pd.DataFrame) -> list[Section]:
         sec = Section(title=str(analysis), analysis=str(analysis))
         single = df[df["layer"].notna() & df["layer_b"].isna()]
         for metric in sorted(single["metric"].unique()):
+            if metric.endswith(("_ci_low", "_ci_high")):
+                continue  # drawn as error bars of their metric
             if single[single["metric"] == metric]["layer"].nunique() > 1:
                 sec.figures.append(line_figure(single, metric, f"{analysis}: {metric} per layer"))
         pair = df[df["layer"].notna() & df["layer_b"].notna()]
@@ -98,8 +118,10 @@ def generic_sections(frame: pd.DataFrame) -> list[Section]:
             sec.figures.append(heatmap_figure(g, metric, f"{analysis}: {metric} ({store})"))
         table = df[["store", "layer", "layer_b", "metric", "value"]].copy()
         table["params"] = [", ".join(f"{k}={v}" for k, v in sorted(p.items())) for p in df["params"]]
-        rank = {n: i for i, n in enumerate(layer_order(pd.concat([df["layer"], df["layer_b"]])))}
-        table = table.assign(_s=table["store"].astype(str), _l=table["layer"].map(rank), _b=table["layer_b"].map(rank))
+        rank_a = {n: i for i, n in enumerate(layer_order(df))}
+        rank_b = {n: i for i, n in enumerate(layer_order(df, "layer_b"))}
+        table = table.assign(_s=table["store"].astype(str), _l=table["layer"].map(rank_a),
+                             _b=table["layer_b"].map(rank_b))
         table = table.sort_values(["_s", "_l", "_b", "metric"], kind="stable").drop(columns=["_s", "_l", "_b"])
         sec.tables.append(table.head(400))
         out.append(sec)
