@@ -1,0 +1,74 @@
+"""CLI command of repscope.disentangle: `disentangle` (added to the main app by `register`, like every package)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+
+from repscope.cli_common import (
+    DbOption,
+    FormatOption,
+    StudyOption,
+    console,
+    open_db,
+    print_result,
+    print_table,
+    split_csv,
+)
+from repscope.errors import ConfigError
+
+
+def disentangle_cmd(
+    store: Path = typer.Argument(..., help="Store directory."),
+    factors: str = typer.Option(..., "--factors", "-f", help="Sample columns that are factors, comma separated."),
+    metrics: str = typer.Option(None, "--metrics", "-m",
+                                help="Metric families (default: mig, dci, sap, modularity, explicitness, infomec; "
+                                     "also beta_vae, factor_vae)."),
+    layers: str = typer.Option(None, "--layers", "-l", help="Layer names or globs, comma separated (default: all)."),
+    max_rows: int = typer.Option(10000, "--max-rows", min=0, help="Seeded random subset of rows (0 = all)."),
+    importance: str = typer.Option("gbt", "--importance", help="DCI importances: gbt, gbt-exact or lasso."),
+    sap_mode: str = typer.Option("r2", "--sap-mode", help="SAP score matrix: r2 or classifier."),
+    bins: int = typer.Option(20, "--bins", min=2, help="Equal-width bins per latent for mutual information."),
+    seed: int = typer.Option(0, "--seed"),
+    fmt: str = FormatOption,
+    db: Path = DbOption,
+    study: str = StudyOption,
+) -> None:
+    """Disentanglement of each layer w.r.t. known factors: MIG, DCI, SAP, modularity/explicitness, InfoMEC.
+
+    Tables go to stdout (--format csv/json: the recorded rows), progress to stderr.
+
+    Example: repscope disentangle runs/minilm_templates --factors topic,sentiment,tense,negation,number
+    """
+    from repscope.disentangle.store import disentangle_store
+    from repscope.disentangle.study import DisentangleParams
+    from repscope.store import RepStore
+
+    try:
+        p = DisentangleParams(factors=split_csv(factors) or [], metrics=split_csv(metrics), importance=importance,
+                              sap_mode=sap_mode, bins=bins)
+    except ValidationError as err:
+        e = err.errors()[0]
+        cause = (e.get("ctx") or {}).get("error")
+        msg = str(cause) if isinstance(cause, ConfigError) else e["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"--{str(e['loc'][0]).replace('_', '-')}: {msg}") from None
+    s = RepStore.open(store)
+    result = disentangle_store(s, p.factors, metrics=p.metrics, layers=split_csv(layers), max_rows=max_rows or None,
+                               seed=seed, importance=p.importance, sap_mode=p.sap_mode, bins=p.bins)
+    rdb = open_db(db, study)  # only once there is something to record
+    rdb.record_result(result)
+    console.print(f"disentanglement of {s.name}: {len(result.rows)} rows recorded in {rdb.path}", highlight=False)
+    if fmt != "table":
+        print_result(result, fmt, rdb.study)
+        return
+    df = result.frame()
+    piv = df.pivot_table(index="layer", columns="metric", values="value", aggfunc="first", sort=False)
+    piv = piv.loc[[la for la in s.layers if la in piv.index]]
+    print_table(piv.reset_index(), fmt, title=f"disentanglement of {s.name} (rows recorded in {rdb.path})")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this package's commands to the main app."""
+    app.command("disentangle")(disentangle_cmd)

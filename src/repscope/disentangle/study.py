@@ -1,0 +1,69 @@
+"""Study step `run: disentangle`: disentanglement scores of each store's pooled layers (params checked on load)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from repscope.results import Result
+
+
+class DisentangleParams(BaseModel):
+    """Params of `run: disentangle` (passed to `disentangle_store`); `factors` are sample columns."""
+
+    model_config = ConfigDict(extra="forbid")
+    factors: list[str] = Field(min_length=1)
+    metrics: list[str] | None = None
+    layers: str | list[str] | None = None
+    max_rows: int | None = Field(10000, ge=10)
+    seed: int = 0
+    importance: str = "gbt"
+    sap_mode: str = "r2"
+    bins: int = Field(20, ge=2)
+
+    @field_validator("factors", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _registered(cls, value: Any) -> list[str] | None:
+        """Look each metric family up in the registry now (aliases resolved)."""
+        from repscope.disentangle.suite import resolve_metrics
+
+        return None if value is None else resolve_metrics(value)
+
+    @field_validator("importance")
+    @classmethod
+    def _importance(cls, value: str) -> str:
+        from repscope.disentangle.dci import IMPORTANCES
+        from repscope.errors import ConfigError
+
+        if value not in IMPORTANCES:
+            raise ConfigError(f"unknown importance '{value}'; choose one of {', '.join(IMPORTANCES)}")
+        return value
+
+    @field_validator("sap_mode")
+    @classmethod
+    def _sap_mode(cls, value: str) -> str:
+        from repscope.disentangle.sap import SAP_MODES
+        from repscope.errors import ConfigError
+
+        if value not in SAP_MODES:
+            raise ConfigError(f"unknown sap_mode '{value}'; choose one of {', '.join(SAP_MODES)}")
+        return value
+
+
+def run(stores: list, factors: list[str], metrics: list[str] | None = None, layers: Any = None,
+        max_rows: int | None = 10000, seed: int = 0, importance: str = "gbt", sap_mode: str = "r2",
+        bins: int = 20) -> Result:
+    """Disentanglement scores of each store's pooled layers against `factors`."""
+    from repscope.disentangle.store import disentangle_store
+
+    result = Result()
+    for store in stores:
+        result.extend(disentangle_store(store, factors, metrics=metrics, layers=layers, max_rows=max_rows, seed=seed,
+                                        importance=importance, sap_mode=sap_mode, bins=bins))
+    return result
