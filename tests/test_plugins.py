@@ -285,3 +285,57 @@ def test_a_probe_registered_at_run_time_is_accepted_by_the_probe_step(store, tmp
             assert got.item() == pytest.approx(want.mean(), abs=1e-9)
     finally:
         PROBES.unregister("toy_centroid")
+
+
+def test_toy_names_show_in_cli_help_study_report_and_estimator_checks(tmp_path):
+    """A toy similarity measure and a toy regression probe, registered here, reach `--help`, a study, the report
+    and the generic checks (declared invariances; scikit-learn's estimator checks) with no other edit."""
+    import torch
+    from sklearn.linear_model import LinearRegression
+    from sklearn.utils.estimator_checks import check_estimator
+
+    from repscope.cli import build_app
+    from repscope.probe.registry import PROBES
+    from repscope.probe.registry import register as register_probe
+    from repscope.similarity.registry import MEASURES
+    from repscope.similarity.registry import register as register_measure
+    from repscope.study import run_study
+    from repscope.testing import check_similarity_properties
+
+    def toy_gram_trace(x, y):
+        """Cosine of the two Gram matrices' diagonals (toy)."""
+        gx, gy = (x * x).sum(1), (y * y).sum(1)
+        return float(torch.dot(gx, gy) / (gx.norm() * gy.norm()))
+
+    runner = CliRunner(env={"COLUMNS": "240"})
+    assert "toy_gram_trace" not in runner.invoke(build_app(), ["compare", "--help"]).output
+    assert "toy_ols" not in runner.invoke(build_app(), ["probe", "--help"]).output
+    register_measure(toy_gram_trace, name="toy_gram_trace",
+                     invariant_to=("ortho", "isotropic_scaling", "permutation"))
+    register_probe("toy_ols", lambda device="auto", **kw: LinearRegression(**kw), task="regression",
+                   paper="test toy")
+    try:
+        assert "toy_gram_trace" in runner.invoke(build_app(), ["compare", "--help"]).output
+        assert "toy_ols" in runner.invoke(build_app(), ["probe", "--help"]).output
+        assert check_similarity_properties(MEASURES.get("toy_gram_trace")) == []
+        check_estimator(PROBES.get("toy_ols")())
+        rng = np.random.default_rng(1)
+        x = rng.normal(size=(60, 4))
+        samples = pd.DataFrame({"id": np.arange(60), "label": np.arange(60) % 2,
+                                "size": x @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.01 * rng.normal(size=60)})
+        write_store(tmp_path / "runs" / "reg_store", {"h": x, "h2": np.tanh(x)}, samples)
+        cfg = tmp_path / "s.yaml"
+        cfg.write_text("name: t\nstores: [{name: reg_store, model: m, data: d}]\nanalyses:\n"
+                       "  - {run: probe, stores: [reg_store], params: {probes: [toy_ols], target: size, cv: 3}}\n"
+                       "  - {run: compare, stores: [reg_store], params: {measures: [toy_gram_trace]}}\n")
+        html = run_study(cfg).read_text()
+        assert "toy_ols" in html and "toy_gram_trace" in html
+        rows = ResultsDB(tmp_path / "runs" / "repscope.duckdb").frame()
+        r2 = rows[(rows["analysis"] == "probe") & (rows["metric"] == "r2") & (rows["layer"] == "h")]["value"]
+        assert r2.item() > 0.99  # a linear target on the raw layer: regression, not a classifier
+        sim = rows[(rows["metric"] == "toy_gram_trace") & (rows["layer"] == "h") & (rows["layer_b"] == "h2")]
+        xt = torch.as_tensor(x)
+        assert sim["value"].item() == pytest.approx(toy_gram_trace(xt, torch.tanh(xt)), abs=1e-6)
+    finally:
+        MEASURES.unregister("toy_gram_trace")
+        PROBES.unregister("toy_ols")

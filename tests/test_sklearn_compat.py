@@ -190,3 +190,15 @@ def test_string_labels_and_one_class(digits):
         LogisticProbe(device="cpu").fit(X, np.full(len(X), "a"))
     with pytest.raises(DataError, match="Unknown label type"):
         KNNProbe(device="cpu").fit(X, np.linspace(0, 1, len(X)))
+
+
+def test_every_registered_estimator_is_in_the_check_suite():
+    """A probe or quantizer added to its registry must also be covered by the checks above (no silent gaps)."""
+    from repscope.dictionary.quantize import METHODS, make_quantizer
+    from repscope.probe.registry import PROBES, make_probe
+
+    checked = {type(e) for e in ALL}
+    for name in PROBES.names():
+        assert type(make_probe(name, device="cpu")) in checked, name
+    for name in METHODS.names():
+        assert type(make_quantizer(name, dim=16, device="cpu")) in checked, name

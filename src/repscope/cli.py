@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from repscope.cli_common import DbOption, FormatOption, console, open_db, print_table
+from repscope.cli_common import DbOption, FormatOption, console, open_db, print_table, refresh_choice_help
 from repscope.errors import RepscopeError
 
 _APP_SETTINGS = dict(
@@ -149,6 +149,7 @@ def build_app() -> typer.Typer:
     fresh.registered_callback = app.registered_callback
     fresh.registered_commands.extend(_CORE_COMMANDS)
     _register_plugins(fresh)
+    refresh_choice_help()
     return fresh
 
 
@@ -202,6 +203,8 @@ def main() -> None:
     """Console entry point: every error is one line on stderr (exit 2 for user errors), tracebacks only with --debug."""
     debug = "--debug" in sys.argv or os.environ.get("REPSCOPE_DEBUG") == "1"
     click_types = _click_exception_types()
+    if any(a in ("--help", "-h") for a in sys.argv[1:]):
+        refresh_choice_help()  # option help lists the registries' current names
     try:
         rc = app(standalone_mode=False)
     except RepscopeError as err:

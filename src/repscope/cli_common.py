@@ -119,3 +119,30 @@ def print_result(result: Any, fmt: str, study: str | None = None) -> None:
     df = result.frame()
     df["study"] = [s or study for s in df["study"]]
     print_table(df[[c for c in COLUMNS if c in df.columns]], fmt)
+
+
+# ---- option help that lists a registry's names (so a name registered at run time shows up in --help) ----------------
+_CHOICE_HELP: list[tuple[Any, str, str]] = []
+
+
+def choice_option(default: Any, *decls: str, registry: str, text: str, **kw: Any) -> Any:
+    """A `typer.Option` whose help is `text` with `{choices}` filled from the registry `registry` ("module:attr")
+    each time the app is built for --help (`refresh_choice_help`), not at import time."""
+    info = typer.Option(default, *decls, help=text.replace("{choices}", "see --help"), **kw)
+    _CHOICE_HELP.append((info, text, registry))
+    return info
+
+
+def refresh_choice_help() -> None:
+    """Fill every `choice_option` help text with its registry's current names."""
+    from repscope.analyses import resolve
+
+    for info, text, ref in _CHOICE_HELP:
+        info.help = text.replace("{choices}", ", ".join(resolve(ref).names()))
+
+
+def with_provenance(result: Any, *stores: Any) -> Any:
+    """`result` plus each store's provenance artifact (see `repscope.report.provenance`), imported lazily."""
+    from repscope.report.provenance import with_provenance as add
+
+    return add(result, *stores)

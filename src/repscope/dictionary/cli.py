@@ -12,10 +12,12 @@ from repscope.cli_common import (
     DeviceOption,
     FormatOption,
     StudyOption,
+    choice_option,
     console,
     open_db,
     print_result,
     print_table,
+    with_provenance,
 )
 
 sae_app = typer.Typer(help="Sparse autoencoders and transcoders: train on a store layer, inspect features.",
@@ -41,7 +43,8 @@ def _features_table(features: list[dict]) -> pd.DataFrame:
 def train(
     store: Path = typer.Argument(..., help="Store directory."),
     layer: str = typer.Option(..., "--layer", "-l", help="Layer to encode."),
-    arch: str = typer.Option("topk", "--arch", help="relu, topk, batchtopk, jumprelu or mp."),
+    arch: str = choice_option("topk", "--arch", registry="repscope.dictionary.modules:ARCHS",
+                              text="SAE architecture: {choices}."),
     k: int = typer.Option(32, "--k", help="Active latents per sample (topk, batchtopk, mp)."),
     expansion: float = typer.Option(16.0, "--expansion", help="Latents = expansion × layer width."),
     l1: float = typer.Option(1.0, "--l1", help="L1 coefficient (relu arch)."),
@@ -78,7 +81,7 @@ def train(
                              device=device, out=out, resume=not fresh, progress=True, target_layer=target_layer,
                              label=label)
     rdb = open_db(db, study)
-    rdb.record_result(res)
+    rdb.record_result(with_provenance(res, s))
     if fmt == "table":
         _print_metrics(f"{s.name} · {layer} · {arch}", res.metrics)
         print_table(_features_table(res.features[:8]), fmt, title="top features")
@@ -125,7 +128,8 @@ def inspect(
 def quantize(
     store: Path = typer.Argument(..., help="Store directory."),
     layer: str = typer.Option(..., "--layer", "-l", help="Layer to quantize."),
-    method: str = typer.Option("pq", "--method", help="kmeans, vq, rvq, pq, scalar or binary."),
+    method: str = choice_option("pq", "--method", registry="repscope.dictionary.quantize:METHODS",
+                                text="Quantizer: {choices}."),
     bits: int = typer.Option(64, "--bits", help="Bit budget per vector."),
     holdout: int = typer.Option(10, "--holdout", help="Hold out every N-th row for evaluation."),
     label: str = typer.Option(None, "--label", help="Sample column for probe-after-reconstruction."),
@@ -146,7 +150,7 @@ def quantize(
     res = quantize_store(s, layer, method=method, bits=bits, holdout_every=holdout, seed=seed, device=device,
                          label=label)
     rdb = open_db(db, study)
-    rdb.record_result(res)
+    rdb.record_result(with_provenance(res, s))
     if fmt == "table":
         _print_metrics(f"{s.name} · {layer} · {method} {bits} bits", res.metrics)
     else:

@@ -11,11 +11,13 @@ from repscope.cli_common import (
     DbOption,
     FormatOption,
     StudyOption,
+    choice_option,
     console,
     open_db,
     print_result,
     print_table,
     split_csv,
+    with_provenance,
 )
 from repscope.errors import ConfigError
 
@@ -23,9 +25,8 @@ from repscope.errors import ConfigError
 def disentangle_cmd(
     store: Path = typer.Argument(..., help="Store directory."),
     factors: str = typer.Option(..., "--factors", "-f", help="Sample columns that are factors, comma separated."),
-    metrics: str = typer.Option(None, "--metrics", "-m",
-                                help="Metric families (default: mig, dci, sap, modularity, explicitness, infomec; "
-                                     "also beta_vae, factor_vae)."),
+    metrics: str = choice_option(None, "--metrics", "-m", registry="repscope.disentangle.suite:DISENTANGLEMENT_METRICS",
+                                 text="Metric families (default: all but beta_vae, factor_vae): {choices}."),
     layers: str = typer.Option(None, "--layers", "-l", help="Layer names or globs, comma separated (default: all)."),
     max_rows: int = typer.Option(10000, "--max-rows", min=0, help="Seeded random subset of rows (0 = all)."),
     importance: str = typer.Option("gbt", "--importance", help="DCI importances: gbt, gbt-exact or lasso."),
@@ -58,7 +59,7 @@ def disentangle_cmd(
     result = disentangle_store(s, p.factors, metrics=p.metrics, layers=split_csv(layers), max_rows=max_rows or None,
                                seed=seed, importance=p.importance, sap_mode=p.sap_mode, bins=p.bins)
     rdb = open_db(db, study)  # only once there is something to record
-    rdb.record_result(result)
+    rdb.record_result(with_provenance(result, s))
     console.print(f"disentanglement of {s.name}: {len(result.rows)} rows recorded in {rdb.path}", highlight=False)
     if fmt != "table":
         print_result(result, fmt, rdb.study)

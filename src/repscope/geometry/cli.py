@@ -12,19 +12,21 @@ from repscope.cli_common import (
     DeviceOption,
     FormatOption,
     StudyOption,
+    choice_option,
     console,
     open_db,
     print_result,
     print_table,
     split_csv,
+    with_provenance,
 )
 from repscope.errors import ConfigError
 
 
 def geometry(
     store: Path = typer.Argument(..., help="Store directory."),
-    measures: str = typer.Option(None, "--measures", "-m",
-                                 help="Comma-separated measures (default: all). See --list."),
+    measures: str = choice_option(None, "--measures", "-m", registry="repscope.geometry.measures:MEASURES",
+                                  text="Comma-separated measures (default: the default set): {choices}."),
     layers: str = typer.Option(None, "--layers", "-l", help="Layer names or globs, comma-separated (default: all)."),
     label: str = typer.Option("auto", "--label", help="Label column for cluster/MCR²/info-plane measures "
                               "('auto' = label if present, 'none' = skip them)."),
@@ -66,7 +68,7 @@ def geometry(
                               max_rows=max_rows or None, seed=seed, device=device, params=extra,
                               progress=lambda msg: console.print(msg, highlight=False))
     rdb = open_db(db, study)  # only once there is something to record: a bad option leaves no DB file behind
-    rdb.record_result(result)
+    rdb.record_result(with_provenance(result, s))
     if not result.rows:
         console.print("no measures computed")
         return

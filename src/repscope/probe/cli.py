@@ -11,17 +11,20 @@ from repscope.cli_common import (
     DeviceOption,
     FormatOption,
     StudyOption,
+    choice_option,
     console,
     open_db,
     print_result,
     print_table,
     split_csv,
+    with_provenance,
 )
 
 
 def probe_cmd(
     store: Path = typer.Argument(..., help="Store directory."),
-    probe: str = typer.Option("logistic", "--probe", help="Comma list of logistic, nb, lda, knn, sparse, ridge."),
+    probe: str = choice_option("logistic", "--probe", registry="repscope.probe.registry:PROBES",
+                               text="Comma list of registered probes: {choices}."),
     target: str = typer.Option("label", "--target", help="Sample column to predict (label or a factor)."),
     cv: int = typer.Option(0, "--cv", help="k-fold CV (0: the store's split column, else a stratified holdout)."),
     layers: str = typer.Option(None, "--layers", help="Layer names/globs, comma separated (default: all)."),
@@ -77,7 +80,7 @@ def probe_cmd(
         tables.append((as_table(rt).pivot_table(index="layer", columns="metric", values="value")
                        .reindex(layer_list).reset_index(), "label retrieval"))
     rdb = open_db(db, study)  # only once there is something to record: a bad option leaves no DB file behind
-    rdb.record_result(result)
+    rdb.record_result(with_provenance(result, s))
     if fmt == "table":
         for df, title in tables:
             print_table(df, fmt, title=title)
@@ -110,7 +113,7 @@ def sts_cmd(
     s = RepStore.open(store)
     rdb = open_db(db, study)
     result = sts_sweep(s, s.resolve_layers(layers))
-    rdb.record_result(result)
+    rdb.record_result(with_provenance(result, s))
     if fmt == "table":
         df = result.frame()[["layer", "value"]].rename(columns={"value": "spearman"})
         print_table(df, fmt, title=f"{s.name}: STS Spearman")

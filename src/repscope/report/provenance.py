@@ -96,3 +96,11 @@ def provenance_section(frame: Any, artifacts: list[dict[str, Any]]) -> tuple[lis
                   text="Where every number came from: the model and its weight hash, the dataset and its content "
                        "hash, pooling, storage dtype and row count of each store, and the command that rebuilds it.")
     return [sec], {ANALYSIS}
+
+
+def with_provenance(result: Any, *stores: Any) -> Any:
+    """`result` plus one provenance artifact per store (None skipped), so one `record_result` records both."""
+    for store in stores:
+        if store is not None:
+            result.add_artifact(ANALYSIS, store.name, store_provenance(store))
+    return result

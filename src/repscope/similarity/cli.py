@@ -11,10 +11,12 @@ from repscope.cli_common import (
     DeviceOption,
     FormatOption,
     StudyOption,
+    choice_option,
     console,
     open_db,
     print_result,
     print_table,
+    with_provenance,
 )
 
 
@@ -25,9 +27,8 @@ def _print_matrix(title: str, mat) -> None:
 def compare(
     store_a: Path = typer.Argument(..., help="Store directory (A)."),
     store_b: Path = typer.Argument(None, help="Second store (B); omit to compare A's layers with each other."),
-    measure: str = typer.Option("cka", "--measure", "-m",
-                                help="Comma-separated registered measures, e.g. cka, debiased_cka, pwcca, procrustes, "
-                                     "rsa, mknn, cknna (all of them: --list)."),
+    measure: str = choice_option("cka", "--measure", "-m", registry="repscope.similarity.registry:MEASURES",
+                                 text="Comma-separated registered measures (cka = linear_cka): {choices}."),
     layers: str = typer.Option(None, "--layers", help="Layers of A (names or globs, comma-separated; default all)."),
     layers_b: str = typer.Option(None, "--layers-b", help="Layers of B (default: all of B; in one store: --layers)."),
     max_rows: int = typer.Option(5000, "--max-rows", help="Use a seeded random subset of at most this many rows."),
@@ -64,7 +65,7 @@ def compare(
             console.print(f"using a seeded subset of {max_rows} of {a.n_rows} rows (--max-rows)")
         result = compare_stores(a, b, names, layers, layers_b, max_rows=max_rows, seed=seed, device=device)
         note = f" ({a.name}{'' if b is None else ' vs ' + b.name})"
-    n = rdb.record_result(result)
+    n = rdb.record_result(with_provenance(result, a, b))
     if fmt == "table":
         for name, mat in result_matrices(result).items():
             _print_matrix(name + note, mat)
@@ -101,7 +102,7 @@ def match(
     rdb = open_db(db, study)
     result = match_layer_pair(a, b, layer, lb, rows=pick_rows(a, b, max_rows), lasso=lasso, alpha=alpha,
                               device=device)
-    rdb.record_result(result)
+    rdb.record_result(with_provenance(result, a, b))
     if fmt == "table":
         print_table(result.frame()[["metric", "value"]], fmt, title=f"{a.name}:{layer} vs {b.name}:{lb}")
     else:
