@@ -106,6 +106,10 @@ PLUGINS: list[AnalysisPlugin] = [
                          "repscope.dictionary.study:QuantizeParams")),
         report="repscope.dictionary.report:report_sections", demo="repscope.dictionary.demo:run"),
     AnalysisPlugin(
+        "compat", COMPRESSION + 5, cli="repscope.compat.cli:register",
+        steps=(StudyStep("compat", "repscope.compat.study:run", "repscope.compat.study:CompatParams"),),
+        report="repscope.compat.report:report_sections", demo="repscope.compat.demo:run"),
+    AnalysisPlugin(
         "disentangle", DISENTANGLEMENT, cli="repscope.disentangle.cli:register",
         steps=(StudyStep("disentangle", "repscope.disentangle.study:run",
                          "repscope.disentangle.study:DisentangleParams"),),
