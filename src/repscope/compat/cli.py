@@ -17,6 +17,7 @@ from repscope.cli_common import (
     print_result,
     print_table,
     split_csv,
+    with_provenance,
 )
 from repscope.errors import ConfigError
 
@@ -70,7 +71,7 @@ def compat_cmd(
                            max_rows=max_rows or None, metric=p.metric, alpha=p.alpha, bct_lambda=p.bct_lambda,
                            bct_epochs=p.bct_epochs, progress=True, device=device)
     rdb = open_db(db, study)  # only once there is something to record
-    rdb.record_result(result)
+    rdb.record_result(with_provenance(result, old, new))
     for art in result.artifacts:
         for name, why in art.payload.get("skipped", {}).items():
             console.print(f"compat: transform '{name}' skipped: {why}", highlight=False)
