@@ -106,6 +106,13 @@ PLUGINS: list[AnalysisPlugin] = [
                          "repscope.dictionary.study:QuantizeParams")),
         report="repscope.dictionary.report:report_sections", demo="repscope.dictionary.demo:run"),
     AnalysisPlugin(
+        "compress", COMPRESSION, cli="repscope.compress.cli:register",
+        steps=(StudyStep("truncate", "repscope.compress.study:run_truncate", "repscope.compress.study:TruncateParams"),
+               StudyStep("adapter", "repscope.compress.study:run_adapter", "repscope.compress.study:AdapterParams"),
+               StudyStep("quantize_embeddings", "repscope.compress.study:run_quantize",
+                         "repscope.compress.study:QuantizeEmbeddingsParams")),
+        report="repscope.compress.report:report_sections", demo="repscope.compress.demo:run"),
+    AnalysisPlugin(
         "compat", COMPRESSION + 5, cli="repscope.compat.cli:register",
         steps=(StudyStep("compat", "repscope.compat.study:run", "repscope.compat.study:CompatParams"),),
         report="repscope.compat.report:report_sections", demo="repscope.compat.demo:run"),

@@ -1,0 +1,210 @@
+"""CLI commands of repscope.compress: `truncate`, `adapter train|apply` and `quantize-embeddings`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from repscope.cli_common import (
+    DbOption,
+    DeviceOption,
+    FormatOption,
+    StudyOption,
+    console,
+    open_db,
+    print_result,
+    print_table,
+    split_csv,
+)
+
+adapter_app = typer.Typer(help="Matryoshka adapter on frozen embeddings: train on a store layer, apply to a store.",
+                          no_args_is_help=True)
+
+
+def _dims(value: str | None) -> list[int] | None:
+    from repscope.errors import ConfigError
+
+    parts = split_csv(value)
+    if parts is None:
+        return None
+    try:
+        return [int(p) for p in parts]
+    except ValueError:
+        raise ConfigError(f"--dims takes comma-separated integers, got '{value}'") from None
+
+
+def _param(df: pd.DataFrame, *keys: str) -> pd.DataFrame:
+    return df.assign(**{k: [p.get(k) for p in df["params"]] for k in keys})
+
+
+def truncate_cmd(
+    store: Path = typer.Argument(..., help="Store directory."),
+    target: str = typer.Option("label", "--target", "-t", help="Label column (STS pair stores: Spearman only)."),
+    basis: str = typer.Option("raw,pca", "--basis", help="raw (first m coordinates) and/or pca (first m PCs)."),
+    dims: str = typer.Option(None, "--dims", help="Prefix dims, comma separated (default 8, 16, 32, … and d)."),
+    layers: str = typer.Option(None, "--layers", "-l", help="Layer names or globs, comma separated (default: all)."),
+    k: int = typer.Option(10, "--k", min=1, help="Label retrieval recall@k."),
+    max_rows: int = typer.Option(20000, "--max-rows", min=0, help="Cap fit and eval rows each (seeded; 0 = all)."),
+    seed: int = typer.Option(0, "--seed"),
+    fmt: str = FormatOption,
+    device: str = DeviceOption,
+    db: Path = DbOption,
+    study: str = StudyOption,
+) -> None:
+    """How small can the embedding get: probe accuracy, label retrieval and STS Spearman of the first m
+    coordinates (raw) or principal components (pca, fit on the training split), per layer (MRL / 2DMSE grid).
+
+    Example: repscope truncate runs/minilm_sst2 --target label --basis raw,pca --dims 16,32,64,128
+    """
+    from repscope.compress.truncate import check_bases, truncate_store
+    from repscope.store import RepStore
+
+    bases = check_bases(basis)
+    dim_list = _dims(dims)
+    s = RepStore.open(store)
+    result = truncate_store(s, target=target, layers=split_csv(layers), bases=bases, dims=dim_list, ks=(k,),
+                            seed=seed, max_rows=max_rows or None, device=device)
+    rdb = open_db(db, study)
+    rdb.record_result(result)
+    console.print(f"truncation of {s.name}: {len(result.rows)} rows recorded in {rdb.path}", highlight=False)
+    if fmt != "table":
+        print_result(result, fmt, rdb.study)
+        return
+    df = result.frame()
+    summ = _param(df[df["analysis"] == "truncate_summary"], "basis", "bytes_per_vector", "score", "best_full")
+    print_table(summ[["basis", "metric", "layer", "value", "bytes_per_vector", "score", "best_full"]]
+                .rename(columns={"value": "dim"}), fmt, title=f"smallest (layer, dim) keeping the score: {s.name}")
+
+
+def quantize_embeddings_cmd(
+    store: Path = typer.Argument(..., help="Store directory."),
+    layer: str = typer.Option(None, "--layer", "-l", help="Layer(s), comma separated (default: all)."),
+    schemes: str = typer.Option("int8,binary", "--schemes", help="float16, int8, binary (float32 is the reference)."),
+    rescore: int = typer.Option(4, "--rescore", min=0, help="Rescore the top k·r candidates (0: no rescoring)."),
+    k: int = typer.Option(10, "--k", min=1, help="Neighbours per query."),
+    target: str = typer.Option("label", "--target", "-t", help="Label column for label retrieval and the probe."),
+    probe: bool = typer.Option(True, "--probe/--no-probe", help="Also report probe accuracy on decoded codes."),
+    max_rows: int = typer.Option(20000, "--max-rows", min=0, help="Cap fit and eval rows each (seeded; 0 = all)."),
+    seed: int = typer.Option(0, "--seed"),
+    fmt: str = FormatOption,
+    device: str = DeviceOption,
+    db: Path = DbOption,
+    study: str = StudyOption,
+) -> None:
+    """What int8 and binary embeddings cost: bytes per vector, recall@k vs exact float32 search, label recall@k,
+    STS Spearman and probe accuracy, with Hamming search and float32 rescoring of k·r candidates.
+
+    Example: repscope quantize-embeddings runs/minilm_sst2 --layer encoder.layer.5 --schemes int8,binary --rescore 4
+    """
+    from repscope.compress.quantize_embeddings import check_schemes
+    from repscope.compress.store import quantize_store
+    from repscope.store import RepStore
+
+    names = check_schemes(schemes)
+    s = RepStore.open(store)
+    result = quantize_store(s, split_csv(layer), schemes=names, rescore=rescore, k=k, target=target, probe=probe,
+                            seed=seed, max_rows=max_rows or None, device=device)
+    rdb = open_db(db, study)
+    rdb.record_result(result)
+    console.print(f"quantization of {s.name}: {len(result.rows)} rows recorded in {rdb.path}", highlight=False)
+    if fmt != "table":
+        print_result(result, fmt, rdb.study)
+        return
+    df = _param(result.frame(), "scheme", "rescore", "bytes_per_vector")
+    piv = df.pivot_table(index=["layer", "scheme", "rescore", "bytes_per_vector"], columns="metric", values="value",
+                         aggfunc="first", sort=False).reset_index()
+    print_table(piv, fmt, title=f"embedding quantization of {s.name} (rows recorded in {rdb.path})")
+
+
+@adapter_app.command("train")
+def adapter_train(
+    store: Path = typer.Argument(..., help="Store directory."),
+    layer: str = typer.Option(..., "--layer", "-l", help="Pooled layer to adapt."),
+    objective: str = typer.Option("unsupervised", "--objective",
+                                  help="unsupervised (keep pairwise cosines) or supervised (labels)."),
+    target: str = typer.Option("label", "--target", "-t", help="Label column (supervised; also scored)."),
+    kind: str = typer.Option("linear", "--kind", help="linear or mlp (residual)."),
+    dims: str = typer.Option(None, "--dims", help="Prefix dims of the nested loss (default 8, 16, … and d)."),
+    epochs: int = typer.Option(30, "--epochs", min=1),
+    batch_size: int = typer.Option(512, "--batch-size", min=4),
+    lr: float = typer.Option(1e-3, "--lr"),
+    out: Path = typer.Option(None, "--out", "-o", help="Adapter file (default adapters/<store>_<layer>.safetensors)."),
+    apply_to: Path = typer.Option(None, "--apply-out", help="Also write the adapted store here."),
+    max_rows: int = typer.Option(20000, "--max-rows", min=0, help="Cap fit and eval rows each (seeded; 0 = all)."),
+    seed: int = typer.Option(0, "--seed"),
+    fmt: str = FormatOption,
+    device: str = DeviceOption,
+    db: Path = DbOption,
+    study: str = StudyOption,
+) -> None:
+    """Train a Matryoshka adapter (nested MRL loss over prefix dims) on the training rows of a layer, save it as
+    safetensors and record truncation curves before (raw, PCA) and after (adapter) on held-out rows.
+
+    Example: repscope adapter train runs/minilm_stsb --layer encoder.layer.5 --objective unsupervised
+    """
+    from repscope.compress.adapter import KINDS, OBJECTIVES
+    from repscope.compress.store import adapter_store, apply_adapter
+    from repscope.errors import ConfigError, check_output_dir
+    from repscope.store import RepStore
+
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"unknown adapter objective '{objective}'; choose one of {', '.join(OBJECTIVES)}")
+    if kind not in KINDS:
+        raise ConfigError(f"unknown adapter kind '{kind}'; choose one of {', '.join(KINDS)}")
+    dim_list = _dims(dims)
+    s = RepStore.open(store)
+    s.layer_info(layer)
+    out = out or Path("adapters") / f"{s.name}_{layer.replace('/', '_')}.safetensors"
+    check_output_dir(out.parent, "--out")
+    if apply_to is not None:
+        check_output_dir(apply_to, "--apply-out")
+    result, model = adapter_store(s, layer, objective=objective, target=target, kind=kind, dims=dim_list,
+                                  epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, max_rows=max_rows or None,
+                                  device=device, out=out, progress=True)
+    console.print(f"adapter saved to {out}", highlight=False)
+    if apply_to is not None:
+        adapted = apply_adapter(s, layer, out, apply_to, overwrite=True)
+        console.print(f"adapted store written to {adapted.root}", highlight=False)
+    rdb = open_db(db, study)
+    rdb.record_result(result)
+    if fmt != "table":
+        print_result(result, fmt, rdb.study)
+        return
+    df = _param(result.frame(), "method", "dim")
+    piv = df.pivot_table(index=["metric", "method"], columns="dim", values="value", aggfunc="first").reset_index()
+    piv.columns = [str(c) for c in piv.columns]
+    print_table(piv, fmt, title=f"truncation before/after the adapter: {s.name} {layer}")
+
+
+@adapter_app.command("apply")
+def adapter_apply(
+    store: Path = typer.Argument(..., help="Source store directory."),
+    adapter: Path = typer.Argument(..., help="Adapter file written by `repscope adapter train`."),
+    layer: str = typer.Option(..., "--layer", "-l", help="Layer the adapter was trained on."),
+    out: Path = typer.Option(..., "--out", "-o", help="New store directory."),
+    dim: int = typer.Option(None, "--dim", min=1, help="Keep only the first DIM adapted coordinates."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store at --out."),
+) -> None:
+    """Write a new store with the adapted embeddings of a layer; its provenance links the source store and adapter.
+
+    Example: repscope adapter apply runs/minilm_stsb adapters/minilm_stsb_encoder.layer.5.safetensors
+    --layer encoder.layer.5 --out runs/minilm_stsb_mrl --dim 64
+    """
+    from repscope.compress.adapter import load_adapter
+    from repscope.compress.store import apply_adapter
+    from repscope.store import RepStore
+
+    s = RepStore.open(store)
+    s.layer_info(layer)
+    load_adapter(adapter)  # a bad file fails before the output folder is touched
+    adapted = apply_adapter(s, layer, adapter, out, dim=dim, overwrite=overwrite)
+    typer.echo(str(adapted.root))
+
+
+def register(app: typer.Typer) -> None:
+    """Add this package's commands to the main app."""
+    app.command("truncate")(truncate_cmd)
+    app.command("quantize-embeddings")(quantize_embeddings_cmd)
+    app.add_typer(adapter_app, name="adapter")

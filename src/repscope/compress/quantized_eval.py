@@ -1,0 +1,85 @@
+"""What int8 and binary embeddings cost: bytes per vector, recall@k against exact float32 search, label retrieval,
+STS Spearman and probe accuracy per scheme, with and without rescoring of the top k·r candidates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from repscope.compress.evaluate import EvalPlan, as_matrix, variant_scores
+from repscope.compress.quantize_embeddings import Int8Ranges, Quantized, check_schemes, quantize
+from repscope.compress.search import hamming_topk, rescore
+from repscope.errors import ConfigError
+
+
+def _drop_self(idx: torch.Tensor, k: int) -> torch.Tensor:
+    """Remove each row's own index from its neighbour list (or the last one when absent); keeps k columns."""
+    rows = torch.arange(idx.shape[0])[:, None]
+    keep = idx != rows
+    keep[:, -1] &= ~keep.all(1)  # self not found: drop the last candidate instead
+    return idx[keep].view(idx.shape[0], -1)[:, :k]
+
+
+def first_stage(q: Quantized, kk: int, *, device: str = "auto") -> torch.Tensor:
+    """Leave-one-out top-kk of every coded row among the others: Hamming for binary, cosine of the decoded
+    vectors (int8 × int8, float16) otherwise, both ordered by (distance, index)."""
+    from repscope.probe.knn import knn_search
+
+    if q.scheme == "binary":
+        _, idx = hamming_topk(q.codes, q.codes, kk + 1, device=device)
+        return _drop_self(idx, kk)
+    dec = q.decode()
+    _, idx = knn_search(dec, dec, kk, metric="cosine", exclude_self=True)
+    return idx.to(torch.int64)
+
+
+def label_recall(idx: torch.Tensor, labels: np.ndarray) -> float:
+    """Share of queries with ≥ 1 same-label item among their neighbours `idx` (labels occurring once skipped),
+    the recall@k of `repscope.probe.metrics.retrieval_metrics`."""
+    _, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    hit = (codes[idx.numpy()] == codes[:, None]).any(1)
+    ok = counts[codes] > 1
+    return float(hit[ok].mean())
+
+
+def overlap(idx: torch.Tensor, exact: torch.Tensor) -> float:
+    """Mean |top-k ∩ exact top-k| / k: recall@k against exact float32 search."""
+    k = exact.shape[1]
+    return float((idx[:, :, None] == exact[:, None, :]).any(2).sum(1).double().mean() / k)
+
+
+def quantization_scores(x: Any, plan: EvalPlan, *, schemes: Sequence[str] | str | None = None, rescore_r: int = 0,
+                        k: int = 10, probe: bool = True, device: str = "auto") -> pd.DataFrame:
+    """Per scheme (float32 first, as the reference) and rescoring factor (0 = none): columns scheme, rescore,
+    bytes_per_vector, metric, value. Rows are L2-normalised (cosine); int8 ranges come from the fit rows."""
+    names = ["float32", *[s for s in check_schemes(schemes) if s != "float32"]]
+    if rescore_r < 0:
+        raise ConfigError(f"rescore factor must be >= 0, got {rescore_r}")
+    t = torch.nn.functional.normalize(as_matrix(x), dim=1)
+    fit, ev = t[torch.as_tensor(plan.fit)], t[torch.as_tensor(plan.eval)]
+    n = ev.shape[0]
+    if not 1 <= k < n:
+        raise ConfigError(f"k must be between 1 and {n - 1} (eval rows − 1), got {k}")
+    ranges = Int8Ranges.calibrate(fit) if "int8" in names else None
+    exact = first_stage(quantize(ev, "float32"), k, device=device)
+    rows: list[dict[str, Any]] = []
+    for scheme in names:
+        q_ev, q_fit = quantize(ev, scheme, ranges=ranges), quantize(fit, scheme, ranges=ranges)
+        base = {"scheme": scheme, "bytes_per_vector": q_ev.bytes_per_vector}
+        dec_fit, dec_ev = q_fit.decode(), q_ev.decode()
+        scores = variant_scores(dec_fit, dec_ev, plan, ks=(k,), probe=probe, retrieval=False, device=device)
+        for r in ([0, rescore_r] if rescore_r and scheme in ("int8", "binary") else [0]):
+            idx = first_stage(q_ev, min(n - 1, k * r) if r else k, device=device)
+            if r:  # cosine ranking: decoded documents on the unit sphere (binary ±1 rows all have norm √d anyway)
+                idx = rescore(ev, idx, torch.nn.functional.normalize(dec_ev, dim=1), k)
+            out = {f"recall@{k}_vs_float32": overlap(idx, exact)}
+            if plan.y_eval is not None:
+                out[f"label_recall@{k}"] = label_recall(idx, plan.y_eval)
+            if r == 0:
+                out.update(scores)
+            rows += [{**base, "rescore": r, "metric": m, "value": v} for m, v in out.items()]
+    return pd.DataFrame(rows, columns=["scheme", "rescore", "bytes_per_vector", "metric", "value"])

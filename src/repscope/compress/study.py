@@ -1,0 +1,148 @@
+"""Study steps `run: truncate`, `run: adapter` and `run: quantize_embeddings` (params checked when the study loads)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from repscope.results import Result
+
+
+def _csv(value: Any) -> Any:
+    return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+
+class TruncateParams(BaseModel):
+    """Params of `run: truncate` (passed to `truncate_store`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    target: str | None = "label"
+    layers: str | list[str] | None = None
+    bases: list[str] = Field(default_factory=lambda: ["raw", "pca"])
+    dims: list[int] | None = None
+    k: int = Field(10, ge=1)
+    seed: int = 0
+    max_rows: int | None = Field(20000, ge=4)
+    device: str = "auto"
+
+    @field_validator("bases", mode="before")
+    @classmethod
+    def _bases(cls, value: Any) -> list[str]:
+        from repscope.compress.truncate import check_bases
+
+        return check_bases(_csv(value))
+
+    @field_validator("dims", mode="before")
+    @classmethod
+    def _dims(cls, value: Any) -> Any:
+        dims = _csv(value)
+        if dims is not None and any(int(m) < 1 for m in dims):
+            from repscope.errors import ConfigError
+
+            raise ConfigError(f"prefix dims must be >= 1, got {dims}")
+        return dims
+
+
+class AdapterParams(BaseModel):
+    """Params of `run: adapter` (passed to `adapter_store`); `layer` is one pooled layer."""
+
+    model_config = ConfigDict(extra="forbid")
+    layer: str
+    objective: str = "unsupervised"
+    target: str | None = "label"
+    kind: str = "linear"
+    dims: list[int] | None = None
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(512, ge=4)
+    lr: float = Field(1e-3, gt=0)
+    seed: int = 0
+    max_rows: int | None = Field(20000, ge=4)
+    device: str = "auto"
+
+    @field_validator("objective")
+    @classmethod
+    def _objective(cls, value: str) -> str:
+        from repscope.compress.adapter import OBJECTIVES
+        from repscope.errors import ConfigError
+
+        if value not in OBJECTIVES:
+            raise ConfigError(f"unknown adapter objective '{value}'; choose one of {', '.join(OBJECTIVES)}")
+        return value
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        from repscope.compress.adapter import KINDS
+        from repscope.errors import ConfigError
+
+        if value not in KINDS:
+            raise ConfigError(f"unknown adapter kind '{value}'; choose one of {', '.join(KINDS)}")
+        return value
+
+    @field_validator("dims", mode="before")
+    @classmethod
+    def _dims(cls, value: Any) -> Any:
+        return _csv(value)
+
+
+class QuantizeEmbeddingsParams(BaseModel):
+    """Params of `run: quantize_embeddings` (passed to `quantize_store`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    layers: str | list[str] | None = None
+    schemes: list[str] = Field(default_factory=lambda: ["int8", "binary"])
+    rescore: int = Field(4, ge=0)
+    k: int = Field(10, ge=1)
+    target: str | None = "label"
+    probe: bool = True
+    seed: int = 0
+    max_rows: int | None = Field(20000, ge=4)
+    device: str = "auto"
+
+    @field_validator("schemes", mode="before")
+    @classmethod
+    def _schemes(cls, value: Any) -> list[str]:
+        from repscope.compress.quantize_embeddings import check_schemes
+
+        return check_schemes(_csv(value))
+
+
+def run_truncate(stores: list, target: str | None = "label", layers: Any = None, bases: list[str] | None = None,
+                 dims: list[int] | None = None, k: int = 10, seed: int = 0, max_rows: int | None = 20000,
+                 device: str = "auto") -> Result:
+    """Truncation grid (raw / PCA prefixes) of each store's pooled layers."""
+    from repscope.compress.truncate import truncate_store
+
+    result = Result()
+    for store in stores:
+        result.extend(truncate_store(store, target=target, layers=layers, bases=bases, dims=dims, ks=(k,), seed=seed,
+                                     max_rows=max_rows, device=device))
+    return result
+
+
+def run_adapter(stores: list, layer: str, objective: str = "unsupervised", target: str | None = "label",
+                kind: str = "linear", dims: list[int] | None = None, epochs: int = 30, batch_size: int = 512,
+                lr: float = 1e-3, seed: int = 0, max_rows: int | None = 20000, device: str = "auto") -> Result:
+    """Matryoshka adapter per store: truncation curves of raw, PCA and adapted embeddings."""
+    from repscope.compress.store import adapter_store
+
+    result = Result()
+    for store in stores:
+        res, _ = adapter_store(store, layer, objective=objective, target=target, kind=kind, dims=dims, epochs=epochs,
+                               batch_size=batch_size, lr=lr, seed=seed, max_rows=max_rows, device=device)
+        result.extend(res)
+    return result
+
+
+def run_quantize(stores: list, layers: Any = None, schemes: list[str] | None = None, rescore: int = 4, k: int = 10,
+                 target: str | None = "label", probe: bool = True, seed: int = 0, max_rows: int | None = 20000,
+                 device: str = "auto") -> Result:
+    """Quantization scores (float16 / int8 / binary, with rescoring) of each store's layers."""
+    from repscope.compress.store import quantize_store
+
+    result = Result()
+    for store in stores:
+        result.extend(quantize_store(store, layers, schemes=schemes, rescore=rescore, k=k, target=target, probe=probe,
+                                     seed=seed, max_rows=max_rows, device=device))
+    return result
