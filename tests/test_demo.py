@@ -25,7 +25,13 @@ def test_demo_end_to_end(tmp_path, monkeypatch):
     df = ResultsDB(tmp_path / "demo" / "repscope.duckdb").frame()
     analyses = set(df["analysis"])
     # every analysis package contributed rows (probe, similarity, geometry, dictionary)
-    assert {"probe", "concept_depth", "similarity", "geometry", "sae", "quantize"} <= analyses, sorted(analyses)
+    assert {"probe", "concept_depth", "similarity", "geometry", "sae", "quantize", "disentangle",
+            "compat"} <= analyses, sorted(analyses)
+    # layer order is stored, never guessed: every row that names a layer carries its index in the store
+    with_layer = df[df["layer"].notna()]
+    assert with_layer["layer_index"].notna().all(), with_layer[with_layer["layer_index"].isna()]["analysis"].unique()
+    # the report opens with the generated findings, before the first analysis section
+    assert html.index("<h2>Findings</h2>") < html.index("<h2>Probes: score per layer</h2>")
     polarity = df[(df["analysis"] == "probe") & (df["metric"] == "accuracy")
                   & df["params"].map(lambda p: p.get("target") == "polarity" and p.get("probe") == "logistic")]
     by_layer = dict(zip(polarity["layer"], polarity["value"], strict=True))

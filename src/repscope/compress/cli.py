@@ -17,6 +17,7 @@ from repscope.cli_common import (
     print_result,
     print_table,
     split_csv,
+    with_provenance,
 )
 
 adapter_app = typer.Typer(help="Matryoshka adapter on frozen embeddings: train on a store layer, apply to a store.",
@@ -67,7 +68,7 @@ def truncate_cmd(
     result = truncate_store(s, target=target, layers=split_csv(layers), bases=bases, dims=dim_list, ks=(k,),
                             seed=seed, max_rows=max_rows or None, device=device)
     rdb = open_db(db, study)
-    rdb.record_result(result)
+    rdb.record_result(with_provenance(result, s))
     console.print(f"truncation of {s.name}: {len(result.rows)} rows recorded in {rdb.path}", highlight=False)
     if fmt != "table":
         print_result(result, fmt, rdb.study)
@@ -107,7 +108,7 @@ def quantize_embeddings_cmd(
     result = quantize_store(s, split_csv(layer), schemes=names, rescore=rescore, k=k, target=target, probe=probe,
                             seed=seed, max_rows=max_rows or None, device=device)
     rdb = open_db(db, study)
-    rdb.record_result(result)
+    rdb.record_result(with_provenance(result, s))
     console.print(f"quantization of {s.name}: {len(result.rows)} rows recorded in {rdb.path}", highlight=False)
     if fmt != "table":
         print_result(result, fmt, rdb.study)
@@ -168,7 +169,7 @@ def adapter_train(
         adapted = apply_adapter(s, layer, out, apply_to, overwrite=True)
         console.print(f"adapted store written to {adapted.root}", highlight=False)
     rdb = open_db(db, study)
-    rdb.record_result(result)
+    rdb.record_result(with_provenance(result, s))
     if fmt != "table":
         print_result(result, fmt, rdb.study)
         return
