@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -70,3 +71,10 @@ def check_output_dir(path: str | Path, option: str = "--out") -> Path:
         raise ConfigError(f"{option} '{p}': cannot write in folder '{anc}' ({err.strerror or err}); choose a "
                           "writable location or fix its permissions") from None
     return p
+
+
+def check_choice(value: str, choices: Sequence[str], what: str) -> str:
+    """`value` when it is one of `choices`, else ConfigError "unknown {what} '{value}'; choose one of …"."""
+    if value not in choices:
+        raise ConfigError(f"unknown {what} '{value}'; choose one of {format_choices(list(choices))}")
+    return value

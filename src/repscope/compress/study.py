@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from repscope.errors import check_choice
 from repscope.results import Result
 
 
@@ -64,21 +65,15 @@ class AdapterParams(BaseModel):
     @classmethod
     def _objective(cls, value: str) -> str:
         from repscope.compress.adapter import OBJECTIVES
-        from repscope.errors import ConfigError
 
-        if value not in OBJECTIVES:
-            raise ConfigError(f"unknown adapter objective '{value}'; choose one of {', '.join(OBJECTIVES)}")
-        return value
+        return check_choice(value, OBJECTIVES, "adapter objective")
 
     @field_validator("kind")
     @classmethod
     def _kind(cls, value: str) -> str:
         from repscope.compress.adapter import KINDS
-        from repscope.errors import ConfigError
 
-        if value not in KINDS:
-            raise ConfigError(f"unknown adapter kind '{value}'; choose one of {', '.join(KINDS)}")
-        return value
+        return check_choice(value, KINDS, "adapter kind")
 
     @field_validator("dims", mode="before")
     @classmethod

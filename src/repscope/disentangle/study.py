@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from repscope.errors import check_choice
 from repscope.results import Result
 
 
@@ -39,21 +40,15 @@ class DisentangleParams(BaseModel):
     @classmethod
     def _importance(cls, value: str) -> str:
         from repscope.disentangle.dci import IMPORTANCES
-        from repscope.errors import ConfigError
 
-        if value not in IMPORTANCES:
-            raise ConfigError(f"unknown importance '{value}'; choose one of {', '.join(IMPORTANCES)}")
-        return value
+        return check_choice(value, IMPORTANCES, "importance")
 
     @field_validator("sap_mode")
     @classmethod
     def _sap_mode(cls, value: str) -> str:
         from repscope.disentangle.sap import SAP_MODES
-        from repscope.errors import ConfigError
 
-        if value not in SAP_MODES:
-            raise ConfigError(f"unknown sap_mode '{value}'; choose one of {', '.join(SAP_MODES)}")
-        return value
+        return check_choice(value, SAP_MODES, "sap_mode")
 
 
 def run(stores: list, factors: list[str], metrics: list[str] | None = None, layers: Any = None,
