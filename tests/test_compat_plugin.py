@@ -151,3 +151,11 @@ def test_demo_step_records_compat_rows(tmp_path):
     assert {p["transform"] for p in df["params"]} == {"-", "none", "procrustes", "ridge", "bct"}
     assert set(df["layer"]) == {"act2"}
     run(DemoContext(workdir=tmp_path, db=ResultsDB(tmp_path / "e.duckdb"), stores={}))  # skipped without stores
+    # the extended demo adds ResNet-20 → ResNet-56 on `avgpool` when those stores are there
+    ext = {name: write_store(tmp_path / name, {"avgpool": s.get("act2").numpy()}, samples=samples)
+           for name, s in (("resnet20_cifar", stores["digits_mlp_s0"]), ("resnet56_cifar", stores["digits_mlp_s1"]))}
+    run(DemoContext(workdir=tmp_path, db=ResultsDB(tmp_path / "f.duckdb"), stores={**stores, **ext}, extended=True,
+                    device="cpu"))
+    df = ResultsDB(tmp_path / "f.duckdb").frame(analysis="compat")
+    assert set(df["layer"]) == {"act2", "avgpool"}
+    assert set(df["store"]) == {"digits_mlp_s0 → digits_mlp_s1", "resnet20_cifar → resnet56_cifar"}

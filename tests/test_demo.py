@@ -32,6 +32,13 @@ def test_demo_end_to_end(tmp_path, monkeypatch):
     assert with_layer["layer_index"].notna().all(), with_layer[with_layer["layer_index"].isna()]["analysis"].unique()
     # the report opens with the generated findings, before the first analysis section
     assert html.index("<h2>Findings</h2>") < html.index("<h2>Probes: score per layer</h2>")
+    # … and they name, for every MiniLM target, the layer with the highest mean probe accuracy in the DB
+    acc = df[(df["analysis"] == "probe") & (df["metric"] == "accuracy") & (df["store"] == "minilm_templates")]
+    acc = acc.assign(target=acc["params"].map(lambda p: p.get("target")), probe=acc["params"].map(lambda p: p["probe"]))
+    for target, g in acc.groupby("target"):
+        m = g.groupby(["layer_index", "probe", "layer"], as_index=False)["value"].mean()
+        best = m.loc[m["value"].idxmax(), "layer"]
+        assert f"{target} in minilm_templates: best layer {best} " in html, target
     polarity = df[(df["analysis"] == "probe") & (df["metric"] == "accuracy")
                   & df["params"].map(lambda p: p.get("target") == "polarity" and p.get("probe") == "logistic")]
     by_layer = dict(zip(polarity["layer"], polarity["value"], strict=True))

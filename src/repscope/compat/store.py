@@ -21,6 +21,7 @@ from repscope.compat.criterion import SCORES, chance_recall, compatibility, cros
 from repscope.compat.transforms import NEW_TO_OLD, make_maps, resolve_transforms
 from repscope.errors import ConfigError, DataError, format_choices
 from repscope.results import Result
+from repscope.selection import subset_rows
 
 ANALYSIS = "compat"
 REFERENCE = "-"  # the transform column of the M(old,old), M(new,new) and chance rows
@@ -143,7 +144,7 @@ def compat_stores(old: Any, new: Any, *, target: str = "label", layer_old: str |
     lo, ln = _pick_layer(old, layer_old), _pick_layer(new, layer_new)
     rows, y = target_values(old, target)
     if max_rows is not None and len(rows) > max_rows:
-        keep = np.sort(np.random.default_rng(seed).choice(len(rows), size=int(max_rows), replace=False))
+        keep = subset_rows(len(rows), int(max_rows), seed)
         rows, y = rows[keep], y[keep]
     t0 = time.perf_counter()
     xo, xn = old.get(lo, rows), new.get(ln, rows)

@@ -6,12 +6,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from repscope.disentangle.inputs import encode_factors
 from repscope.disentangle.suite import disentanglement_details, heatmap_payload, resolve_metrics
 from repscope.errors import ConfigError, DataError, format_choices
 from repscope.results import Result
+from repscope.selection import subset_rows
 
 ANALYSIS = "disentangle"
 
@@ -35,7 +34,7 @@ def disentangle_store(store: Any, factors: Sequence[str] | str, *, metrics: Sequ
     n = int(store.n_rows)
     rows = None
     if max_rows is not None and n > max_rows:
-        rows = np.sort(np.random.default_rng(seed).choice(n, size=int(max_rows), replace=False))
+        rows = subset_rows(n, int(max_rows), seed)
     table = samples[names].iloc[rows] if rows is not None else samples[names].iloc[:n]
     encode_factors(table, n_rows=len(table))  # fail on a bad factor before reading any layer
     chosen = store.resolve_layers(layers)
