@@ -13,7 +13,7 @@ $(VENV)/.torch:
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.torch pyproject.toml
-	$(PIP) -e ".[text,dev]"
+	$(PIP) -e ".[text,dev,ray]"
 	touch $@
 
 venv: $(VENV)/.installed

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from repscope.cli_common import DbOption, DeviceOption, FormatOption, StudyOption, console, open_db, print_table
+from repscope.distributed.options import RayOption
 from repscope.sources.load import DATA_HELP, MODEL_HELP
 
 zoo_app = typer.Typer(help="Model zoo: train the digits MLP by seed.", no_args_is_help=True)
@@ -47,10 +48,16 @@ def extract_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
     allow_nonfinite: bool = typer.Option(False, "--allow-nonfinite", help="Store NaN/Inf instead of failing."),
     seed: int = typer.Option(0, "--seed", help="Seed for generated datasets."),
+    ray: str = RayOption,
+    workers: int = typer.Option(2, "--workers", min=1, help="With --ray: actors, each holding one model replica."),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0.0,
+                                          help="With --ray: GPUs each actor reserves (0 = CPU only)."),
 ) -> None:
     """Extract layer representations into a store; rerun the same command to resume after an interruption.
 
     Example: repscope extract minilm templates:2000 -o runs/minilm --layers 'encoder.layer.*' --pooling masked-mean
+
+    On a Ray cluster (store on a shared filesystem): add --ray ADDRESS --workers 8 --gpus-per-worker 1.
     """
     from repscope.errors import check_output_dir
     from repscope.extract import extract
@@ -58,9 +65,20 @@ def extract_cmd(
 
     check_output_dir(out, "--out")
     ds = load_dataset(data, seed=seed)
-    m = load_model(model, device=device)
-    store = extract(m, ds, out, layers=layers, pooling=pooling, batch_size=batch_size, dtype=dtype,
-                    chunk_rows=chunk_rows, overwrite=overwrite, allow_nonfinite=allow_nonfinite, seed=seed)
+    if ray:
+        from functools import partial
+
+        from repscope.distributed.ray_extract import ray_extract
+
+        m = load_model(model, device="cpu")  # the driver only checks, plans and commits; actors load their own
+        store = ray_extract(m, ds, out, layers, pooling=pooling, batch_size=batch_size, dtype=dtype,
+                            chunk_rows=chunk_rows, overwrite=overwrite, allow_nonfinite=allow_nonfinite, seed=seed,
+                            address=ray, workers=workers, gpus_per_worker=gpus_per_worker,
+                            model_loader=partial(load_model, model, device=device))
+    else:
+        m = load_model(model, device=device)
+        store = extract(m, ds, out, layers=layers, pooling=pooling, batch_size=batch_size, dtype=dtype,
+                        chunk_rows=chunk_rows, overwrite=overwrite, allow_nonfinite=allow_nonfinite, seed=seed)
     console.print(f"[green]wrote[/] {store.root} ({store.n_rows} rows × {len(store.layers)} layers)")
 
 

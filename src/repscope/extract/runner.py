@@ -49,6 +49,15 @@ def source_provenance(model: ModelAdapter, data: Dataset) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
+def extract_provenance(model: ModelAdapter, data: Dataset, names: list[str], pooling: str, seed: int | None,
+                       extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The provenance an extraction records (shared by the local loop and the Ray driver, so stores match)."""
+    return {"model": model.name, "model_hash": model.weight_hash, "dataset": data.name,
+            "dataset_hash": content_hash(data),
+            "pooling": pooling, "seed": seed, "layers_requested": names, **source_provenance(model, data),
+            **(extra or {})}
+
+
 def extract(model: ModelAdapter, data: Dataset, out: str | Path, layers: list[str] | str | None = None,
             pooling: str = "auto", batch_size: int = 64, dtype: str = "float32", chunk_rows: int = 256,
             overwrite: bool = False, allow_nonfinite: bool = False, progress: bool = True,
@@ -64,12 +73,9 @@ def extract(model: ModelAdapter, data: Dataset, out: str | Path, layers: list[st
     names = model.select(layers)
     first = data.items(0, min(len(data), batch_size))
     model.check_items(first, data.name)
-    prov = {"model": model.name, "model_hash": model.weight_hash, "dataset": data.name,
-            "dataset_hash": content_hash(data),
-            "pooling": pooling, "seed": seed, "layers_requested": names, **source_provenance(model, data),
-            **(extra_provenance or {})}
+    prov = extract_provenance(model, data, names, pooling, seed, extra_provenance)
     writer = StoreWriter.create_or_resume(out, data.samples, prov, chunk_rows=chunk_rows, dtype=dtype,
-                                          overwrite=overwrite, resume_command=_resume_command())
+                                          overwrite=overwrite, resume_command=resume_command())
     n = len(data)
     ranges = batch_ranges(writer.rows_done, n, chunk_rows, batch_size)
     modes: dict[str, str] = {}
@@ -78,7 +84,7 @@ def extract(model: ModelAdapter, data: Dataset, out: str | Path, layers: list[st
             task = bar.add_task(f"extract {model.name}", total=n, completed=writer.rows_done)
             for i, (s, e) in enumerate(ranges):
                 try:
-                    batch = _run_batch(model, data, names, s, e, pooling, modes, allow_nonfinite)
+                    batch = run_batch(model, data, names, s, e, pooling, modes, allow_nonfinite)
                 except RepscopeError:
                     raise
                 except Exception as err:
@@ -105,8 +111,8 @@ def extract(model: ModelAdapter, data: Dataset, out: str | Path, layers: list[st
         writer.release()
 
 
-def _run_batch(model: ModelAdapter, data: Dataset, names: list[str], s: int, e: int, pooling: str,
-               modes: dict[str, str], allow_nonfinite: bool) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+def run_batch(model: ModelAdapter, data: Dataset, names: list[str], s: int, e: int, pooling: str,
+              modes: dict[str, str], allow_nonfinite: bool) -> dict[str, torch.Tensor | list[torch.Tensor]]:
     """Forward rows [s, e), pool each layer (deciding each layer's mode on the first batch), check finiteness."""
     raw, mask = model.run(data.items(s, e), names)
     batch: dict[str, torch.Tensor | list[torch.Tensor]] = {}
@@ -121,7 +127,8 @@ def _run_batch(model: ModelAdapter, data: Dataset, names: list[str], s: int, e: 
     return batch
 
 
-def _resume_command() -> str | None:
+def resume_command() -> str | None:
+    """The `repscope …` command line that resumes this run (None when not run from the CLI)."""
     argv = sys.argv
     if argv and Path(argv[0]).name == "repscope":
         return "`" + " ".join(["repscope", *map(shlex.quote, argv[1:])]) + "`"

@@ -20,6 +20,7 @@ from repscope.cli_common import (
     split_csv,
     with_provenance,
 )
+from repscope.distributed.options import RayOption
 from repscope.errors import ConfigError
 
 
@@ -38,6 +39,7 @@ def geometry(
     device: str = DeviceOption,
     db: Path = DbOption,
     study: str = StudyOption,
+    ray: str = RayOption,
 ) -> None:
     """Geometry profile of a store: intrinsic dimension, anisotropy, rank/spectrum, coding rate, clusters … per layer.
 
@@ -64,9 +66,16 @@ def geometry(
                               f"'{name}'; allowed: {', '.join(allowed) or 'none'}")
     s = RepStore.open(store)
     label_col = None if label.lower() == "none" else label
-    result = geometry_profile(s, measures=split_csv(measures), layers=split_csv(layers), label_col=label_col,
-                              max_rows=max_rows or None, seed=seed, device=device, params=extra,
-                              progress=lambda msg: console.print(msg, highlight=False))
+    profile = geometry_profile
+    if ray:
+        from functools import partial
+
+        from repscope.distributed.ray_sweep import ray_geometry_profile
+
+        profile = partial(ray_geometry_profile, address=ray)
+    result = profile(s, measures=split_csv(measures), layers=split_csv(layers), label_col=label_col,
+                     max_rows=max_rows or None, seed=seed, device=device, params=extra,
+                     progress=lambda msg: console.print(msg, highlight=False))
     rdb = open_db(db, study)  # only once there is something to record: a bad option leaves no DB file behind
     rdb.record_result(with_provenance(result, s))
     if not result.rows:

@@ -19,6 +19,7 @@ from repscope.cli_common import (
     split_csv,
     with_provenance,
 )
+from repscope.distributed.options import RayOption
 
 
 def probe_cmd(
@@ -37,6 +38,7 @@ def probe_cmd(
     device: str = DeviceOption,
     db: Path = DbOption,
     study: str = StudyOption,
+    ray: str = RayOption,
 ) -> None:
     """Probe every layer of a store for a target; write accuracy with CI and concept depth to the results DB.
 
@@ -55,7 +57,14 @@ def probe_cmd(
     s = RepStore.open(store)
     probes = split_csv(probe) or ["logistic"]
     layer_list = s.resolve_layers(layers)
-    result = layer_sweep(s, probes, target, layer_list, cv=cv or None, test_size=test_size, seed=seed, device=device)
+    if ray:
+        from repscope.distributed.ray_sweep import ray_layer_sweep
+
+        result = ray_layer_sweep(s, probes, target, layer_list, cv=cv or None, test_size=test_size, seed=seed,
+                                 device=device, address=ray)
+    else:
+        result = layer_sweep(s, probes, target, layer_list, cv=cv or None, test_size=test_size, seed=seed,
+                             device=device)
     sweep = as_table(result)
     main_metric = sweep["metric"].iloc[0]
     piv = sweep[sweep["metric"] == main_metric].pivot_table(index="layer", columns="probe", values="value")

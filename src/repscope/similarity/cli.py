@@ -18,6 +18,7 @@ from repscope.cli_common import (
     print_table,
     with_provenance,
 )
+from repscope.distributed.options import RayOption
 
 
 def _print_matrix(title: str, mat) -> None:
@@ -40,6 +41,7 @@ def compare(
     device: str = DeviceOption,
     db: Path = DbOption,
     study: str = StudyOption,
+    ray: str = RayOption,
 ) -> None:
     """Layer × layer similarity within one store or across two; rows go to the results DB (analysis 'similarity').
 
@@ -63,7 +65,13 @@ def compare(
     else:
         if max_rows < a.n_rows:
             console.print(f"using a seeded subset of {max_rows} of {a.n_rows} rows (--max-rows)")
-        result = compare_stores(a, b, names, layers, layers_b, max_rows=max_rows, seed=seed, device=device)
+        if ray:
+            from repscope.distributed.ray_sweep import ray_compare_stores
+
+            result = ray_compare_stores(a, b, names, layers, layers_b, max_rows=max_rows, seed=seed, device=device,
+                                        address=ray)
+        else:
+            result = compare_stores(a, b, names, layers, layers_b, max_rows=max_rows, seed=seed, device=device)
         note = f" ({a.name}{'' if b is None else ' vs ' + b.name})"
     n = rdb.record_result(with_provenance(result, a, b))
     if fmt == "table":

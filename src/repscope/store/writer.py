@@ -58,6 +58,16 @@ def samples_hash(df: pd.DataFrame) -> str:
     return hashlib.sha256(df.to_csv(index=False).encode()).hexdigest()[:16]
 
 
+def encode_rows(t: torch.Tensor, dtype: str) -> np.ndarray:
+    """A (rows, …) tensor as the numpy block stored for `dtype` (bfloat16 as raw uint16 bits)."""
+    return _encode(t, dtype)
+
+
+def open_layer_array(root: Path, key: str) -> zarr.Array:
+    """A layer array of the store at `root` opened for writing whole chunks (empty chunks are written too)."""
+    return zarr.open_array(Path(root) / "arrays" / key, mode="r+").with_config(_WRITE_CONFIG)
+
+
 def _encode(t: torch.Tensor, dtype: str) -> np.ndarray:
     t = t.detach().to("cpu", DTYPES[dtype]).contiguous()
     if dtype == "bfloat16":
@@ -334,6 +344,27 @@ class StoreWriter:
                 self._rehash(info, "chunk_hashes", key, start // arr.chunks[0], (start + n - 1) // arr.chunks[0])
         self._buf, self._buf_rows = {}, 0
         self.manifest["progress"]["rows_done"] = start + n
+        self._save()
+
+    def commit_chunk(self, end: int, hashes: dict[str, str | None]) -> None:
+        """Commit rows up to `end` after another process wrote the chunk ending there (pooled layers only).
+
+        `hashes` is {layer: content hash of that chunk file}; the chunk must be the next one in order, so the
+        manifest advances chunk by chunk exactly as `flush` does (used by the Ray driver, the only committer).
+        """
+        start, cr = self.rows_done, self.manifest["chunk_rows"]
+        if start % cr or end != min(start + cr, self.manifest["n_samples"]):
+            raise StoreError(f"chunk commit out of order: rows {start}..{end} of store '{self.root}'")
+        for name, info in self.manifest["layers"].items():
+            if info["tokens"]:
+                raise StoreError(f"layer '{name}' is token-level; its chunks cannot be committed by row range")
+            recorded = info.get("chunk_hashes")
+            if recorded is not None:
+                i = start // cr
+                while len(recorded) <= i:
+                    recorded.append(None)
+                recorded[i] = hashes[name]
+        self.manifest["progress"]["rows_done"] = end
         self._save()
 
     def close(self) -> RepStore:

@@ -1,0 +1,10 @@
+"""Typer options shared by the commands that can run on Ray (importing this never imports ray)."""
+
+from __future__ import annotations
+
+import typer
+
+RAY_HELP = ("Run on Ray: 'auto' (a running cluster, else a local one), 'local', or a cluster address such as "
+            "ray://head:10001; the store must be on a filesystem every worker reaches. Needs repscope[ray].")
+
+RayOption = typer.Option(None, "--ray", metavar="auto|local|ADDRESS", help=RAY_HELP)

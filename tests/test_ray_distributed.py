@@ -1,0 +1,217 @@
+"""Ray scale-out on a local Ray (`ray.init(num_cpus=2)`, started here): extraction byte-identical to local, a killed
+worker retried with no lost or duplicated rows, and probe/compare/geometry sweeps giving the local rows.
+
+The local reference runs with one torch thread, as each Ray worker does (one CPU each): a CPU forward pass can
+round differently with another thread count, and the store promise is bytes, not closeness.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+
+CHUNK, BATCH = 128, 50  # 1797 digits → 15 chunks, the last one partial; batches never cross a chunk
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Ray for this file (no dashboard), shut down at the end."""
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def mlp_digits():
+    from repscope.sources.datasets import load_sklearn
+    from repscope.sources.models import TorchModuleAdapter
+    from repscope.sources.zoo.mlp import train_digits_mlp
+
+    return TorchModuleAdapter(train_digits_mlp(0, epochs=3), device="cpu"), load_sklearn("digits")
+
+
+@pytest.fixture(scope="module")
+def local_store(mlp_digits, tmp_path_factory):
+    from repscope.extract import extract
+    from repscope.threads import limit_threads
+
+    model, data = mlp_digits
+    with limit_threads(1):
+        return extract(model, data, tmp_path_factory.mktemp("local") / "s", chunk_rows=CHUNK, batch_size=BATCH,
+                       progress=False)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted((root / "arrays").rglob("*")) if p.is_file()}
+
+
+def assert_same_store(a: Path, b: Path) -> None:
+    """Every array file (chunks, metadata) and samples.parquet byte for byte; the manifests equal except for the
+    creation time, resume command and self-checksum (which covers the creation time)."""
+    fa, fb = _files(a), _files(b)
+    assert sorted(fa) == sorted(fb)
+    assert [k for k in fa if fa[k] != fb[k]] == []
+    assert (a / "samples.parquet").read_bytes() == (b / "samples.parquet").read_bytes()
+    ma, mb = (json.loads((p / "manifest.json").read_text()) for p in (a, b))
+    for m in (ma, mb):
+        m["provenance"].pop("created")
+        m.pop("checksum")
+        m.pop("resume_command")
+    assert ma == mb
+    assert all(None not in info["chunk_hashes"] for info in mb["layers"].values())
+
+
+def test_ray_extract_is_byte_identical_to_local(cluster, mlp_digits, local_store, tmp_path):
+    from repscope.distributed.ray_extract import ray_extract
+    from repscope.store import RepStore
+
+    model, data = mlp_digits
+    store = ray_extract(model, data, tmp_path / "r", chunk_rows=CHUNK, batch_size=BATCH, workers=2, progress=False)
+    assert_same_store(local_store.root, store.root)
+    man = store.manifest
+    assert man["progress"] == {"rows_done": 1797, "complete": True}
+    assert len(man["layers"]["fc1"]["chunk_hashes"]) == 15
+    RepStore.open(store.root).verify()
+
+
+def test_killed_worker_is_retried_without_lost_or_duplicated_rows(cluster, mlp_digits, local_store, tmp_path,
+                                                                  monkeypatch):
+    from repscope.distributed.ray_extract import ray_extract
+    from repscope.store import RepStore
+
+    model, data = mlp_digits
+    marker = tmp_path / "killed"
+    monkeypatch.setenv("REPSCOPE_FAULT", f"ray-kill-chunk:6:{marker}")  # SIGKILL after chunk 6's first layer
+    store = ray_extract(model, data, tmp_path / "r", chunk_rows=CHUNK, batch_size=BATCH, workers=2, progress=False)
+    assert marker.exists(), "the fault never fired: the test did not kill a worker"
+    s = RepStore.open(store.root)
+    s.verify()
+    assert s.n_rows == 1797 and s.samples["id"].tolist() == list(range(1797))  # nothing lost, nothing twice
+    x = s.get("act2").numpy()
+    assert x.shape == (1797, 64) and np.isfinite(x).all()
+    assert_same_store(local_store.root, store.root)
+
+
+def test_ray_extract_resumes_a_store_a_killed_driver_left(cluster, mlp_digits, local_store, tmp_path):
+    """A driver that died after committing some chunks (here: a store whose manifest stops at chunk 4, with later
+    chunks half-written) is completed by a rerun, byte-identical to an uninterrupted run."""
+    import shutil
+
+    from repscope.distributed.ray_extract import ray_extract
+    from repscope.store.manifest import read_manifest, write_manifest
+
+    model, data = mlp_digits
+    root = tmp_path / "r"
+    shutil.copytree(local_store.root, root)
+    man = read_manifest(root)
+    man["progress"] = {"rows_done": 4 * CHUNK, "complete": False}
+    for info in man["layers"].values():
+        info["chunk_hashes"] = info["chunk_hashes"][:4]
+    write_manifest(root, man)
+    (root / "arrays" / "L_fc1" / "c" / "9" / "0").write_bytes(b"torn")  # an uncommitted chunk a worker left
+    store = ray_extract(model, data, root, chunk_rows=CHUNK, batch_size=BATCH, workers=2, progress=False)
+    assert_same_store(local_store.root, store.root)
+
+
+def test_ray_extract_refuses_token_level_layers_and_leaves_no_store(cluster, tmp_path):
+    from repscope.distributed.ray_extract import ray_extract
+    from repscope.errors import ConfigError
+    from repscope.sources.datasets import ArrayDataset
+    from repscope.sources.models import TorchModuleAdapter
+
+    torch = pytest.importorskip("torch")
+    seq = TorchModuleAdapter(torch.nn.Sequential(torch.nn.Linear(4, 3)), device="cpu")
+    data = ArrayDataset(np.zeros((10, 5, 4), dtype=np.float32))
+    with pytest.raises(ConfigError, match="token-level"):
+        ray_extract(seq, data, tmp_path / "t", pooling="none", progress=False)
+    assert not (tmp_path / "t").exists()
+
+
+def test_ray_probe_sweep_gives_the_local_rows(cluster, local_store):
+    from repscope.distributed.ray_sweep import ray_layer_sweep
+    from repscope.probe.protocols import layer_sweep
+    from repscope.threads import limit_threads
+
+    kw = {"probes": ["logistic", "ridge"], "target": "label", "cv": 3, "seed": 1, "device": "cpu"}
+    with limit_threads(1):
+        local = layer_sweep(local_store, **kw).frame().drop(columns="seconds")
+    remote = ray_layer_sweep(local_store, address="auto", **kw).frame().drop(columns="seconds")
+    assert len(local) == 5 * (3 + 6)  # 5 layers × (logistic accuracy, ridge r2 + spearman) × (value, ci_low, ci_high)
+    assert local.equals(remote)
+
+
+def test_ray_compare_and_geometry_give_the_local_rows(cluster, local_store):
+    from repscope.distributed.ray_sweep import ray_compare_stores, ray_geometry_profile
+    from repscope.geometry.profile import geometry_profile
+    from repscope.similarity.matrix import compare_stores
+    from repscope.threads import limit_threads
+
+    ckw = {"measure_names": ["linear_cka", "procrustes"], "max_rows": 600, "device": "cpu"}
+    gkw = {"measures": ["participation_ratio", "anisotropy", "rank", "twonn"], "max_rows": 500, "device": "cpu"}
+    with limit_threads(1):
+        local_c = compare_stores(local_store, **ckw)
+        local_g = geometry_profile(local_store, **gkw)
+    remote_c = ray_compare_stores(local_store, **ckw)
+    remote_g = ray_geometry_profile(local_store, **gkw)
+    assert len(local_c) == 2 * 25 and local_c.frame().drop(columns="seconds").equals(
+        remote_c.frame().drop(columns="seconds"))
+    assert len(local_g) > 0 and local_g.frame().drop(columns="seconds").equals(
+        remote_g.frame().drop(columns="seconds"))
+    assert [(a.name, a.payload) for a in local_g.artifacts] == [(a.name, a.payload) for a in remote_g.artifacts]
+
+
+def test_cli_extract_and_probe_with_ray(cluster, mlp_digits, tmp_path):
+    """`repscope extract --ray` and `repscope probe --ray` through the CLI, on the Ray this test file started."""
+    from typer.testing import CliRunner
+
+    from repscope.cli import app
+    from repscope.sources.zoo.mlp import save_mlp
+    from repscope.store import RepStore
+
+    weights = save_mlp(mlp_digits[0].module, tmp_path / "mlp.safetensors")  # actors load the model from its spec
+    runner = CliRunner()
+    out = tmp_path / "cli"
+    r = runner.invoke(app, ["extract", str(weights), "digits@300", "-o", str(out), "--chunk-rows", "64",
+                            "--ray", "auto", "--workers", "2"])
+    assert r.exit_code == 0, r.output
+    assert RepStore.open(out).n_rows == 300
+    r = runner.invoke(app, ["probe", str(out), "--ray", "auto", "--db", str(tmp_path / "r.duckdb"),
+                            "--format", "json"])
+    assert r.exit_code == 0, r.output
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "r.duckdb"), read_only=True) as con:
+        n = con.execute("select count(*) from results where analysis = 'probe'").fetchone()[0]
+    assert n == 5 * 3
+
+
+def test_local_path_never_imports_ray_and_missing_ray_is_one_line(tmp_path):
+    """A local extract through the CLI module leaves ray out of sys.modules; `--ray` without ray → exit 2."""
+    script = textwrap.dedent(f"""
+        import sys
+        import repscope.cli
+        from repscope.extract import extract
+        from repscope.sources.datasets import load_sklearn
+        from repscope.sources.load import load_model
+        extract(load_model("digits-mlp:0", device="cpu"), load_sklearn("digits"), {str(tmp_path / 's')!r},
+                progress=False)
+        assert "ray" not in sys.modules, "the local path imported ray"
+        sys.modules["ray"] = None  # as if repscope[ray] were not installed
+        sys.argv = ["repscope", "probe", {str(tmp_path / 's')!r}, "--ray", "auto", "--db", {str(tmp_path / 'x.db')!r}]
+        repscope.cli.main()
+    """)
+    env = {**os.environ, "COLUMNS": "200"}
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2, r.stderr
+    lines = [line for line in r.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "install repscope[ray]" in lines[0], r.stderr
