@@ -121,6 +121,10 @@ PLUGINS: list[AnalysisPlugin] = [
         steps=(StudyStep("disentangle", "repscope.disentangle.study:run",
                          "repscope.disentangle.study:DisentangleParams"),),
         report="repscope.disentangle.report:report_sections", demo="repscope.disentangle.demo:run"),
+    AnalysisPlugin(
+        "learn", LEARNERS, cli="repscope.learn.cli:register",
+        steps=(StudyStep("learn", "repscope.learn.study:run", "repscope.learn.study:LearnParams"),),
+        report="repscope.learn.report:report_sections", demo="repscope.learn.demo:run"),
 ]
 
 

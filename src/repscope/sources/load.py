@@ -2,7 +2,8 @@
 
 Model specs: `minilm`, `minilm-st` (sentence-transformers pipeline), `resnet20|32|44|56`, `digits-mlp:SEED`,
 a folder with a transformers model (`config.json`) or a sentence-transformers model (`modules.json`),
-a digits-MLP `.safetensors` file saved by `repscope zoo train-mlp`.
+a digits-MLP `.safetensors` file saved by `repscope zoo train-mlp`, a learner `.safetensors` checkpoint saved by
+`repscope learn train`.
 
 Dataset specs: `templates[:N]`, `shapes[:N]` (procedural factor images), `digits|iris|wine|breast_cancer`,
 a `.tsv` file (STS pairs when it has sentence1/2
@@ -68,7 +69,13 @@ def _load_model(spec: str, device: str, max_length: int) -> ModelAdapter:
 
         return HFAdapter(p, device=device, max_length=max_length)
     if p.suffix == ".safetensors" and p.is_file():
+        from repscope.learn.base import read_metadata
         from repscope.sources.zoo.mlp import load_mlp
+
+        if read_metadata(p) is not None:  # a checkpoint of `repscope learn train` (its metadata names the learner)
+            from repscope.learn.source import learner_adapter
+
+            return learner_adapter(p, device=device)
 
         try:
             mlp = load_mlp(p)

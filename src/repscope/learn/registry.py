@@ -1,0 +1,36 @@
+"""`LEARNERS`: the registry of representation learners (`ae`, `vae`, `qlae`, `simclr`), filled on first lookup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from repscope.registry import Registry
+
+LEARNERS: Registry[type[Any]] = Registry("learner")
+
+
+def _fill() -> None:
+    if LEARNERS.names():
+        return
+    from repscope.learn.autoencoder import Autoencoder
+    from repscope.learn.contrastive import SimCLR
+    from repscope.learn.qlae import QLAE
+    from repscope.learn.vae import BetaVAE
+
+    LEARNERS.register("ae", Autoencoder, aliases=("autoencoder",),
+                      paper="plain/denoising/masked (SimMIM: Xie et al. 2022)")
+    LEARNERS.register("vae", BetaVAE, aliases=("beta-vae", "beta_vae"), paper="Higgins et al. 2017")
+    LEARNERS.register("qlae", QLAE, aliases=("latent-quantization",), paper="Hsu et al. 2023")
+    LEARNERS.register("simclr", SimCLR, aliases=("infonce", "contrastive"), paper="Chen et al. 2020")
+
+
+def learner_class(name: str) -> type[Any]:
+    """The learner class for a name or alias (one-line ConfigError listing the choices when unknown)."""
+    _fill()
+    return LEARNERS.get(name)
+
+
+def learner_names() -> list[str]:
+    """Registered learner names."""
+    _fill()
+    return LEARNERS.names()
