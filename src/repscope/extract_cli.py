@@ -8,7 +8,7 @@ import typer
 
 from repscope.cli_common import DbOption, DeviceOption, FormatOption, StudyOption, console, open_db, print_table
 from repscope.distributed.options import RayOption
-from repscope.sources.load import DATA_HELP, MODEL_HELP
+from repscope.sources.specs import DATA_HELP, MODEL_HELP
 
 zoo_app = typer.Typer(help="Model zoo: train the digits MLP by seed.", no_args_is_help=True)
 

@@ -7,26 +7,19 @@
   `adapter_store` (curves before vs after), `apply_adapter` (a new store linked to its source).
 - Embedding quantization: `quantize` (float16, int8 calibrated per dimension, packed binary), `hamming_topk`
   (exact packed-binary Hamming top-k), `rescore` (float32 query × int8/binary document), `quantize_store`.
+
+Names are imported on first use (`repscope.lazy`), so importing the package stays cheap.
 """
 
-from repscope.compress.adapter import MatryoshkaAdapter, load_adapter, matryoshka_loss, save_adapter, train_adapter
-from repscope.compress.quantize_embeddings import (
-    SCHEMES,
-    Int8Ranges,
-    Quantized,
-    bytes_per_vector,
-    pack_bits,
-    quantize,
-    unpack_bits,
-)
-from repscope.compress.quantized_eval import quantization_scores
-from repscope.compress.search import hamming_topk, rescore
-from repscope.compress.store import adapter_store, apply_adapter, quantize_store
-from repscope.compress.truncate import PCABasis, prefix_dims, truncate_store, truncation_grid, truncation_summary
+from repscope.lazy import lazy_package
 
-__all__ = [
-    "SCHEMES", "Int8Ranges", "MatryoshkaAdapter", "PCABasis", "Quantized", "adapter_store", "apply_adapter",
-    "bytes_per_vector", "hamming_topk", "load_adapter", "matryoshka_loss", "pack_bits", "prefix_dims",
-    "quantization_scores", "quantize", "quantize_store", "rescore", "save_adapter", "train_adapter", "truncate_store",
-    "truncation_grid", "truncation_summary", "unpack_bits",
-]
+__all__ = lazy_package(__name__, {
+    "Int8Ranges": "quantize_embeddings", "MatryoshkaAdapter": "adapter", "PCABasis": "truncate",
+    "Quantized": "quantize_embeddings", "SCHEMES": "quantize_embeddings", "adapter_store": "store",
+    "apply_adapter": "store", "bytes_per_vector": "quantize_embeddings", "hamming_topk": "search",
+    "load_adapter": "adapter", "matryoshka_loss": "adapter", "pack_bits": "quantize_embeddings",
+    "prefix_dims": "truncate", "quantization_scores": "quantized_eval", "quantize": "quantize_embeddings",
+    "quantize_store": "store", "rescore": "search", "save_adapter": "adapter", "train_adapter": "adapter",
+    "truncate_store": "truncate", "truncation_grid": "truncate", "truncation_summary": "truncate",
+    "unpack_bits": "quantize_embeddings",
+})

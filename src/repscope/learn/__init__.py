@@ -3,26 +3,17 @@
 Learners (sklearn-like `fit(X)` / `transform(X)` on arrays, images or a store layer; safetensors checkpoints that
 resume exactly; usable as a `repscope extract` model source): `Autoencoder` (plain, denoising, masked), `BetaVAE`,
 `QLAE` and `SimCLR`. Look them up by name in `LEARNERS` (`learner_class("qlae")`).
+
+Names are imported on first use (`repscope.lazy`), so importing the package stays cheap.
 """
 
-from repscope.learn.augment import (
-    color_jitter,
-    gaussian_noise,
-    image_view,
-    random_flip,
-    random_resized_crop,
-    vector_view,
-)
-from repscope.learn.autoencoder import Autoencoder, random_mask
-from repscope.learn.base import FORMAT, Learner, as_array, load_learner, read_metadata
-from repscope.learn.contrastive import SimCLR, nt_xent
-from repscope.learn.qlae import QLAE, ScalarCodebooks
-from repscope.learn.registry import LEARNERS, learner_class, learner_names
-from repscope.learn.source import learner_adapter
-from repscope.learn.vae import BetaVAE
+from repscope.lazy import lazy_package
 
-__all__ = [
-    "FORMAT", "LEARNERS", "QLAE", "Autoencoder", "BetaVAE", "Learner", "ScalarCodebooks", "SimCLR", "as_array",
-    "color_jitter", "gaussian_noise", "image_view", "learner_adapter", "learner_class", "learner_names",
-    "load_learner", "nt_xent", "random_flip", "random_mask", "random_resized_crop", "read_metadata", "vector_view",
-]
+__all__ = lazy_package(__name__, {
+    "Autoencoder": "autoencoder", "BetaVAE": "vae", "FORMAT": "base", "LEARNERS": "registry", "Learner": "base",
+    "QLAE": "qlae", "ScalarCodebooks": "qlae", "SimCLR": "contrastive", "as_array": "base",
+    "color_jitter": "augment", "gaussian_noise": "augment", "image_view": "augment", "learner_adapter": "source",
+    "learner_class": "registry", "learner_names": "registry", "load_learner": "base", "nt_xent": "contrastive",
+    "random_flip": "augment", "random_mask": "autoencoder", "random_resized_crop": "augment",
+    "read_metadata": "base", "vector_view": "augment",
+})

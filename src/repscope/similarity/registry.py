@@ -19,8 +19,9 @@ from torch import Tensor
 
 from repscope.errors import ConfigError
 from repscope.registry import Registry
-from repscope.similarity import cca, cka, neighbors, rsa, shape
+from repscope.similarity import cca, cka, neighbors, shape
 from repscope.similarity.prep import same_rows, to_matrix
+from repscope.similarity.rsa import compare_rsa, prepare_rsa
 
 PROPERTIES = ("symmetric", "is_metric", "invariant_to_ortho", "invariant_to_isotropic_scaling",
               "invariant_to_translation", "invariant_to_permutation", "invariant_to_invertible_linear",
@@ -169,10 +170,10 @@ register(_SM("shape_angular", shape.prepare_angular, shape.compare_angular, "dis
 register(_SM("shape_cca", shape.prepare_angular, shape.compare_angular, "distance",
              "Williams et al. 2021 (α=0: angular CCA distance)", params={"alpha": 0.0},
              **_flags(True, True, True, True, True, True, metric=True)))
-register(_SM("rsa", rsa.prepare_rsa, rsa.compare_rsa, "similarity",
+register(_SM("rsa", prepare_rsa, compare_rsa, "similarity",
              "Kriegeskorte et al. 2008 (euclidean RDM, Spearman)",
              params={"kind": "euclidean", "compare": "spearman"}, **_flags(True, True, True, True, False, False)))
-register(_SM("rsa_corr", rsa.prepare_rsa, rsa.compare_rsa, "similarity",
+register(_SM("rsa_corr", prepare_rsa, compare_rsa, "similarity",
              "Kriegeskorte et al. 2008 (correlation RDM, Spearman)",
              params={"kind": "correlation", "compare": "spearman"},
              **_flags(False, True, False, True, False, False)))

@@ -29,10 +29,7 @@ from repscope.sources.datasets import (
     tsv_header,
 )
 from repscope.sources.models import ModelAdapter, TorchModuleAdapter
-
-MODEL_HELP = "minilm, minilm-st, resnet20/32/44/56, digits-mlp:SEED, a model folder or a digits-MLP .safetensors"
-DATA_HELP = ("templates[:N], shapes[:N], digits/iris/wine/breast_cancer, FILE.tsv, FILE.npz or "
-             "shared:text/sst2/dev.tsv; @N keeps N")
+from repscope.sources.specs import DATA_HELP, MODEL_HELP  # re-exported for callers
 
 
 def load_model(spec: str, device: str = "auto", max_length: int = 128) -> ModelAdapter:
