@@ -98,11 +98,13 @@ def test_every_table_command_offers_format():
     from repscope.cli import app
 
     group = typer.main.get_command(app)
-    want = {"probe", "sts", "compare", "match", "geometry", "quantize", "results", "train", "inspect", "info", "layers"}
+    want = {"probe", "sts", "compare", "match", "geometry", "quantize", "results", "sae train", "sae inspect", "info",
+            "layers", "disentangle", "truncate", "quantize-embeddings", "adapter train", "compat"}
     seen = set()
     for name, cmd in group.commands.items():
-        for sub_name, sub in (getattr(cmd, "commands", None) or {name: cmd}).items():
-            if sub_name in want:
-                assert any("--format" in p.opts for p in sub.params), sub_name
-                seen.add(sub_name)
+        subs = getattr(cmd, "commands", None)
+        for qual, sub in ({f"{name} {k}": v for k, v in subs.items()} if subs else {name: cmd}).items():
+            if qual in want:
+                assert any("--format" in p.opts for p in sub.params), qual
+                seen.add(qual)
     assert seen == want
