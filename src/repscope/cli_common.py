@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from repscope.errors import check_choice
 from repscope.paths import default_db_path
 from repscope.results import ResultsDB
 from repscope.results.connect import check_db_file
@@ -93,10 +94,7 @@ def print_table(df: pd.DataFrame, fmt: str = "table", title: str | None = None) 
     `title` is only used by ``table`` (csv and json stay machine-readable). Signature is stable:
     ``print_table(df, fmt, title=None)``.
     """
-    if fmt not in FORMATS:
-        from repscope.errors import ConfigError
-
-        raise ConfigError(f"unknown output format '{fmt}'; choose one of {', '.join(FORMATS)}")
+    check_choice(fmt, FORMATS, "output format")
     if fmt == "csv":
         typer.echo(df.map(_cell_json).to_csv(index=False), nl=False)
     elif fmt == "json":

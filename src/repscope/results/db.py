@@ -34,7 +34,6 @@ from repscope.results.connect import (
     ResultsLockedError,
     check_db_file,
     connection,
-    db_timeout,
     is_sandbox_refusal,
     sql_error_line,
 )
@@ -59,7 +58,6 @@ _INSERT = f"INSERT INTO results ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * 
 _MIGRATE = ("ALTER TABLE results ADD COLUMN IF NOT EXISTS layer_index INTEGER;"
             "ALTER TABLE results ADD COLUMN IF NOT EXISTS layer_b_index INTEGER;")
 _NEEDED = {("results", c) for c in COLUMNS} | {("artifacts", "payload"), ("imports", "id")}
-_ART_COLUMNS = ("study", "analysis", "name", "payload", "created")
 
 
 @dataclass
@@ -120,8 +118,7 @@ class ResultsDB:
     def _connect(self, read_only: bool = True,
                  config: dict[str, Any] | None = None) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         """A locked connection for one `with` block (see `repscope.results.connect.connection`)."""
-        return connection(self.path, read_only=read_only,
-                          timeout=db_timeout() if self.timeout is None else self.timeout, config=config)
+        return connection(self.path, read_only=read_only, timeout=self.timeout, config=config)
 
     def _ensure_schema(self) -> None:
         """Create the tables (and add columns that older files lack), taking the write lock only when needed."""

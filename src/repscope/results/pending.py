@@ -19,6 +19,7 @@ from typing import Any
 from repscope.errors import ConfigError
 
 VERSION = 1
+ART_COLUMNS = ("study", "analysis", "name", "payload", "created")
 
 
 def _encode(v: Any) -> Any:
@@ -33,8 +34,7 @@ def write_side_file(db_path: Path, columns: list[str], rows: list[tuple], artifa
     doc = {
         "repscope_pending": VERSION, "id": sid, "db": str(db_path), "written": now.isoformat(),
         "rows": [{c: _encode(v) for c, v in zip(columns, r, strict=True)} for r in rows],
-        "artifacts": [dict(zip(("study", "analysis", "name", "payload", "created"), map(_encode, a), strict=True))
-                      for a in artifacts],
+        "artifacts": [dict(zip(ART_COLUMNS, map(_encode, a), strict=True)) for a in artifacts],
     }
     folder = db_path.parent if os.access(db_path.parent, os.W_OK) else Path(tempfile.gettempdir())
     out = folder / name
@@ -61,8 +61,7 @@ def read_side_file(path: Path, columns: list[str]) -> tuple[str, list[tuple], li
         if doc.get("repscope_pending") != VERSION:
             raise ValueError("not a pending-results file")
         rows = [tuple(_decode(c, r.get(c)) for c in columns) for r in doc["rows"]]
-        arts = [tuple(_decode(k, a[k]) for k in ("study", "analysis", "name", "payload", "created"))
-                for a in doc["artifacts"]]
+        arts = [tuple(_decode(k, a[k]) for k in ART_COLUMNS) for a in doc["artifacts"]]
         return str(doc["id"]), rows, arts
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
         raise ConfigError(f"--import '{path}' is not a repscope pending-results file ({err}); give a "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +26,15 @@ LOCK = ".writer.lock"
 CHECKSUM_KEY = "checksum"
 
 
-def umask() -> int:
-    """The process umask (read without changing it for longer than one call)."""
-    old = os.umask(0o022)
-    os.umask(old)
-    return old
-
-
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON to a temp file in the same folder, fsync, then rename over `path` (never half-written).
 
-    The file gets mode 0o666 & ~umask, like any file `open()` creates (mkstemp alone would make it 0600).
+    The temp file is created with mode 0o666, which the kernel masks with the umask like any file `open()` creates
+    (mkstemp would make it 0600; reading the umask means setting it, a race with other threads creating files).
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    tmp = str(path.parent / f".tmp-{uuid.uuid4().hex}.json")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "w") as f:
             f.write(_dumps(obj))  # keep insertion order: layers are in model order
             f.flush()

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import torch
 import zarr
 
@@ -75,6 +74,13 @@ def decode(arr: np.ndarray, dtype: str) -> torch.Tensor:
     if dtype == "bfloat16":
         t = t.view(torch.bfloat16)
     return t
+
+
+def layer_position(store: Any, layer: str) -> int | None:
+    """Position of `layer` in `store.layers` (model order), recorded as a result row's `layer_index`; None when the
+    store is None or lacks the layer."""
+    names = list(getattr(store, "layers", None) or [])
+    return names.index(layer) if layer in names else None
 
 
 class RepStore:
@@ -165,7 +171,7 @@ class RepStore:
     def samples(self) -> pd.DataFrame:
         """Per-sample table: id, labels/factors, text or image index, split."""
         if self._samples is None:
-            self._samples = self._read_samples(full=True)
+            self._samples = self._read_samples()
         return self._samples
 
     def labels(self, column: str = "label") -> np.ndarray:
@@ -178,10 +184,13 @@ class RepStore:
         return self.samples[column].to_numpy()
 
     # ---- arrays ------------------------------------------------------------------------------------------------
+    def _key(self, layer: str, suffix: str = "") -> str:
+        """Name of a layer's zarr array under arrays/ (plus `suffix`, e.g. '.offsets')."""
+        return self.layer_info(layer).get("array", array_name(layer)) + suffix
+
     def _array(self, layer: str, suffix: str = "") -> zarr.Array:
         """Open a layer's zarr array once; notes which committed chunks have no file (checked on each read)."""
-        info = self.layer_info(layer)
-        key = info.get("array", array_name(layer)) + suffix
+        key = self._key(layer, suffix)
         if key not in self._arrays:
             path = self.root / "arrays" / key
             try:
@@ -208,7 +217,7 @@ class RepStore:
     def _chunk_error(self, layer: str, suffix: str, i: int, problem: str, detail: str = "",
                      verifying: bool = False) -> CorruptChunkError:
         """'store S: layer L chunk i.0 <problem> (arrays/L_x/c/i/0[: detail]); <what to do>'."""
-        key = self.layer_info(layer).get("array", array_name(layer)) + suffix
+        key = self._key(layer, suffix)
         ndim = self._arrays[key].ndim
         cid = ".".join([str(i)] + ["0"] * (ndim - 1))
         rel = chunk_file(Path("arrays") / key, i, ndim)
@@ -220,18 +229,20 @@ class RepStore:
         """Run `fn(array)` after checking that the chunks holding row-axis indices `lo` exist; turn a checksum
         failure inside zarr into a CorruptChunkError naming the chunk."""
         arr = self._array(layer, suffix)
-        key = self.layer_info(layer).get("array", array_name(layer)) + suffix
         c = arr.chunks[0]
-        chunks = range(lo.start // c, -(-lo.stop // c)) if isinstance(lo, range) else np.unique(lo // c).tolist()
-        missing = self._missing[key]
+
+        def chunks() -> range | list[int]:  # computed only when needed: not on a healthy store's read path
+            return range(lo.start // c, -(-lo.stop // c)) if isinstance(lo, range) else np.unique(lo // c).tolist()
+
+        missing = self._missing[self._key(layer, suffix)]
         if missing:
-            for i in chunks:
+            for i in chunks():
                 if i in missing:
                     raise self._chunk_error(layer, suffix, i, "is missing")
         try:
             return fn(arr)
         except Exception as err:
-            for i in chunks:
+            for i in chunks():
                 try:
                     arr[i * c : min((i + 1) * c, arr.shape[0])]
                 except Exception:
@@ -362,7 +373,7 @@ class RepStore:
             parts = ([(".offsets", "offset_hashes")] if info.get("tokens") else []) + [("", "chunk_hashes")]
             for suffix, field_name in parts:
                 arr = self._array(layer, suffix)
-                path = self.root / "arrays" / (info.get("array", array_name(layer)) + suffix)
+                path = self.root / "arrays" / self._key(layer, suffix)
                 want_shape = [self.n_samples + 1] if suffix else [None if info.get("tokens") else self.n_samples,
                                                                    *info["shape"]]
                 if [w if w is not None else s for w, s in zip(want_shape, arr.shape, strict=False)] != \
@@ -404,24 +415,20 @@ class RepStore:
                                  "(damaged or replaced); re-extract the store")
         else:
             rep.notes.append(f"{SAMPLES} has no recorded hash (older store): checked that it reads")
-        self._read_samples(full=True)
+        self._read_samples()
 
-    def _read_samples(self, full: bool) -> pd.DataFrame | None:
-        """Read samples.parquet (or only its footer), raising a StoreError naming it when unreadable or short."""
+    def _read_samples(self) -> pd.DataFrame:
+        """Read samples.parquet, raising a StoreError naming it when unreadable or short."""
         path = self.root / SAMPLES
         try:
-            if full:
-                df = pd.read_parquet(path)
-                rows = len(df)
-            else:
-                df, rows = None, pq.ParquetFile(path).metadata.num_rows
+            df = pd.read_parquet(path)
         except Exception as err:
             raise StoreError(f"store '{self.root}': {path} cannot be read ({type(err).__name__}: "
                              f"{str(err).splitlines()[0] if str(err) else ''}); run `repscope verify {self.root}`"
                              ) from None
         want = (self.manifest.get("samples") or {}).get("rows", self.n_samples)
-        if rows != want:
-            raise StoreError(f"store '{self.root}': {path} has {rows} rows, the manifest says {want}; "
+        if len(df) != want:
+            raise StoreError(f"store '{self.root}': {path} has {len(df)} rows, the manifest says {want}; "
                              "re-extract the store")
         return df
 

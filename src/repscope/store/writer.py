@@ -58,17 +58,13 @@ def samples_hash(df: pd.DataFrame) -> str:
     return hashlib.sha256(df.to_csv(index=False).encode()).hexdigest()[:16]
 
 
-def encode_rows(t: torch.Tensor, dtype: str) -> np.ndarray:
-    """A (rows, …) tensor as the numpy block stored for `dtype` (bfloat16 as raw uint16 bits)."""
-    return _encode(t, dtype)
-
-
 def open_layer_array(root: Path, key: str) -> zarr.Array:
     """A layer array of the store at `root` opened for writing whole chunks (empty chunks are written too)."""
     return zarr.open_array(Path(root) / "arrays" / key, mode="r+").with_config(_WRITE_CONFIG)
 
 
-def _encode(t: torch.Tensor, dtype: str) -> np.ndarray:
+def encode_rows(t: torch.Tensor, dtype: str) -> np.ndarray:
+    """A (rows, …) tensor as the numpy block stored for `dtype` (bfloat16 as raw uint16 bits)."""
     t = t.detach().to("cpu", DTYPES[dtype]).contiguous()
     if dtype == "bfloat16":
         return t.view(torch.uint16).numpy()
@@ -107,6 +103,12 @@ def _abandoned_creation(root: Path, entries: list[Path]) -> bool:
     arrays = root / "arrays"
     return not arrays.exists() or (arrays.is_dir() and all(
         p.name == "zarr.json" or (p.is_dir() and p.name.startswith("L_")) for p in arrays.iterdir()))
+
+
+def _set_hash(hashes: list[str | None], i: int, h: str | None) -> None:
+    """Record `h` as the hash of chunk `i`, padding the list with None up to it."""
+    hashes.extend([None] * (i + 1 - len(hashes)))
+    hashes[i] = h
 
 
 def _write_group(path: Path, what: str) -> None:
@@ -278,7 +280,7 @@ class StoreWriter:
 
     def _arr(self, key: str) -> zarr.Array:
         if key not in self._arrays:
-            self._arrays[key] = zarr.open_array(self.root / "arrays" / key, mode="r+").with_config(_WRITE_CONFIG)
+            self._arrays[key] = open_layer_array(self.root, key)
         return self._arrays[key]
 
     def _truncate_tokens(self) -> None:
@@ -298,9 +300,7 @@ class StoreWriter:
             return
         arr = self._arr(key)
         for i in range(lo, hi + 1):
-            while len(hashes) <= i:
-                hashes.append(None)
-            hashes[i] = chunk_hash(chunk_file(self.root / "arrays" / key, i, arr.ndim))
+            _set_hash(hashes, i, chunk_hash(chunk_file(self.root / "arrays" / key, i, arr.ndim)))
 
     # ---- writing -----------------------------------------------------------------------------------------------
     def append(self, batch: dict[str, torch.Tensor | list[torch.Tensor]]) -> None:
@@ -329,7 +329,7 @@ class StoreWriter:
                 arr = self._arr(key)
                 base = int(off_arr[start])
                 lens = np.array([p.shape[0] for p in parts], dtype=np.int64)
-                data = _encode(torch.cat(parts), self.dtype) if parts else None
+                data = encode_rows(torch.cat(parts), self.dtype) if parts else None
                 end = base + int(lens.sum())
                 arr.resize((end, *arr.shape[1:]))
                 if data is not None and len(data):
@@ -340,7 +340,7 @@ class StoreWriter:
                 self._rehash(info, "offset_hashes", key + ".offsets", (start + 1) // c, (start + n) // c)
             else:
                 arr = self._arr(key)
-                arr[start : start + n] = _encode(torch.cat(parts), self.dtype)
+                arr[start : start + n] = encode_rows(torch.cat(parts), self.dtype)
                 self._rehash(info, "chunk_hashes", key, start // arr.chunks[0], (start + n - 1) // arr.chunks[0])
         self._buf, self._buf_rows = {}, 0
         self.manifest["progress"]["rows_done"] = start + n
@@ -360,10 +360,7 @@ class StoreWriter:
                 raise StoreError(f"layer '{name}' is token-level; its chunks cannot be committed by row range")
             recorded = info.get("chunk_hashes")
             if recorded is not None:
-                i = start // cr
-                while len(recorded) <= i:
-                    recorded.append(None)
-                recorded[i] = hashes[name]
+                _set_hash(recorded, start // cr, hashes[name])
         self.manifest["progress"]["rows_done"] = end
         self._save()
 
