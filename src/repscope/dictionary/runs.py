@@ -24,6 +24,8 @@ from repscope.dictionary.sae import SAE, Transcoder
 from repscope.dictionary.stream import StoreSource
 from repscope.errors import ConfigError, DataError
 from repscope.results import Result
+from repscope.selection import subset_rows
+from repscope.store.repstore import layer_position
 
 MAX_ROWS = 20000
 
@@ -46,11 +48,6 @@ class QuantizeResult(Result):
     quantizer: Any = None
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
-
-
-def _layer_index(store: Any, layer: str) -> int | None:
-    names = list(store.layers)
-    return names.index(layer) if layer in names else None
 
 
 def check_run_params(holdout_every: int, batch_size: int | None = None, bits: int | None = None) -> None:
@@ -83,17 +80,11 @@ def pick_label(store: Any, label: str | None) -> str | None:
     return cols[0] if cols else None
 
 
-def _sub(rows: np.ndarray, cap: int, seed: int = 0) -> np.ndarray:
-    from repscope.selection import subset_rows
-
-    return subset_rows(rows, cap, seed)
-
-
 def probe_drop(store: Any, layer: str, label: str, train_rows: np.ndarray, test_rows: np.ndarray,
                recon: Any) -> dict[str, float]:
     """Probe-after-reconstruction on a store: train on original train rows, test on held-out originals vs `recon`."""
     y = store.labels(label)
-    tr, te = _sub(train_rows, 5000), _sub(test_rows, 5000, 1)
+    tr, te = subset_rows(train_rows, 5000), subset_rows(test_rows, 5000, 1)
     x_tr = store.get(layer, tr, dtype=torch.float32)
     x_te = store.get(layer, te, dtype=torch.float32)
     return M.probe_after_reconstruction(x_tr, y[tr], x_te, y[te], recon(x_te))
@@ -148,7 +139,7 @@ def train_sae_on_store(store: Any, layer: str, *, arch: str = "topk", k: int | N
         est.save(out, metrics=metrics, params=params)
     result = SaeResult(estimator=est, metrics=metrics, params=params, features=features)
     for k, v in metrics.items():
-        result.add("sae", k, float(v), layer=layer, layer_index=_layer_index(store, layer), store=store.name,
+        result.add("sae", k, float(v), layer=layer, layer_index=layer_position(store, layer), store=store.name,
                    model=store.model, params=params, seconds=train_s)
     return result.extend(card_result(store, layer, params, features))
 
@@ -235,7 +226,7 @@ def quantize_store(store: Any, layer: str, method: str = "pq", bits: int | None 
     train_rows, test_rows = holdout_rows(store.n_rows, holdout_every)
     q = make_quantizer(method, bits=bits, dim=d, seed=seed, device=device)
     t0 = time.perf_counter()
-    x_tr = store.get(layer, _sub(train_rows, 200_000), dtype=torch.float32)
+    x_tr = store.get(layer, subset_rows(train_rows, 200_000), dtype=torch.float32)
     q.fit(x_tr)
     secs = time.perf_counter() - t0
     x_te = store.get(layer, test_rows, dtype=torch.float32)
@@ -250,7 +241,7 @@ def quantize_store(store: Any, layer: str, method: str = "pq", bits: int | None 
               "probe_label": label}
     result = QuantizeResult(quantizer=q, metrics=metrics, params=params)
     for k, v in metrics.items():
-        result.add("quantize", k, float(v), layer=layer, layer_index=_layer_index(store, layer), store=store.name,
+        result.add("quantize", k, float(v), layer=layer, layer_index=layer_position(store, layer), store=store.name,
                    model=store.model, params=params, seconds=secs)
     return result
 

@@ -60,23 +60,23 @@ class QuantizeParams(BaseModel):
         return _registered("repscope.dictionary.quantize:METHODS", value)
 
 
+def _each_store(stores: list, fn: Any, layer: str, params: dict[str, Any]) -> Result:
+    """Rows and artifacts of `fn(store, layer, **params)` for each store (the fitted estimator is not kept)."""
+    result = Result()
+    for store in stores:
+        result.extend(fn(store, layer, **params))
+    return result
+
+
 def run(stores: list, layer: str, **params: Any) -> Result:
     """Train and evaluate an SAE on `layer` of each store (metrics rows + feature-card artifacts)."""
     from repscope.dictionary.runs import train_sae_on_store
 
-    result = Result()
-    for store in stores:
-        sae = train_sae_on_store(store, layer, **params)
-        result.extend(Result(sae.rows, sae.artifacts))
-    return result
+    return _each_store(stores, train_sae_on_store, layer, params)
 
 
 def run_quantize(stores: list, layer: str, **params: Any) -> Result:
     """Fit and evaluate a quantizer on `layer` of each store."""
     from repscope.dictionary.runs import quantize_store
 
-    result = Result()
-    for store in stores:
-        q = quantize_store(store, layer, **params)
-        result.extend(Result(q.rows, q.artifacts))
-    return result
+    return _each_store(stores, quantize_store, layer, params)

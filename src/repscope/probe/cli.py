@@ -71,7 +71,7 @@ def probe_cmd(
     tables = [(piv.reindex(index=layer_list, columns=list(dict.fromkeys(sweep["probe"]))).reset_index(),
                f"{s.name}: {target} {main_metric} ({sweep['eval'].iloc[0]})")]
     if main_metric == "accuracy":
-        depth = concept_depth(result, layer_list, threshold=threshold, model=s.model)
+        depth = concept_depth(sweep, layer_list, threshold=threshold, model=s.model)
         result.extend(depth)
         tables.append((_depth_table(as_table(depth)), f"concept depth (threshold {threshold})"))
         from repscope.probe.registry import is_regression

@@ -21,15 +21,17 @@ TEMPLATE_FACTORS = ("topic", "sentiment", "tense", "negation", "number", "polari
 def _sweep_with_depth(ctx: DemoContext, store, probes, target: str, **kw):
     """Layer sweep plus concept depth, both recorded; returns the sweep as a table (`as_table`)."""
     sweep = layer_sweep(store, probes, target, device=ctx.device, seed=ctx.seed, **kw)
-    depth = concept_depth(sweep, store.layers, model=store.model)
+    table = as_table(sweep)
+    depth = concept_depth(table, store.layers, model=store.model)
     ctx.db.record_result(sweep)
     ctx.db.record_result(depth)
-    d = as_table(depth).pivot_table(index=["probe", "best_layer"], columns="metric", values="value").reset_index()
-    layer = as_table(depth).query("metric == 'depth'").set_index("probe")["layer"]
+    depth_table = as_table(depth)
+    d = depth_table.pivot_table(index=["probe", "best_layer"], columns="metric", values="value").reset_index()
+    layer = depth_table.query("metric == 'depth'").set_index("probe")["layer"]
     for r in d.itertuples():
         ctx.console.print(f"  {store.name} · {target} ({r.probe}): best {r.best:.3f} at {r.best_layer}, "
                           f"concept depth {layer[r.probe]} ({r.relative_depth:.2f})")
-    return as_table(sweep)
+    return table
 
 
 def _best_layer(sweep, probe: str = "logistic") -> str:

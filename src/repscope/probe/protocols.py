@@ -23,6 +23,7 @@ from repscope.probe.metrics import mean_ci, retrieval_metrics, sts_spearman, wil
 from repscope.probe.registry import canonical, few_shot_params, is_regression, make_probe
 from repscope.probe.ridge import spearman
 from repscope.results import Result
+from repscope.store.repstore import layer_position
 
 
 @dataclass
@@ -94,14 +95,6 @@ def _evaluate(est, x: torch.Tensor, y: np.ndarray, split: Split, regression: boo
         else:
             out.setdefault("accuracy", []).append(float(m.score(xt, y[te])))
     return out
-
-
-def layer_position(store, layer: str) -> int | None:
-    """Position of `layer` in the store's model order (`store.layers`), recorded as a row's `layer_index`."""
-    try:
-        return list(store.layers).index(layer)
-    except ValueError:
-        return None
 
 
 def as_table(result: Result | pd.DataFrame) -> pd.DataFrame:

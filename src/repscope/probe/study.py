@@ -64,7 +64,7 @@ def run(stores: list, probes: list[str], target: str = "label", layers: Any = No
         table = as_table(sweep)
         if "accuracy" not in set(table["metric"]):
             continue
-        result.extend(concept_depth(sweep, store.resolve_layers(layers), threshold=threshold, model=store.model))
+        result.extend(concept_depth(table, store.resolve_layers(layers), threshold=threshold, model=store.model))
         if few_shot:
             acc = table[table["metric"] == "accuracy"]
             best = str(acc.loc[acc["value"].idxmax(), "layer"])

@@ -11,16 +11,12 @@ from typing import Any
 import numpy as np
 
 from repscope.results import Result
-
-
-def _index(store: Any, layer: str) -> int | None:
-    names = list(getattr(store, "layers", []))
-    return names.index(layer) if layer in names else None
+from repscope.store.repstore import layer_position
 
 
 def _pair_fields(store_a: Any, store_b: Any, layer: str, layer_b: str) -> dict[str, Any]:
     return {"layer": layer, "layer_b": layer_b, "store": f"{store_a.name} vs {store_b.name}", "model": store_a.model,
-            "layer_index": _index(store_a, layer), "layer_b_index": _index(store_b, layer_b)}
+            "layer_index": layer_position(store_a, layer), "layer_b_index": layer_position(store_b, layer_b)}
 
 
 def match_layer_pair(store_a: Any, store_b: Any, layer: str, layer_b: str | None = None, xa: Any = None,

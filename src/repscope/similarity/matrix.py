@@ -13,6 +13,7 @@ import torch
 from repscope.errors import ConfigError, DataError, StoreError
 from repscope.results import Result, Row
 from repscope.similarity.registry import SimilarityMeasure, measures
+from repscope.store.repstore import layer_position
 
 LayerDict = Mapping[str, Any]
 
@@ -133,20 +134,15 @@ def compare_stores_streaming(store_a, store_b=None, measure_names: str | Sequenc
     return result
 
 
-def _position(store, layer: str) -> int | None:
-    names = list(store.layers) if store is not None else []
-    return names.index(layer) if layer in names else None
-
-
 def matrix_rows(mat: pd.DataFrame, metric: str, store: str, model: str | None, params: dict, seconds: float | None,
                 analysis: str = "similarity", store_a=None, store_b=None) -> list[Row]:
     """Tidy rows of one layer × layer matrix; `layer_index`/`layer_b_index` are the layers' positions in
     `store_a`/`store_b` (model order; the matrix's own order when no store is given)."""
     out = []
     for i, a in enumerate(mat.index):
-        ia = _position(store_a, str(a)) if store_a is not None else i
+        ia = layer_position(store_a, str(a)) if store_a is not None else i
         for j, b in enumerate(mat.columns):
-            jb = _position(store_b, str(b)) if store_b is not None else j
+            jb = layer_position(store_b, str(b)) if store_b is not None else j
             out.append(Row(analysis, metric, float(mat.iloc[i, j]), layer=str(a), layer_b=str(b), store=store,
                            model=model, params=dict(params), seconds=seconds, layer_index=ia, layer_b_index=jb))
     return out
