@@ -15,7 +15,7 @@ from torch import nn
 
 from repscope.compress.evaluate import as_matrix
 from repscope.compress.truncate import PCABasis, prefix_dims
-from repscope.errors import ConfigError, DataError, StoreError
+from repscope.errors import ConfigError, DataError, StoreError, check_choice
 
 OBJECTIVES = ("unsupervised", "supervised")
 KINDS = ("linear", "mlp")
@@ -27,8 +27,7 @@ class MatryoshkaAdapter(nn.Module):
 
     def __init__(self, dim: int, *, kind: str = "linear", hidden: int = 512):
         super().__init__()
-        if kind not in KINDS:
-            raise ConfigError(f"unknown adapter kind '{kind}'; choose one of {', '.join(KINDS)}")
+        check_choice(kind, KINDS, "adapter kind")
         self.kind, self.dim, self.hidden = kind, int(dim), int(hidden)
         self.proj = nn.Linear(dim, dim)
         self.mlp = None
@@ -86,8 +85,7 @@ def train_adapter(x: Any, *, y: Any = None, objective: str = "unsupervised", dim
     from repscope.extract.progress import make_progress
     from repscope.threads import limit_threads
 
-    if objective not in OBJECTIVES:
-        raise ConfigError(f"unknown adapter objective '{objective}'; choose one of {', '.join(OBJECTIVES)}")
+    check_choice(objective, OBJECTIVES, "adapter objective")
     t = as_matrix(x)
     n, d = t.shape
     if n < 4:

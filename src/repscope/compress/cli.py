@@ -20,6 +20,9 @@ from repscope.cli_common import (
     with_provenance,
 )
 
+MaxRowsOption = typer.Option(20000, "--max-rows", min=0, help="Cap fit and eval rows each (seeded; 0 = all).")
+SeedOption = typer.Option(0, "--seed")
+
 adapter_app = typer.Typer(help="Matryoshka adapter on frozen embeddings: train on a store layer, apply to a store.",
                           no_args_is_help=True)
 
@@ -47,8 +50,8 @@ def truncate_cmd(
     dims: str = typer.Option(None, "--dims", help="Prefix dims, comma separated (default 8, 16, 32, … and d)."),
     layers: str = typer.Option(None, "--layers", "-l", help="Layer names or globs, comma separated (default: all)."),
     k: int = typer.Option(10, "--k", min=1, help="Label retrieval recall@k."),
-    max_rows: int = typer.Option(20000, "--max-rows", min=0, help="Cap fit and eval rows each (seeded; 0 = all)."),
-    seed: int = typer.Option(0, "--seed"),
+    max_rows: int = MaxRowsOption,
+    seed: int = SeedOption,
     fmt: str = FormatOption,
     device: str = DeviceOption,
     db: Path = DbOption,
@@ -87,8 +90,8 @@ def quantize_embeddings_cmd(
     k: int = typer.Option(10, "--k", min=1, help="Neighbours per query."),
     target: str = typer.Option("label", "--target", "-t", help="Label column for label retrieval and the probe."),
     probe: bool = typer.Option(True, "--probe/--no-probe", help="Also report probe accuracy on decoded codes."),
-    max_rows: int = typer.Option(20000, "--max-rows", min=0, help="Cap fit and eval rows each (seeded; 0 = all)."),
-    seed: int = typer.Option(0, "--seed"),
+    max_rows: int = MaxRowsOption,
+    seed: int = SeedOption,
     fmt: str = FormatOption,
     device: str = DeviceOption,
     db: Path = DbOption,
@@ -133,8 +136,8 @@ def adapter_train(
     lr: float = typer.Option(1e-3, "--lr"),
     out: Path = typer.Option(None, "--out", "-o", help="Adapter file (default adapters/<store>_<layer>.safetensors)."),
     apply_to: Path = typer.Option(None, "--apply-out", help="Also write the adapted store here."),
-    max_rows: int = typer.Option(20000, "--max-rows", min=0, help="Cap fit and eval rows each (seeded; 0 = all)."),
-    seed: int = typer.Option(0, "--seed"),
+    max_rows: int = MaxRowsOption,
+    seed: int = SeedOption,
     fmt: str = FormatOption,
     device: str = DeviceOption,
     db: Path = DbOption,
@@ -147,13 +150,11 @@ def adapter_train(
     """
     from repscope.compress.adapter import KINDS, OBJECTIVES
     from repscope.compress.store import adapter_store, apply_adapter
-    from repscope.errors import ConfigError, check_output_dir
+    from repscope.errors import check_choice, check_output_dir
     from repscope.store import RepStore
 
-    if objective not in OBJECTIVES:
-        raise ConfigError(f"unknown adapter objective '{objective}'; choose one of {', '.join(OBJECTIVES)}")
-    if kind not in KINDS:
-        raise ConfigError(f"unknown adapter kind '{kind}'; choose one of {', '.join(KINDS)}")
+    check_choice(objective, OBJECTIVES, "adapter objective")
+    check_choice(kind, KINDS, "adapter kind")
     dim_list = _dims(dims)
     s = RepStore.open(store)
     s.layer_info(layer)
@@ -193,13 +194,11 @@ def adapter_apply(
     Example: repscope adapter apply runs/minilm_stsb adapters/minilm_stsb_encoder.layer.5.safetensors
     --layer encoder.layer.5 --out runs/minilm_stsb_mrl --dim 64
     """
-    from repscope.compress.adapter import load_adapter
     from repscope.compress.store import apply_adapter
     from repscope.store import RepStore
 
     s = RepStore.open(store)
     s.layer_info(layer)
-    load_adapter(adapter)  # a bad file fails before the output folder is touched
     adapted = apply_adapter(s, layer, adapter, out, dim=dim, overwrite=overwrite)
     typer.echo(str(adapted.root))
 

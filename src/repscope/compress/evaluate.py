@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from repscope.errors import DataError, format_choices
+from repscope.selection import subset_rows
 
 EVAL_SPLITS = ("test", "dev", "validation", "val")
 
@@ -77,9 +78,8 @@ def eval_plan(samples: pd.DataFrame, n: int, *, target: str | None = None, seed:
         perm = rng.permutation(n)
         k = int(round(n * fit_fraction))
         fit, ev = np.sort(perm[:k]), np.sort(perm[k:])
-    if max_rows is not None and not pairs:
-        fit = np.sort(rng.choice(fit, size=int(max_rows), replace=False)) if len(fit) > max_rows else fit
-        ev = np.sort(rng.choice(ev, size=int(max_rows), replace=False)) if len(ev) > max_rows else ev
+    if not pairs:
+        fit, ev = subset_rows(fit, max_rows, rng), subset_rows(ev, max_rows, rng)
     if len(fit) < 2 or len(ev) < 2:
         raise DataError(f"{n} rows give {len(fit)} fit and {len(ev)} eval rows; need at least 2 of each")
     plan = EvalPlan(fit=fit, eval=ev, mode=mode)

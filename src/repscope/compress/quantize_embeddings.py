@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from repscope.compress.evaluate import as_matrix
@@ -120,8 +119,3 @@ def quantize(x: Any, scheme: str, *, calibration: Any = None, ranges: Int8Ranges
             ranges = Int8Ranges.calibrate(calibration)
         return Quantized(scheme, quantize_int8(t, ranges), t.shape[1], ranges)
     return Quantized(scheme, pack_bits(t), t.shape[1])
-
-
-def numpy_codes(q: Quantized) -> np.ndarray:
-    """Codes as numpy in sentence-transformers' conventions: int8 as is, binary as `ubinary` (packed uint8)."""
-    return q.codes.numpy()

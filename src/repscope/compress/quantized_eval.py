@@ -73,7 +73,10 @@ def quantization_scores(x: Any, plan: EvalPlan, *, schemes: Sequence[str] | str 
         dec_fit, dec_ev = q_fit.decode(), q_ev.decode()
         scores = variant_scores(dec_fit, dec_ev, plan, ks=(k,), probe=probe, retrieval=False, device=device)
         for r in ([0, rescore_r] if rescore_r and scheme in ("int8", "binary") else [0]):
-            idx = first_stage(q_ev, min(n - 1, k * r) if r else k, device=device)
+            if scheme == "float32":  # r is 0: the reference search itself
+                idx = exact
+            else:
+                idx = first_stage(q_ev, min(n - 1, k * r) if r else k, device=device)
             if r:  # cosine ranking: decoded documents on the unit sphere (binary ±1 rows all have norm √d anyway)
                 idx = rescore(ev, idx, torch.nn.functional.normalize(dec_ev, dim=1), k)
             out = {f"recall@{k}_vs_float32": overlap(idx, exact)}

@@ -3,7 +3,6 @@ before/after truncation curves, and applying an adapter to a store (a new store 
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from repscope.compress.quantized_eval import quantization_scores
 from repscope.compress.truncate import check_bases, prefix_dims, truncation_grid
 from repscope.errors import DataError
 from repscope.results import Result
+from repscope.store.manifest import file_sha256
 
 QUANTIZE = "quantize_embeddings"
 ADAPTER = "adapter"
@@ -103,14 +103,6 @@ def adapter_store(store: Any, layer: str, *, objective: str = "unsupervised", ta
     return res, model
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def apply_adapter(store: Any, layer: str, adapter: MatryoshkaAdapter | str | Path, out: str | Path, *,
                   dim: int | None = None, overwrite: bool = False) -> Any:
     """Write a new store whose layer `layer` holds the adapted (optionally truncated to `dim`) embeddings, chunk by
@@ -129,7 +121,7 @@ def apply_adapter(store: Any, layer: str, adapter: MatryoshkaAdapter | str | Pat
             "dataset": src.get("dataset"), "dataset_hash": src.get("dataset_hash"), "seed": src.get("seed"),
             "source_store": str(Path(store.root).resolve()), "source_layer": layer, "dim": width,
             "adapter": str(path.resolve()) if path is not None else None,
-            "adapter_sha256": _sha256(path) if path is not None else None}
+            "adapter_sha256": file_sha256(path) if path is not None else None}
     chunk = int(store.manifest.get("chunk_rows", 1024))
     w = StoreWriter.create_or_resume(out, store.samples, prov, chunk_rows=chunk, overwrite=overwrite)
     try:

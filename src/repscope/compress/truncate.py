@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from repscope.compress.evaluate import EvalPlan, as_matrix, eval_plan, load_rows, variant_scores
-from repscope.errors import ConfigError, DataError
+from repscope.errors import ConfigError, DataError, check_choice
 from repscope.results import Result
 
 ANALYSIS = "truncate"
@@ -41,8 +41,7 @@ def check_bases(bases: Sequence[str] | str | None) -> list[str]:
     """Validated basis names (raw, pca)."""
     names = [b.strip() for b in bases.split(",")] if isinstance(bases, str) else list(bases or BASES)
     for b in names:
-        if b not in BASES:
-            raise ConfigError(f"unknown basis '{b}'; choose one of {', '.join(BASES)}")
+        check_choice(b, BASES, "basis")
     return names
 
 
@@ -85,10 +84,11 @@ def truncation_grid(x: Any, plan: EvalPlan, *, dims: Sequence[int] | None = None
     `transforms` adds named, already fitted maps (e.g. a Matryoshka adapter) scored like the bases."""
     t = as_matrix(x)
     ms = prefix_dims(t.shape[1], dims)
-    maps = {b: basis_transform(b, t[torch.as_tensor(plan.fit)]) for b in check_bases(bases)} | dict(transforms or {})
+    x_fit, x_eval = t[torch.as_tensor(plan.fit)], t[torch.as_tensor(plan.eval)]
+    maps = {b: basis_transform(b, x_fit) for b in check_bases(bases)} | dict(transforms or {})
     rows = []
     for name, fn in maps.items():
-        z_fit, z_eval = fn(t[torch.as_tensor(plan.fit)]), fn(t[torch.as_tensor(plan.eval)])
+        z_fit, z_eval = fn(x_fit), fn(x_eval)
         for m in ms:
             if m > z_fit.shape[1]:
                 continue

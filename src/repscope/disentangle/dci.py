@@ -17,8 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from repscope.disentangle.inputs import as_latents, check_train_codes, encode_factors, split_indices
-from repscope.errors import ConfigError
+from repscope.disentangle.inputs import (
+    as_latents,
+    check_train_codes,
+    encode_factors,
+    split_indices,
+    standardize_by_train,
+)
+from repscope.errors import ConfigError, check_choice
 from repscope.threads import limit_threads
 
 IMPORTANCES = ("gbt", "gbt-exact", "lasso")
@@ -83,14 +89,13 @@ def factor_importance(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
             from sklearn.exceptions import ConvergenceWarning
             from sklearn.linear_model import LogisticRegression
 
-            mu, sd = x_train.mean(axis=0), x_train.std(axis=0)
-            sd[sd == 0] = 1.0
+            xtr, xte = standardize_by_train(x_train, x_test)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 m = LogisticRegression(l1_ratio=1.0, C=lasso_C, solver="saga", max_iter=300, tol=1e-3,
-                                       random_state=seed).fit((x_train - mu) / sd, y_train)
+                                       random_state=seed).fit(xtr, y_train)
             imp = np.abs(m.coef_).sum(axis=0)
-            pred_tr, pred_te = m.predict((x_train - mu) / sd), m.predict((x_test - mu) / sd)
+            pred_tr, pred_te = m.predict(xtr), m.predict(xte)
         else:
             raise ConfigError(f"unknown DCI importance '{importance}'; choose one of {', '.join(IMPORTANCES)}")
     return imp, float(np.mean(pred_tr == y_train)), float(np.mean(pred_te == y_test))
@@ -113,8 +118,7 @@ def dci(latents: Any, factors: Any, *, importance: str = "gbt", test_fraction: f
         threads: int | None = 1) -> dict[str, Any]:
     """DCI (Eastwood & Williams 2018): {disentanglement, completeness, informativeness (mean test accuracy),
     informativeness_train, importance (d, k)}; see the module docstring for the importance choices."""
-    if importance not in IMPORTANCES:
-        raise ConfigError(f"unknown DCI importance '{importance}'; choose one of {', '.join(IMPORTANCES)}")
+    check_choice(importance, IMPORTANCES, "DCI importance")
     x = as_latents(latents)
     v, _ = encode_factors(factors, n_rows=len(x))
     r, acc_tr, acc_te = importance_matrix(x, v, importance=importance, test_fraction=test_fraction, seed=seed,

@@ -13,6 +13,7 @@ from repscope.disentangle.inputs import (
     check_train_codes,
     encode_factors,
     split_indices,
+    standardize_by_train,
 )
 from repscope.disentangle.mi import entropy_codes, mutual_info_codes
 from repscope.errors import ConfigError
@@ -83,9 +84,7 @@ def infoe(x: np.ndarray, codes: np.ndarray, *, split: str = "test", test_fractio
     else:
         raise ConfigError(f"unknown InfoE split '{split}'; choose test or train")
     check_train_codes(codes[tr])
-    mu, sd = x[tr].mean(axis=0), x[tr].std(axis=0)
-    sd[sd == 0] = 1.0
-    xtr, xte = (x[tr] - mu) / sd, (x[te] - mu) / sd
+    xtr, xte = standardize_by_train(x[tr], x[te])
     per = np.zeros(codes.shape[1])
     with limit_threads(1):
         for j in range(codes.shape[1]):

@@ -102,3 +102,10 @@ def check_train_codes(codes_train: np.ndarray) -> None:
         if len(np.unique(codes_train[:, j])) < 2:
             raise DataError(f"factor {j} takes a single value in the {len(codes_train)}-row training split; "
                             "use more rows (or a smaller test_fraction)")
+
+
+def standardize_by_train(x_train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(x_train, *others) standardised with the train mean/std (constant columns: std 1), for the logistic readouts."""
+    mu, sd = x_train.mean(axis=0), x_train.std(axis=0)
+    sd[sd == 0] = 1.0
+    return tuple((a - mu) / sd for a in (x_train, *others))

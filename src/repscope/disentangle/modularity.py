@@ -12,6 +12,7 @@ from repscope.disentangle.inputs import (
     check_train_codes,
     encode_factors,
     split_indices,
+    standardize_by_train,
 )
 from repscope.disentangle.mi import mutual_info_codes
 from repscope.threads import limit_threads
@@ -60,9 +61,7 @@ def explicitness_from_split(x_train: np.ndarray, codes_train: np.ndarray, x_test
     from sklearn.linear_model import LogisticRegression
 
     check_train_codes(codes_train)
-    mu, sd = x_train.mean(axis=0), x_train.std(axis=0)
-    sd[sd == 0] = 1.0
-    xtr, xte = (x_train - mu) / sd, (x_test - mu) / sd
+    xtr, xte = standardize_by_train(x_train, x_test)
     per = np.zeros(codes_train.shape[1])
     with limit_threads(1):
         for j in range(codes_train.shape[1]):

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from repscope.disentangle.inputs import as_latents, encode_factors, split_indices
+from repscope.disentangle.inputs import as_latents, encode_factors, split_indices, standardize_by_train
 from repscope.threads import limit_threads
 
 
@@ -66,12 +66,10 @@ def beta_vae_score(latents: Any, factors: Any, *, batch_size: int = 64, n_train:
     f_te, y_te = _beta_vae_points(x, _Groups(v, te), k, n_eval, batch_size, rng)
     if k == 1:
         return {"train_accuracy": 1.0, "eval_accuracy": 1.0}
-    mu, sd = f_tr.mean(axis=0), f_tr.std(axis=0)
-    sd[sd == 0] = 1.0
+    f_tr, f_te = standardize_by_train(f_tr, f_te)
     with limit_threads(1):
-        m = LogisticRegression(max_iter=1000).fit((f_tr - mu) / sd, y_tr)
-        return {"train_accuracy": float(m.score((f_tr - mu) / sd, y_tr)),
-                "eval_accuracy": float(m.score((f_te - mu) / sd, y_te))}
+        m = LogisticRegression(max_iter=1000).fit(f_tr, y_tr)
+        return {"train_accuracy": float(m.score(f_tr, y_tr)), "eval_accuracy": float(m.score(f_te, y_te))}
 
 
 def _factor_vae_votes(x: np.ndarray, groups: _Groups, k: int, global_var: np.ndarray, active: np.ndarray,

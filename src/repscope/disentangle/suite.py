@@ -15,7 +15,7 @@ from repscope.disentangle.mi import entropy_codes, mig, mig_from_mi, mutual_info
 from repscope.disentangle.modularity import explicitness, explicitness_from_split, modularity, modularity_from_mi
 from repscope.disentangle.sap import SAP_MODES, sap, sap_from_matrix, sap_score_matrix
 from repscope.disentangle.scores import beta_vae_score, factor_vae_score
-from repscope.errors import ConfigError
+from repscope.errors import ConfigError, check_choice
 from repscope.registry import Registry
 
 # metric families: name -> the public function, with the paper and the score names (the `metric` column of rows)
@@ -59,12 +59,9 @@ def disentanglement_details(latents: Any, factors: Any, *, metrics: Sequence[str
     """{"scores": {name: value}, "factors": names, "per_factor": {name: (k,) list}, "nmi": (d, k) I/H(v_j),
     "dci_importance": (d, k)} for the chosen metric families (default: all but the batch-vote scores)."""
     chosen = resolve_metrics(metrics)
-    if importance not in IMPORTANCES:
-        raise ConfigError(f"unknown DCI importance '{importance}'; choose one of {', '.join(IMPORTANCES)}")
-    if sap_mode not in SAP_MODES:
-        raise ConfigError(f"unknown SAP mode '{sap_mode}'; choose one of {', '.join(SAP_MODES)}")
-    if mi_estimator not in MI_ESTIMATORS:
-        raise ConfigError(f"unknown MI estimator '{mi_estimator}'; choose one of {', '.join(MI_ESTIMATORS)}")
+    check_choice(importance, IMPORTANCES, "DCI importance")
+    check_choice(sap_mode, SAP_MODES, "SAP mode")
+    check_choice(mi_estimator, MI_ESTIMATORS, "MI estimator")
     x = as_latents(latents)
     v, names = encode_factors(factors, n_rows=len(x))
     h = entropy_codes(v)

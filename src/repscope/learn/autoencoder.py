@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from repscope.errors import ConfigError
+from repscope.errors import ConfigError, check_choice
 from repscope.learn.base import Learner, build_decoder, build_encoder, reconstruction_loss
 
 MODES = ("plain", "denoising", "masked")
@@ -35,8 +35,7 @@ class Autoencoder(Learner):
     def __init__(self, *, mode: str = "plain", noise: float = 0.3, mask_ratio: float = 0.5, patch: int = 4,
                  **kw):
         super().__init__(**kw)
-        if mode not in MODES:
-            raise ConfigError(f"unknown autoencoder mode '{mode}'; choose one of {', '.join(MODES)}")
+        check_choice(mode, MODES, "autoencoder mode")
         if not 0 < mask_ratio < 1 or noise < 0 or patch < 1:
             raise ConfigError(f"autoencoder needs 0 < mask_ratio < 1, noise ≥ 0 and patch ≥ 1 (got {mask_ratio}, "
                               f"{noise}, {patch})")

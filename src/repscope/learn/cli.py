@@ -46,13 +46,14 @@ def train_cmd(
 
     Example: repscope learn train qlae shapes:2000 -o zoo/qlae_s0.safetensors --latents 10 --epochs 20
     """
-    from repscope.errors import ConfigError
+    from repscope.errors import ConfigError, check_output_dir
     from repscope.learn.base import load_learner
     from repscope.learn.registry import learner_class
 
     cls = learner_class(kind)
     if out.suffix != ".safetensors":
         raise ConfigError(f"--out '{out}' must end in .safetensors")
+    check_output_dir(out.parent, "--out")  # fail before training, not when the first checkpoint is written
     if resume:
         if not out.is_file():
             raise ConfigError(f"--resume: no checkpoint at '{out}'; drop --resume to start a new run")
