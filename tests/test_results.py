@@ -40,6 +40,13 @@ def test_report_escapes_user_text(tmp_path):
     html = build_report(db, tmp_path / "r.html").read_text()
     assert evil not in html
     assert "&lt;script&gt;alert" in html
+    # in chart JSON too: '<!--' would switch a <script> element into its escape states and break the page
+    sneaky = '<!--<script>'
+    for i in range(2):
+        for j in range(2):
+            db.record("cka", "cka", float(i == j), layer=f"layer.{i}", layer_b=f"layer.{j}", store=sneaky)
+    html = build_report(db, tmp_path / "r2.html").read_text()
+    assert "<!--" not in html and "cka: cka (\\u003c!--\\u003cscript\\u003e)" in html  # the heatmap's title
     import re
 
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=[\"']?https?:", html), "report must load nothing remote"

@@ -19,11 +19,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
 from repscope import __version__
-from repscope.report.filters import annotate_figure, filter_options, row_tags
+from repscope.report.filters import FilterOptions, annotate_figure, filter_options, row_tags
 from repscope.report.findings import findings_section
 from repscope.report.provenance import provenance_section
 from repscope.report.sections import Section, generic_sections
-from repscope.report.tables import fmt, render_table
+from repscope.report.tables import render_table
 from repscope.results import ResultsDB
 
 FAMILY_TITLES = {"stores": "Stores", "probe": "Probes", "similarity": "Similarity", "geometry": "Geometry",
@@ -49,8 +49,9 @@ def _plugin_sections(frame, artifacts) -> tuple[list[tuple[str, Section]], set[s
 
 
 def _figure_json(fig) -> str:
-    # Escape '</' so a user string inside the JSON can never close the <script> element.
-    return pio.to_json(fig, validate=False).replace("</", "<\\/")
+    # Escape every '<' (it occurs only inside JSON strings) so a user string can neither close the <script> element
+    # ('</script>') nor switch the HTML parser into its script-escape states ('<!--').
+    return pio.to_json(fig, validate=False).replace("<", "\\u003c")
 
 
 def collect_sections(frame: pd.DataFrame, artifacts: list[dict[str, Any]]) -> list[tuple[str, Section]]:
@@ -80,10 +81,9 @@ def _nav(rendered: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return groups
 
 
-def render_sections(frame: pd.DataFrame, artifacts: list[dict[str, Any]],
-                    sections: list[tuple[str, Section]]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+def render_sections(sections: list[tuple[str, Section]],
+                    opts: FilterOptions) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """Template-ready sections and figure JSON (traces tagged with store/target for the filters)."""
-    opts = filter_options(frame, artifacts)
     figures: list[dict[str, str]] = []
     rendered = []
     for i, (family, s) in enumerate(sections):
@@ -125,13 +125,11 @@ def build_report(db: ResultsDB | str | os.PathLike | None = None, out: str | os.
     db = db if isinstance(db, ResultsDB) else ResultsDB(db)
     frame = db.frame(study=study)
     artifacts = db.artifacts(study=study)
-    rendered, figures = render_sections(frame, artifacts, collect_sections(frame, artifacts))
     opts = filter_options(frame, artifacts)
+    rendered, figures = render_sections(collect_sections(frame, artifacts), opts)
     html = render_html(
         "report.html.j2", title=title, sections=rendered, nav=_nav(rendered), figures=figures, filters=opts.public(),
         n_rows=len(frame), studies=sorted({str(s) for s in frame["study"].unique()}) if len(frame) else [],
     )
     return write_atomic(out, html)
 
-
-_fmt = fmt  # the old private name

@@ -130,7 +130,7 @@ def build_compare(db_a: ResultsDB | str | os.PathLike, db_b: ResultsDB | str | o
                   store_map: dict[str, str] | None = None, title: str = "repscope comparison") -> Path:
     """Write the comparison page of run A (DB `db_a`, study `study_a`) against run B (`db_b` or the same DB,
     `study_b`); returns its path."""
-    from repscope.report.build import render_html, write_atomic
+    from repscope.report.build import _figure_json, render_html, write_atomic
 
     a = _load(db_a, study_a)
     b = _load(db_b if db_b is not None else db_a, study_b)
@@ -144,7 +144,7 @@ def build_compare(db_a: ResultsDB | str | os.PathLike, db_b: ResultsDB | str | o
     figures = []
     for i, fig in enumerate(figs):
         annotate_figure(fig, opts)
-        figures.append({"id": f"fig{i}", "json": fig.to_json().replace("</", "<\\/")})
+        figures.append({"id": f"fig{i}", "json": _figure_json(fig)})
     table = cmp.assign(target=[_target_of(s) for s in cmp["setting"]])
     exceed = cmp[cmp["exceeds"] == True]  # noqa: E712 - a column of True/False/None
     summary = {"shared": len(cmp), "with_ci": int(cmp["exceeds"].notna().sum()), "exceeds": len(exceed),

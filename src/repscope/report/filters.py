@@ -51,9 +51,8 @@ class FilterOptions:
         return self._patterns[name]
 
     def find(self, text: str, names: list[str]) -> list[str]:
-        """The names that occur in `text` as whole names (longest first wins overlapping ones)."""
-        hits = [n for n in sorted(names, key=len, reverse=True) if self.pattern(n).search(text)]
-        return sorted(hits)
+        """The names that occur in `text` as whole names, sorted."""
+        return sorted(n for n in names if self.pattern(n).search(text))
 
     def max_index(self) -> int:
         """The largest layer index over all stores (0 when none is known)."""

@@ -90,6 +90,7 @@ def probe_findings(frame: pd.DataFrame) -> list[Finding]:
     depth = _rows(frame, "concept_depth")
     depth = depth.assign(target=_param(depth, "target"), probe=_param(depth, "probe")) if len(depth) else depth
     for (store, target), g in df.groupby(["store", "target"], sort=True, dropna=False):
+        target = None if pd.isna(target) else target  # rows without a 'target' param group under NaN
         metric = next((m for m in PRIMARY if m in set(g["metric"])), None)
         if metric is None:
             continue
@@ -173,8 +174,9 @@ def similarity_findings(frame: pd.DataFrame) -> list[Finding]:
         piv = piv.reindex(index=rows_o, columns=cols_o)
         sign = -1.0 if distance else 1.0
         if a == b:  # within one store: distinct pairs only
-            pairs = [(r, c, float(piv.loc[r, c])) for i, r in enumerate(rows_o) for j, c in enumerate(cols_o)
-                     if j > i and c in rows_o and rows_o.index(c) > i and pd.notna(piv.loc[r, c])]
+            rank = {n: i for i, n in enumerate(rows_o)}
+            pairs = [(r, c, float(piv.loc[r, c])) for i, r in enumerate(rows_o) for c in cols_o
+                     if rank.get(c, -1) > i and pd.notna(piv.loc[r, c])]
             if not pairs:
                 continue
             most = max(pairs, key=lambda t: sign * t[2])
@@ -230,16 +232,17 @@ def cca_warnings(frame: pd.DataFrame) -> list[Finding]:
     if not len(df):
         return []
     dims = _dims(frame)
-    bad: dict[str, set[str]] = {}
+    bad: dict[tuple[str, str, int], set[str]] = {}
     for r in df[df["metric"].isin(CCA_MEASURES)].itertuples():
         p = r.params if isinstance(r.params, dict) else {}
         n = p.get("n")
         a, b = _stores_of(str(r.store), p)
         d = max(dims.get((a, str(r.layer)), 0), dims.get((b, str(r.layer_b)), 0), int(p.get("dim", 0) or 0))
         if isinstance(n, int) and d and n < d:
-            bad.setdefault(f"{r.store} ({r.metric}, n={n})", set()).add(str(r.layer))
-    return [Finding("cca", f"{k}: fewer samples than dimensions at {len(v)} layer(s); CCA is degenerate there",
-                    store=k.split(" (")[0], severity="warning") for k, v in sorted(bad.items())]
+            bad.setdefault((str(r.store), str(r.metric), n), set()).add(str(r.layer))
+    return [Finding("cca", f"{store} ({metric}, n={n}): fewer samples than dimensions at {len(v)} layer(s); CCA is "
+                           "degenerate there", store=store, severity="warning")
+            for (store, metric, n), v in sorted(bad.items())]
 
 
 # ---- geometry --------------------------------------------------------------------------------------------------------
