@@ -138,17 +138,12 @@ def train_adapter(x: Any, *, y: Any = None, objective: str = "unsupervised", dim
 
 def save_adapter(model: MatryoshkaAdapter, path: str | Path, *, meta: dict[str, Any] | None = None) -> Path:
     """Write the adapter as safetensors; its config (kind, dim, hidden, dims, objective, `meta`) in the header."""
-    from safetensors.torch import save_file
+    from repscope.tensorfile import save_tensors
 
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     config = {"kind": model.kind, "dim": model.dim, "hidden": model.hidden, "dims": list(getattr(model, "dims_", [])),
               "objective": getattr(model, "objective_", None), **(meta or {})}
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp = p.with_name(p.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"repscope_adapter": json.dumps(config, default=str)})
-    tmp.replace(p)
-    return p
+    return save_tensors(path, dict(model.state_dict()),
+                        metadata={"repscope_adapter": json.dumps(config, default=str)})
 
 
 def load_adapter(path: str | Path) -> MatryoshkaAdapter:

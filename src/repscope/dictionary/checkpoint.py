@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from repscope.errors import StoreError
+from repscope.tensorfile import save_tensors
 
 FORMAT = "repscope-dictionary"
 VERSION = 1
@@ -31,9 +32,7 @@ def _atomic_json(path: Path, obj: Any) -> None:
 
 
 def _atomic_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
-    os.replace(tmp, path)
+    save_tensors(path, tensors)
 
 
 def save_module(directory: str | os.PathLike, module: torch.nn.Module, meta: dict[str, Any]) -> Path:

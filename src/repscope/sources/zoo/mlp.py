@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from repscope.sources.models import state_hash
+from repscope.tensorfile import save_tensors
 
 DIGITS_LAYERS = ["fc1", "act1", "fc2", "act2", "out"]
 
@@ -69,10 +70,7 @@ def train_digits_mlp(seed: int = 0, epochs: int = 20, hidden: int = 64, train_fr
 
 def save_mlp(model: nn.Module, path: str | Path) -> Path:
     """Save weights as safetensors (never pickle)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
-    return path
+    return save_tensors(path, dict(model.state_dict()))
 
 
 def load_mlp(path: str | Path, hidden: int | None = None) -> nn.Sequential:
