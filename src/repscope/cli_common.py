@@ -34,6 +34,21 @@ StudyOption = typer.Option("default", "--study", envvar="REPSCOPE_STUDY", help="
 DeviceOption = typer.Option("auto", "--device", help="auto, cpu or cuda.")
 
 
+def _check_size(value: str | None) -> str | None:
+    """--max-memory callback: refuse a size that does not parse (one-line ConfigError) before any work."""
+    if value is not None:
+        from repscope.budget import parse_size
+
+        parse_size(value)
+    return value
+
+
+MaxMemoryOption = typer.Option(None, "--max-memory", metavar="SIZE", callback=_check_size,
+                               help="Memory budget for a layer's working copies, e.g. 2GB or 512MiB (default: 25% of "
+                                    "the available RAM). A larger layer streams (CKA, spectrum, ridge/NB/LDA …) or "
+                                    "is subsampled, the rows used recorded in params.")
+
+
 def _check_format(value: str) -> str:
     if value not in FORMATS:
         raise typer.BadParameter(f"'{value}' is not one of {', '.join(FORMATS)}")

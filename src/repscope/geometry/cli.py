@@ -11,6 +11,7 @@ from repscope.cli_common import (
     DbOption,
     DeviceOption,
     FormatOption,
+    MaxMemoryOption,
     StudyOption,
     choice_option,
     console,
@@ -25,7 +26,7 @@ from repscope.errors import ConfigError
 
 
 def geometry(
-    store: Path = typer.Argument(..., help="Store directory."),
+    store: Path = typer.Argument(None, help="Store directory; not needed with --list."),
     measures: str = choice_option(None, "--measures", "-m", registry="repscope.geometry.measures:MEASURES",
                                   text="Comma-separated measures (default: the default set): {choices}."),
     layers: str = typer.Option(None, "--layers", "-l", help="Layer names or globs, comma-separated (default: all)."),
@@ -34,6 +35,7 @@ def geometry(
     max_rows: int = typer.Option(3000, "--max-rows", help="Seeded random subset of rows (0 = all)."),
     seed: int = typer.Option(0, "--seed"),
     params: str = typer.Option(None, "--params", help='JSON per measure, e.g. \'{"mle": {"k1": 5, "k2": 15}}\'.'),
+    max_memory: str = MaxMemoryOption,
     list_measures: bool = typer.Option(False, "--list", help="List the measures and exit."),
     fmt: str = FormatOption,
     device: str = DeviceOption,
@@ -53,6 +55,10 @@ def geometry(
         for m in MEASURES.values():
             typer.echo(f"{m.name:24s} {m.doc}")
         return
+    if store is None:
+        import click
+
+        raise click.UsageError("Missing argument 'STORE'.")
     try:
         extra = json.loads(params) if params else None
     except json.JSONDecodeError as err:
@@ -74,7 +80,7 @@ def geometry(
 
         profile = partial(ray_geometry_profile, address=ray)
     result = profile(s, measures=split_csv(measures), layers=split_csv(layers), label_col=label_col,
-                     max_rows=max_rows or None, seed=seed, device=device, params=extra,
+                     max_rows=max_rows or None, seed=seed, device=device, params=extra, max_memory=max_memory,
                      progress=lambda msg: console.print(msg, highlight=False))
     rdb = open_db(db, study)  # only once there is something to record: a bad option leaves no DB file behind
     rdb.record_result(with_provenance(result, s))

@@ -35,6 +35,7 @@ class GeometryMeasure:
     invariant_to_translation: bool | None = None
     invariant_to_permutation: bool | None = None
     invariant_to_invertible_linear: bool | None = None
+    from_stats: Callable[..., dict[str, float]] | None = None  # same metrics from streamed `LayerStats`, if possible
 
 
 def _twonn(x: Tensor, labels, pairs, discard_fraction: float = 0.1, device: str = "auto") -> dict[str, float]:
@@ -61,6 +62,46 @@ def _anisotropy(x: Tensor, labels, pairs, device: str = "auto") -> dict[str, flo
 def _rogue(x: Tensor, labels, pairs, top: int = 3, device: str = "auto") -> dict[str, float]:
     r = anisotropy.rogue_dimensions(x, top=top, device=device)
     return {"rogue_top1_share": r["top1_share"], f"rogue_top{top}_share": r[f"top{top}_share"]}
+
+
+def _pca_counts(lam: Tensor, thresholds=(0.9, 0.95, 0.99)) -> dict[str, float]:
+    """`intrinsic.pca_dimension` from descending covariance eigenvalues."""
+    total = lam.sum()
+    out = {}
+    for t in thresholds:
+        key = f"pca_{int(round(t * 100))}"
+        if total <= 0:
+            out[key] = 0.0
+            continue
+        frac = torch.cumsum(lam, 0) / total
+        k = int(torch.searchsorted(frac, torch.tensor(t - 1e-12, dtype=frac.dtype))) + 1
+        out[key] = float(min(k, lam.numel()))
+    return out
+
+
+def _pca_stats(st) -> dict[str, float]:
+    return _pca_counts(st.eigenvalues())
+
+
+def _pr_stats(st) -> dict[str, float]:
+    lam = st.eigenvalues()
+    s2 = (lam * lam).sum()
+    return {"participation_ratio": float(lam.sum() ** 2 / s2) if s2 > 0 else 0.0}
+
+
+def _anisotropy_stats(st) -> dict[str, float]:
+    return {"anisotropy": float(st.cosine_contributions().sum())}
+
+
+def _rogue_stats(st, top: int = 3, min_cosine: float = 0.01) -> dict[str, float]:
+    """`anisotropy.rogue_dimensions` from streamed cosine contributions (Timkey & van Schijndel 2021)."""
+    cc = st.cosine_contributions()
+    total = cc.sum()
+    srt = torch.sort(cc, descending=True).values
+    ok = abs(float(total)) >= min_cosine
+    nan = float("nan")
+    return {"rogue_top1_share": float(srt[0] / total) if ok else nan,
+            f"rogue_top{top}_share": float(srt[:top].sum() / total) if ok else nan}
 
 
 def _anisotropy_std(x: Tensor, labels, pairs, device: str = "auto") -> dict[str, float]:
@@ -127,13 +168,14 @@ register(_G("twonn", _twonn, "TwoNN intrinsic dimension (Facco et al. 2017)",
 register(_G("mle", _mle, "Levina–Bickel MLE dimension, MacKay–Ghahramani averaging",
              defaults={"k1": 10, "k2": 20}, **_DIST))
 register(_G("pca", _pca, "PCA components for 90/95/99% of variance",
-             **{**_DIST, "invariant_to_invertible_linear": None}))
-register(_G("participation_ratio", _pr, "participation ratio (Σλ)²/Σλ²", **_DIST))
+             **{**_DIST, "invariant_to_invertible_linear": None}, from_stats=_pca_stats))
+register(_G("participation_ratio", _pr, "participation ratio (Σλ)²/Σλ²", **_DIST, from_stats=_pr_stats))
 register(_G("anisotropy", _anisotropy, "mean cosine of random pairs (Ethayarajh 2019)",
-             **{**_DIST, "invariant_to_translation": False}))
+             **{**_DIST, "invariant_to_translation": False}, from_stats=_anisotropy_stats))
 register(_G("rogue", _rogue, "share of expected cosine in the top dimensions (Timkey & van Schijndel 2021)",
              defaults={"top": 3}, invariant_to_ortho=False, invariant_to_isotropic_scaling=True,
-             invariant_to_translation=False, invariant_to_permutation=True, invariant_to_invertible_linear=False))
+             invariant_to_translation=False, invariant_to_permutation=True, invariant_to_invertible_linear=False,
+             from_stats=_rogue_stats))
 register(_G("anisotropy_standardized", _anisotropy_std, "mean cosine after z-scoring each dimension",
              invariant_to_ortho=False, invariant_to_isotropic_scaling=True, invariant_to_translation=True,
              invariant_to_permutation=True, invariant_to_invertible_linear=False))
@@ -162,6 +204,11 @@ def default_measures() -> list[str]:
 def get_measures(names: list[str] | None) -> list[GeometryMeasure]:
     """Look up measures by name (None = the default set); one-line error listing the choices for an unknown name."""
     return [MEASURES.get(n) for n in (names or default_measures())]
+
+
+def compute_from_stats(measure: GeometryMeasure, stats, **params: Any) -> dict[str, float]:
+    """Run a streamable measure on streamed `repscope.distributed.memory.LayerStats` (defaults overridden)."""
+    return measure.from_stats(stats, **{**measure.defaults, **params})
 
 
 def compute(measure: GeometryMeasure, x, labels: np.ndarray | None = None, pairs: tuple | None = None, *,

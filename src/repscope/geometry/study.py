@@ -20,6 +20,17 @@ class GeometryParams(BaseModel):
     seed: int = 0
     device: str = "auto"
     params: dict[str, dict[str, Any]] | None = None
+    max_memory: int | str | None = None
+
+    @field_validator("max_memory")
+    @classmethod
+    def _size(cls, value: int | str | None) -> int | str | None:
+        """Check a memory budget (bytes or e.g. "2GB") when the study file loads."""
+        if value is not None:
+            from repscope.budget import parse_size
+
+            parse_size(value)
+        return value
 
     @field_validator("measures", mode="before")
     @classmethod
@@ -35,12 +46,12 @@ class GeometryParams(BaseModel):
 
 def run(stores: list, measures: list[str] | None = None, layers: Any = None, label: str | None = "auto",
         max_rows: int | None = 3000, seed: int = 0, device: str = "auto",
-        params: dict[str, dict[str, Any]] | None = None) -> Result:
+        params: dict[str, dict[str, Any]] | None = None, max_memory: int | str | None = None) -> Result:
     """Geometry profile of every layer of each store."""
     from repscope.geometry.profile import geometry_profile
 
     result = Result()
     for store in stores:
         result.extend(geometry_profile(store, measures=measures, layers=layers, label_col=label, max_rows=max_rows,
-                                       seed=seed, device=device, params=params))
+                                       seed=seed, device=device, params=params, max_memory=max_memory))
     return result

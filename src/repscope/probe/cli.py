@@ -10,6 +10,7 @@ from repscope.cli_common import (
     DbOption,
     DeviceOption,
     FormatOption,
+    MaxMemoryOption,
     StudyOption,
     choice_option,
     console,
@@ -34,6 +35,7 @@ def probe_cmd(
     threshold: float = typer.Option(0.9, "--threshold", help="Concept depth: fraction of the best score."),
     test_size: float = typer.Option(0.25, "--test-size", help="Holdout fraction when there is no split/CV."),
     seed: int = typer.Option(0, "--seed", help="Seed for splits and few-shot draws."),
+    max_memory: str = MaxMemoryOption,
     fmt: str = FormatOption,
     device: str = DeviceOption,
     db: Path = DbOption,
@@ -61,10 +63,10 @@ def probe_cmd(
         from repscope.distributed.ray_sweep import ray_layer_sweep
 
         result = ray_layer_sweep(s, probes, target, layer_list, cv=cv or None, test_size=test_size, seed=seed,
-                                 device=device, address=ray)
+                                 device=device, address=ray, max_memory=max_memory)
     else:
         result = layer_sweep(s, probes, target, layer_list, cv=cv or None, test_size=test_size, seed=seed,
-                             device=device)
+                             device=device, max_memory=max_memory)
     sweep = as_table(result)
     main_metric = sweep["metric"].iloc[0]
     piv = sweep[sweep["metric"] == main_metric].pivot_table(index="layer", columns="probe", values="value")

@@ -18,6 +18,7 @@ import torch
 from sklearn.base import clone
 from sklearn.metrics import r2_score
 
+from repscope import budget as mb
 from repscope.errors import ConfigError, DataError, format_choices
 from repscope.probe.metrics import mean_ci, retrieval_metrics, sts_spearman, wilson_ci
 from repscope.probe.registry import canonical, few_shot_params, is_regression, make_probe
@@ -97,6 +98,64 @@ def _evaluate(est, x: torch.Tensor, y: np.ndarray, split: Split, regression: boo
     return out
 
 
+PROBE_COPIES = 6.0  # float32 layer + fold copies + a float64 fit copy + standardized/centred float64 work
+
+
+def _stream_fit(est, store, layer: str, rows: np.ndarray, y: np.ndarray):
+    """Fit a streamable probe (exactly a `RidgeProbe` or a `NaiveBayesProbe`) on sorted store `rows`, chunk by chunk."""
+    from repscope.distributed import memory
+    from repscope.probe.naive_bayes import NaiveBayesProbe
+    from repscope.probe.ridge import RidgeProbe
+
+    if type(est) is RidgeProbe:
+        return memory.streaming_ridge(store, layer, y, rows, alpha=est.alpha, alphas=est.alphas,
+                                      standardize=est.standardize)
+    if type(est) is NaiveBayesProbe:
+        return memory.streaming_gaussian_probe(store, layer, y, rows, covariance=est.covariance,
+                                               var_smoothing=est.var_smoothing, shrinkage=est.shrinkage,
+                                               priors=est.priors)
+    return None
+
+
+def streamable(est) -> bool:
+    """Whether `layer_sweep` can fit this estimator from streamed sufficient statistics (ridge, naive Bayes, LDA)."""
+    from repscope.probe.naive_bayes import NaiveBayesProbe
+    from repscope.probe.ridge import RidgeProbe
+
+    return type(est) in (RidgeProbe, NaiveBayesProbe)
+
+
+def _evaluate_streaming(est, store, layer: str, rows_idx: np.ndarray, y: np.ndarray, split: Split,
+                        regression: bool) -> dict[str, list[float]]:
+    """`_evaluate` for a streamable probe: per fold, fit on the train rows and score the test rows chunk by chunk."""
+    from repscope.distributed import memory
+
+    out: dict[str, list[float]] = {}
+    for tr, te in split.folds:
+        tr, te = np.sort(tr), np.sort(te)
+        m = _stream_fit(est, store, layer, rows_idx[tr], y[tr])
+        if regression:
+            p = memory.streaming_predict(m, store, layer, rows_idx[te]).astype(np.float64)
+            out.setdefault("r2", []).append(float(r2_score(y[te], p)))
+            out.setdefault("spearman", []).append(float(spearman(p, y[te])))
+        else:
+            out.setdefault("accuracy", []).append(memory.streaming_score(m, store, layer, y[te], rows_idx[te]))
+    return out
+
+
+def _thin_split(split: Split, keep: np.ndarray) -> Split:
+    """The same folds restricted to the sorted positions `keep`, re-indexed into `keep`."""
+    folds = []
+    for tr, te in split.folds:
+        tr2 = np.searchsorted(keep, tr[np.isin(tr, keep)])
+        te2 = np.searchsorted(keep, te[np.isin(te, keep)])
+        if len(tr2) < 2 or len(te2) < 1:
+            raise DataError(f"the memory budget leaves only {len(keep)} rows, too few for a train/test fold; "
+                            "raise --max-memory")
+        folds.append((tr2, te2))
+    return Split(folds, split.mode)
+
+
 def as_table(result: Result | pd.DataFrame) -> pd.DataFrame:
     """One row per estimate: store, model, layer, layer_index, analysis, metric, value, ci_low, ci_high, and every
     param as a column; the `<metric>_ci_low`/`_ci_high` rows of a Result are joined onto their estimate."""
@@ -119,20 +178,47 @@ def as_table(result: Result | pd.DataFrame) -> pd.DataFrame:
 
 def layer_sweep(store, probes: Sequence[str] = ("logistic",), target: str = "label", layers: Any = None,
                 cv: int | None = None, test_size: float = 0.25, seed: int = 0, device: str = "auto",
-                probe_params: dict[str, dict[str, Any]] | None = None, level: float = 0.95) -> Result:
+                probe_params: dict[str, dict[str, Any]] | None = None, level: float = 0.95,
+                max_memory: int | str | None = None) -> Result:
     """Every layer × probe: score on held-out data (CV folds, the store's split column, or a stratified holdout).
 
     Returns analysis `probe` rows: metric accuracy (or r2 and spearman for a regression probe) = mean, with
     `<metric>_ci_low` and `<metric>_ci_high` (Student-t over CV folds, Wilson interval for a single test set);
     params probe, target, eval (cv, split or holdout). `as_table` turns them into one row per estimate.
+
+    A layer is loaded only when `PROBE_COPIES` copies of it fit `max_memory` (bytes or e.g. "2GB"; None: 25% of
+    the available RAM, see `repscope.budget`). Otherwise ridge, naive Bayes and LDA probes are fitted fold by fold
+    from streamed sufficient statistics (same numbers; params streaming=true), and every other probe runs on a
+    seeded subset of the rows that fit, the folds restricted to it (params rows_used, rows_total, subsampled=true).
     """
     names = [canonical(p) for p in probes]
     layer_list = store.resolve_layers(layers)
     rows_idx, y = target_values(store, target)
+    budget = mb.resolve_budget(max_memory)
+    chunk = int(store.manifest.get("chunk_rows", 1024))
     result = Result()
     splits: dict[bool, Split] = {}
     for layer in layer_list:
-        x = _features(store, layer, rows_idx)
+        width = mb.layer_width(store, layer)
+        in_memory = mb.fits(len(rows_idx), width, budget, PROBE_COPIES)
+        can_stream = mb.stream_fits(width, budget, chunk)
+        x = _features(store, layer, rows_idx) if in_memory else None
+        keep: np.ndarray | None = None
+        if not in_memory:
+            ests = {n: make_probe(n, device=device, **((probe_params or {}).get(n, {}))) for n in names}
+            streamed = [n for n in names if can_stream and streamable(ests[n])]
+            rest = [n for n in names if n not in streamed]
+            if rest:
+                from repscope.selection import subset_rows
+
+                keep = subset_rows(len(rows_idx), mb.rows_that_fit(width, budget, PROBE_COPIES), seed)
+                x = store.get(layer, rows_idx[keep], dtype=torch.float32)  # only these rows are read
+                x = x.reshape(x.shape[0], -1)
+            need = mb.format_size(mb.layer_bytes(len(rows_idx), width, PROBE_COPIES))
+            what = [f"streaming {', '.join(streamed)}"] if streamed else []
+            what += [f"subsampling {len(keep)} of {len(rows_idx)} rows for {', '.join(rest)}"] if rest else []
+            mb.warn(f"probe: layer '{layer}' needs ~{need}, over the memory budget of {mb.format_size(budget)}; "
+                 f"{'; '.join(what)} (raise --max-memory to load it whole)")
         for name in names:
             regression = is_regression(name)
             if regression:
@@ -148,12 +234,21 @@ def layer_sweep(store, probes: Sequence[str] = ("logistic",), target: str = "lab
                                                 classify=not regression)
             split = splits[regression]
             est = make_probe(name, device=device, **((probe_params or {}).get(name, {})))
+            extra: dict[str, Any] = {}
             t0 = time.perf_counter()
-            scores = _evaluate(est, x, y_use, split, regression)
+            if in_memory:
+                scores = _evaluate(est, x, y_use, split, regression)
+            elif can_stream and streamable(est):
+                scores = _evaluate_streaming(est, store, layer, rows_idx, y_use, split, regression)
+                extra = {"streaming": True}
+            else:
+                split = _thin_split(split, keep)
+                scores = _evaluate(est, x, y_use[keep], split, regression)
+                extra = {"rows_used": len(keep), "rows_total": len(rows_idx), "subsampled": True}
             secs = time.perf_counter() - t0
             n_test = int(sum(len(te) for _, te in split.folds))
             params = {"probe": name, "target": target, "eval": split.mode, "cv": cv or 0, "seed": seed,
-                      "n_test": n_test, "level": level}
+                      "n_test": n_test, "level": level, **extra}
             for metric, vals in scores.items():
                 if split.mode == "cv" or metric != "accuracy":
                     mean, lo, hi = mean_ci(vals, level)

@@ -36,11 +36,22 @@ class ProbeParams(BaseModel):
     threshold: float = Field(0.9, gt=0, le=1)
     seed: int = 0
     device: str = "auto"
+    max_memory: int | str | None = None
 
     @field_validator("probes", mode="before")
     @classmethod
     def _known(cls, value: str | list[str]) -> list[str]:
         return _probe_names(value)
+
+    @field_validator("max_memory")
+    @classmethod
+    def _size(cls, value: int | str | None) -> int | str | None:
+        """Check a memory budget (bytes or e.g. "2GB") when the study file loads."""
+        if value is not None:
+            from repscope.budget import parse_size
+
+            parse_size(value)
+        return value
 
 
 class StsParams(BaseModel):
@@ -52,14 +63,14 @@ class StsParams(BaseModel):
 
 def run(stores: list, probes: list[str], target: str = "label", layers: Any = None, cv: int | None = None,
         test_size: float = 0.25, few_shot: bool = False, threshold: float = 0.9, seed: int = 0,
-        device: str = "auto") -> Result:
+        device: str = "auto", max_memory: int | str | None = None) -> Result:
     """Per-layer probe sweep (+ concept depth, optional few-shot curve at the best layer) for each store."""
     from repscope.probe.protocols import as_table, concept_depth, few_shot_curve, layer_sweep
 
     result = Result()
     for store in stores:
         sweep = layer_sweep(store, probes, target, layers=layers, cv=cv, test_size=test_size, seed=seed,
-                            device=device)
+                            device=device, max_memory=max_memory)
         result.extend(sweep)
         table = as_table(sweep)
         if "accuracy" not in set(table["metric"]):

@@ -80,16 +80,75 @@ def pick_rows(store_a, store_b=None, max_rows: int | None = None, seed: int = 0)
     return subset_rows(n, max_rows, seed)
 
 
+COMPARE_COPIES = 5.0  # float32 layers + their centred float64 copies + a float64 temporary while preparing
+STREAMABLE = ("linear_cka", "debiased_cka")
+
+
 def compare_stores(store_a, store_b=None, measure_names: str | Sequence[str] | None = "linear_cka",
                    layers_a=None, layers_b=None, max_rows: int | None = 5000, seed: int = 0,
-                   device: str | torch.device = "auto") -> Result:
+                   device: str | torch.device = "auto", max_memory: int | str | None = None) -> Result:
     """Layer × layer similarity between two stores (or within one) as a `Result` of analysis 'similarity': one row
     per (measure, layer of A, layer of B) with `layer_index`/`layer_b_index` = the layers' positions in their stores.
-    `result_matrices` turns the rows back into one DataFrame per measure."""
+    `result_matrices` turns the rows back into one DataFrame per measure.
+
+    The layers are loaded only when `COMPARE_COPIES` copies of all of them (on the seeded `max_rows` subset) fit
+    `max_memory` (bytes or e.g. "2GB"; None: 25% of the available RAM, see `repscope.budget`). Otherwise linear and
+    debiased CKA stream over the same rows (`streaming_cka_matrix`; params streaming=true) and every other measure
+    runs on a further seeded subset of the rows that fit (params rows_used, rows_total, subsampled=true)."""
+    from repscope import budget as mb
+
     la = store_a.resolve_layers(layers_a)
     other = store_b if store_b is not None else store_a
     lb = other.resolve_layers(layers_b) if (store_b is not None or layers_b is not None) else None
     rows = pick_rows(store_a, store_b, max_rows, seed)
+    n = store_a.n_rows if rows is None else len(rows)
+    ms = measures(measure_names) if isinstance(measure_names, str) or measure_names is None \
+        else [measures(m)[0] for m in measure_names]
+    loaded = [(store_a, k) for k in la] + [(other, k) for k in (lb or []) if other is not store_a or k not in la]
+    widths = [mb.layer_width(st, k) for st, k in loaded]
+    budget = mb.resolve_budget(max_memory)
+    if mb.fits(n, sum(widths), budget, COMPARE_COPIES):
+        return _compare_loaded(store_a, store_b, ms, la, lb, rows, device)
+    from repscope.similarity.streaming import streaming_cka_bytes
+
+    can_stream = streaming_cka_bytes(widths) <= budget
+    streamed = [m for m in ms if can_stream and m.name in STREAMABLE]
+    rest = [m for m in ms if m not in streamed]
+    keep = None
+    if rest:
+        from repscope.selection import subset_rows
+
+        keep = subset_rows(store_a.n_rows if rows is None else rows, mb.rows_that_fit(sum(widths), budget,
+                                                                                     COMPARE_COPIES), seed)
+    need = mb.format_size(mb.layer_bytes(n, sum(widths), COMPARE_COPIES))
+    what = [f"streaming {', '.join(m.name for m in streamed)}"] if streamed else []
+    what += [f"subsampling {len(keep)} of {n} rows for {', '.join(m.name for m in rest)}"] if rest else []
+    mb.warn(f"compare: the layers need ~{need}, over the memory budget of {mb.format_size(budget)}; "
+            f"{'; '.join(what)} (raise --max-memory to load them whole)")
+    result = Result()
+    label = store_a.name if store_b is None or other is store_a else f"{store_a.name} vs {other.name}"
+    for m in ms:
+        if m not in streamed:
+            part = _compare_loaded(store_a, store_b, [m], la, lb, keep, device)
+            for row in part.rows:
+                row.params.update(rows_used=len(keep), rows_total=n, subsampled=True)
+            result.extend(part)
+            continue
+        from repscope.similarity.streaming import streaming_cka_matrix
+
+        t0 = time.perf_counter()
+        mat = streaming_cka_matrix(store_a, store_b, la, lb, debiased=m.name == "debiased_cka", device=device,
+                                   rows=rows)
+        secs = (time.perf_counter() - t0) / max(1, mat.size)
+        params = {"measure": m.name, "kind": m.kind, "n": n, "store_b": other.name, **m.params, "streaming": True}
+        result.extend(matrix_rows(mat, m.name, label, store_a.model, params, secs, store_a=store_a, store_b=other))
+    return result
+
+
+def _compare_loaded(store_a, store_b, ms: list[SimilarityMeasure], la: list[str], lb: list[str] | None,
+                    rows: np.ndarray | None, device: str | torch.device) -> Result:
+    """`compare_stores` on layers loaded whole (for `rows`, None = all)."""
+    other = store_b if store_b is not None else store_a
     xa = load_layers(store_a, la, rows)
     xb = None
     if lb is not None:
@@ -97,8 +156,6 @@ def compare_stores(store_a, store_b=None, measure_names: str | Sequence[str] | N
         xb.update(load_layers(other, [k for k in lb if k not in xb], rows))
         xb = {k: xb[k] for k in lb}
     n = store_a.n_rows if rows is None else len(rows)
-    ms = measures(measure_names) if isinstance(measure_names, str) or measure_names is None \
-        else [measures(m)[0] for m in measure_names]
     result = Result()
     label = store_a.name if store_b is None or other is store_a else f"{store_a.name} vs {other.name}"
     for m in ms:

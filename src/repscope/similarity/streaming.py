@@ -141,9 +141,17 @@ class StreamingLinearCKA:
         return out
 
 
+def streaming_cka_bytes(widths: Sequence[int]) -> int:
+    """Bytes `StreamingLinearCKA` holds for layers of these widths: per pair (i ≤ j) a float64 dᵢ × dⱼ block (plus
+    vectors), counted twice for the temporary product of each update."""
+    w = list(widths)
+    return int(sum(2 * 8 * (w[i] * w[j] + w[i] + w[j]) for i in range(len(w)) for j in range(i, len(w))))
+
+
 def streaming_cka_matrix(store_a, store_b=None, layers_a=None, layers_b=None, chunk_rows: int | None = None,
-                         debiased: bool = False, device: str = "auto") -> pd.DataFrame:
-    """Exact linear (or debiased) CKA layer × layer matrix read chunk by chunk from one or two RepStores."""
+                         debiased: bool = False, device: str = "auto", rows: np.ndarray | None = None) -> pd.DataFrame:
+    """Exact linear (or debiased) CKA layer × layer matrix read chunk by chunk from one or two RepStores, over all
+    rows or the row indices `rows` (in the stores' order)."""
     la = store_a.resolve_layers(layers_a)
     sb = store_b if store_b is not None else store_a
     lb = sb.resolve_layers(layers_b) if (store_b is not None or layers_b is not None) else la
@@ -154,13 +162,17 @@ def streaming_cka_matrix(store_a, store_b=None, layers_a=None, layers_b=None, ch
     if sb is store_a:  # one store: read each layer once
         names = [(store_a, layer) for layer in dict.fromkeys(la + lb)]
         pos = {layer: i for i, (_, layer) in enumerate(names)}
-        rows, cols = [pos[layer] for layer in la], [pos[layer] for layer in lb]
+        row_pos, col_pos = [pos[layer] for layer in la], [pos[layer] for layer in lb]
     else:
         names = [(store_a, layer) for layer in la] + [(sb, layer) for layer in lb]
-        rows, cols = list(range(len(la))), list(range(len(la), len(la) + len(lb)))
+        row_pos, col_pos = list(range(len(la))), list(range(len(la), len(la) + len(lb)))
     acc = StreamingLinearCKA(device)
-    for start in range(0, store_a.n_rows, step):
-        sl = slice(start, min(start + step, store_a.n_rows))
-        acc.update([st.get(layer, sl) for st, layer in names])
-    mat = acc.result(rows, cols, debiased=debiased)
+    if rows is None:
+        pieces = [slice(s, min(s + step, store_a.n_rows)) for s in range(0, store_a.n_rows, step)]
+    else:
+        idx = np.asarray(rows, dtype=np.int64)
+        pieces = [idx[s : s + step] for s in range(0, len(idx), step)]
+    for sel in pieces:
+        acc.update([st.get(layer, sel) for st, layer in names])
+    mat = acc.result(row_pos, col_pos, debiased=debiased)
     return pd.DataFrame(mat, index=la, columns=lb)

@@ -20,6 +20,17 @@ class CompareParams(BaseModel):
     max_rows: int | None = Field(5000, ge=3)
     seed: int = 0
     device: str = "auto"
+    max_memory: int | str | None = None
+
+    @field_validator("max_memory")
+    @classmethod
+    def _size(cls, value: int | str | None) -> int | str | None:
+        """Check a memory budget (bytes or e.g. "2GB") when the study file loads."""
+        if value is not None:
+            from repscope.budget import parse_size
+
+            parse_size(value)
+        return value
 
     @field_validator("measures", mode="before")
     @classmethod
@@ -31,11 +42,12 @@ class CompareParams(BaseModel):
 
 
 def run(stores: list, measures: list[str], layers: Any = None, layers_b: Any = None, max_rows: int | None = 5000,
-        seed: int = 0, device: str = "auto") -> Result:
+        seed: int = 0, device: str = "auto", max_memory: int | str | None = None) -> Result:
     """One store: its layers against each other. Two stores: A's layers against B's."""
     from repscope.similarity.matrix import compare_stores
 
     if len(stores) not in (1, 2):
         raise ConfigError(f"compare takes one or two stores, got {len(stores)}")
     b = stores[1] if len(stores) == 2 else None
-    return compare_stores(stores[0], b, measures, layers, layers_b, max_rows=max_rows, seed=seed, device=device)
+    return compare_stores(stores[0], b, measures, layers, layers_b, max_rows=max_rows, seed=seed, device=device,
+                          max_memory=max_memory)
