@@ -1,5 +1,6 @@
 """Ray scale-out on a local Ray (`ray.init(num_cpus=2)`, started here): extraction byte-identical to local, a killed
-worker retried with no lost or duplicated rows, and probe/compare/geometry sweeps giving the local rows.
+worker retried with no lost or duplicated rows, and probe/compare/geometry sweeps giving the local rows (more
+commands and token-level extraction: tests/test_ray_more.py).
 
 The local reference runs with one torch thread, as each Ray worker does (one CPU each): a CPU forward pass can
 round differently with another thread count, and the store promise is bytes, not closeness.
@@ -123,16 +124,18 @@ def test_ray_extract_resumes_a_store_a_killed_driver_left(cluster, mlp_digits, l
     assert_same_store(local_store.root, store.root)
 
 
-def test_ray_extract_refuses_token_level_layers_and_leaves_no_store(cluster, tmp_path):
+def test_ray_extract_of_data_the_model_rejects_leaves_no_store(cluster, tmp_path):
+    """The driver's first batch fails like a local run's (one-line DataError) and removes the store it created.
+    (Token-level layers through Ray: tests/test_ray_more.py.)"""
     from repscope.distributed.ray_extract import ray_extract
-    from repscope.errors import ConfigError
+    from repscope.errors import DataError
     from repscope.sources.datasets import ArrayDataset
     from repscope.sources.models import TorchModuleAdapter
 
     torch = pytest.importorskip("torch")
     seq = TorchModuleAdapter(torch.nn.Sequential(torch.nn.Linear(4, 3)), device="cpu")
-    data = ArrayDataset(np.zeros((10, 5, 4), dtype=np.float32))
-    with pytest.raises(ConfigError, match="token-level"):
+    data = ArrayDataset(np.zeros((10, 5, 7), dtype=np.float32))  # 7 features for a 4-input layer
+    with pytest.raises(DataError, match="failed on the first batch"):
         ray_extract(seq, data, tmp_path / "t", pooling="none", progress=False)
     assert not (tmp_path / "t").exists()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from repscope.cli_common import DbOption, DeviceOption, FormatOption, StudyOption, console, open_db, print_table
-from repscope.distributed.options import RayOption
+from repscope.distributed.options import GpusPerWorkerOption, RayOption, WorkersOption
 from repscope.sources.specs import DATA_HELP, MODEL_HELP
 
 zoo_app = typer.Typer(help="Model zoo: train the digits MLP by seed.", no_args_is_help=True)
@@ -49,9 +49,8 @@ def extract_cmd(
     allow_nonfinite: bool = typer.Option(False, "--allow-nonfinite", help="Store NaN/Inf instead of failing."),
     seed: int = typer.Option(0, "--seed", help="Seed for generated datasets."),
     ray: str = RayOption,
-    workers: int = typer.Option(2, "--workers", min=1, help="With --ray: actors, each holding one model replica."),
-    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0.0,
-                                          help="With --ray: GPUs each actor reserves (0 = CPU only)."),
+    workers: int = WorkersOption,
+    gpus_per_worker: float = GpusPerWorkerOption,
 ) -> None:
     """Extract layer representations into a store; rerun the same command to resume after an interruption.
 

@@ -19,6 +19,7 @@ from repscope.cli_common import (
     split_csv,
     with_provenance,
 )
+from repscope.distributed.options import GpusPerWorkerOption, RayOption
 
 MaxRowsOption = typer.Option(20000, "--max-rows", min=0, help="Cap fit and eval rows each (seeded; 0 = all).")
 SeedOption = typer.Option(0, "--seed")
@@ -56,6 +57,8 @@ def truncate_cmd(
     device: str = DeviceOption,
     db: Path = DbOption,
     study: str = StudyOption,
+    ray: str = RayOption,
+    gpus_per_worker: float = GpusPerWorkerOption,
 ) -> None:
     """How small can the embedding get: probe accuracy, label retrieval and STS Spearman of the first m
     coordinates (raw) or principal components (pca, fit on the training split), per layer (MRL / 2DMSE grid).
@@ -68,8 +71,14 @@ def truncate_cmd(
     bases = check_bases(basis)
     dim_list = _dims(dims)
     s = RepStore.open(store)
-    result = truncate_store(s, target=target, layers=split_csv(layers), bases=bases, dims=dim_list, ks=(k,),
-                            seed=seed, max_rows=max_rows or None, device=device)
+    kw = {"target": target, "layers": split_csv(layers), "bases": bases, "dims": dim_list, "ks": (k,), "seed": seed,
+          "max_rows": max_rows or None, "device": device}
+    if ray:  # one Ray task per layer; the cross-layer summary on the driver
+        from repscope.distributed.ray_sweep import ray_truncate_store
+
+        result = ray_truncate_store(s, address=ray, num_gpus=gpus_per_worker, **kw)
+    else:
+        result = truncate_store(s, **kw)
     rdb = open_db(db, study)
     rdb.record_result(with_provenance(result, s))
     console.print(f"truncation of {s.name}: {len(result.rows)} rows recorded in {rdb.path}", highlight=False)
@@ -96,6 +105,8 @@ def quantize_embeddings_cmd(
     device: str = DeviceOption,
     db: Path = DbOption,
     study: str = StudyOption,
+    ray: str = RayOption,
+    gpus_per_worker: float = GpusPerWorkerOption,
 ) -> None:
     """What int8 and binary embeddings cost: bytes per vector, recall@k vs exact float32 search, label recall@k,
     STS Spearman and probe accuracy, with Hamming search and float32 rescoring of k·r candidates.
@@ -108,8 +119,14 @@ def quantize_embeddings_cmd(
 
     names = check_schemes(schemes)
     s = RepStore.open(store)
-    result = quantize_store(s, split_csv(layer), schemes=names, rescore=rescore, k=k, target=target, probe=probe,
-                            seed=seed, max_rows=max_rows or None, device=device)
+    kw = {"schemes": names, "rescore": rescore, "k": k, "target": target, "probe": probe, "seed": seed,
+          "max_rows": max_rows or None, "device": device}
+    if ray:  # one Ray task per layer
+        from repscope.distributed.ray_sweep import ray_quantize_embeddings
+
+        result = ray_quantize_embeddings(s, split_csv(layer), address=ray, num_gpus=gpus_per_worker, **kw)
+    else:
+        result = quantize_store(s, split_csv(layer), **kw)
     rdb = open_db(db, study)
     rdb.record_result(with_provenance(result, s))
     console.print(f"quantization of {s.name}: {len(result.rows)} rows recorded in {rdb.path}", highlight=False)

@@ -155,7 +155,14 @@ def truncate_store(store: Any, *, target: str | None = "label", layers: Sequence
                     params={"basis": r.basis, "dim": int(r.dim), "bytes_per_vector": int(r.bytes_per_vector),
                             "target": target, "split": plan.mode, "n_fit": len(plan.fit), "n_eval": len(plan.eval)})
         frames.append(grid.assign(layer=layer, layer_index=idx, store=store.name))
-    summary = truncation_summary(pd.concat(frames, ignore_index=True))
+    add_truncation_summary(res, store, pd.concat(frames, ignore_index=True), target)
+    return res
+
+
+def add_truncation_summary(res: Result, store, grid: pd.DataFrame, target: str | None) -> None:
+    """Add the per-layer "smallest prefix keeping ≥ 99% / 95% of the best full score" rows and the summary
+    artifact of `truncation_summary(grid)` to `res` (one code path for the local and the Ray sweep)."""
+    summary = truncation_summary(grid)
     for r in summary.itertuples(index=False):
         res.add(SUMMARY, f"{r.metric}@{int(round(r.fraction * 100))}%", float(r.dim), layer=r.layer,
                 layer_index=int(r.layer_index), store=store.name, model=store.model,
@@ -163,4 +170,3 @@ def truncate_store(store: Any, *, target: str | None = "label", layers: Sequence
                         "bytes_per_vector": r.bytes_per_vector, "score": r.value, "best_full": r.best_full,
                         "best_full_layer": r.best_full_layer, "target": target})
     res.add_artifact(ANALYSIS, f"summary:{store.name}", summary.to_dict(orient="records"))
-    return res

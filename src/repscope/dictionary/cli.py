@@ -19,6 +19,7 @@ from repscope.cli_common import (
     print_table,
     with_provenance,
 )
+from repscope.distributed.options import GpusPerWorkerOption, RayOption
 
 sae_app = typer.Typer(help="Sparse autoencoders and transcoders: train on a store layer, inspect features.",
                       no_args_is_help=True)
@@ -42,7 +43,8 @@ def _features_table(features: list[dict]) -> pd.DataFrame:
 @sae_app.command("train")
 def train(
     store: Path = typer.Argument(..., help="Store directory."),
-    layer: str = typer.Option(..., "--layer", "-l", help="Layer to encode."),
+    layer: str = typer.Option(..., "--layer", "-l",
+                              help="Layer to encode; names or globs, comma separated, train one SAE per layer."),
     arch: str = choice_option("topk", "--arch", registry="repscope.dictionary.modules:ARCHS",
                               text="SAE architecture: {choices}."),
     k: int = typer.Option(32, "--k", help="Active latents per sample (topk, batchtopk, mp)."),
@@ -55,39 +57,79 @@ def train(
     holdout: int = typer.Option(10, "--holdout", help="Hold out every N-th row for evaluation (0: none)."),
     target_layer: str = typer.Option(None, "--target-layer", help="Train a transcoder predicting this layer."),
     label: str = typer.Option(None, "--label", help="Sample column for probe-after-reconstruction and AUROC."),
-    out: Path = typer.Option(None, "--out", "-o", help="Checkpoint directory (default sae/<store>_<layer>_<arch>)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Checkpoint directory (default sae/<store>_<layer>_<arch>); "
+                             "with several layers, the folder holding one <store>_<layer>_<arch> per layer."),
     fresh: bool = typer.Option(False, "--fresh", help="Ignore an existing checkpoint instead of resuming it."),
     seed: int = typer.Option(0, "--seed"),
     fmt: str = FormatOption,
     device: str = DeviceOption,
     db: Path = DbOption,
     study: str = StudyOption,
+    ray: str = RayOption,
+    gpus_per_worker: float = GpusPerWorkerOption,
 ) -> None:
     """Train an SAE (or transcoder) on a store layer; resumes from --out; records metrics and feature cards.
 
+    Several layers (--layer 'encoder.layer.*') train one SAE each, in order, or as parallel Ray tasks with --ray.
+
     Example: repscope sae train runs/minilm_templates --layer encoder.layer.3 --arch topk --k 32 --expansion 16
     """
-    from repscope.dictionary.runs import check_arch, train_sae_on_store
-    from repscope.errors import check_output_dir
+    from repscope.dictionary.runs import check_arch, check_run_params, train_sae_on_store
+    from repscope.errors import ConfigError, check_output_dir
+    from repscope.results import Result
     from repscope.store import RepStore
 
     check_arch(arch, k)
+    check_run_params(holdout, batch_size=batch_size)
     s = RepStore.open(store)
-    s.layer_info(layer)
-    out = out or Path("sae") / f"{s.name}_{layer.replace('/', '_')}_{arch}"
-    check_output_dir(out, "--out")
-    res = train_sae_on_store(s, layer, arch=arch, k=k, expansion=expansion, l1_coeff=l1, n_epochs=epochs,
-                             n_steps=steps, batch_size=batch_size, lr=lr, holdout_every=holdout, seed=seed,
-                             device=device, out=out, resume=not fresh, progress=True, target_layer=target_layer,
-                             label=label)
+    layer_list = s.resolve_layers(layer)
+    if target_layer and len(layer_list) > 1:
+        raise ConfigError(f"--target-layer trains one transcoder; give one --layer, not {len(layer_list)}")
+    outs = sae_dirs(s.name, layer_list, arch, out)
+    for o in outs:
+        check_output_dir(o, "--out")
+    kw = {"arch": arch, "k": k, "expansion": expansion, "l1_coeff": l1, "n_epochs": epochs, "n_steps": steps,
+          "batch_size": batch_size, "lr": lr, "holdout_every": holdout, "seed": seed, "device": device,
+          "resume": not fresh, "target_layer": target_layer, "label": label}
+    if ray:
+        from repscope.distributed.ray_sweep import ray_train_saes
+
+        results = ray_train_saes(s, layer_list, outs, address=ray, num_gpus=gpus_per_worker, **kw)
+    else:
+        results = [train_sae_on_store(s, la, out=o, progress=True, **kw) for la, o in zip(layer_list, outs,
+                                                                                          strict=True)]
+    res = Result()
+    for r in results:
+        res.extend(r)
     rdb = open_db(db, study)
     rdb.record_result(with_provenance(res, s))
     if fmt == "table":
-        _print_metrics(f"{s.name} · {layer} · {arch}", res.metrics)
-        print_table(_features_table(res.features[:8]), fmt, title="top features")
+        for la, r in zip(layer_list, results, strict=True):
+            _print_metrics(f"{s.name} · {la} · {arch}", r.metrics)
+            print_table(_features_table(r.features[:8]), fmt, title="top features")
     else:
         print_result(res, fmt, rdb.study)
-    console.print(f"saved to {out}")
+    for o in outs:
+        console.print(f"saved to {o}")
+
+
+def sae_dirs(store_name: str, layers: list[str], arch: str, out: Path | None) -> list[Path]:
+    """Checkpoint folder per layer: `out` itself for one layer, else `out/<store>_<layer>_<arch>` (default out:
+    sae/), so no two layers share a folder; a clash of sanitised names is a one-line ConfigError."""
+    from repscope.errors import ConfigError
+
+    def name(la: str) -> str:
+        return f"{store_name}_{la.replace('/', '_')}_{arch}"
+
+    if len(layers) == 1:
+        return [out or Path("sae") / name(layers[0])]
+    dirs = [(out or Path("sae")) / name(la) for la in layers]
+    seen: dict[Path, str] = {}
+    for la, d in zip(layers, dirs, strict=True):
+        if d in seen:
+            raise ConfigError(f"layers '{seen[d]}' and '{la}' would share the SAE folder '{d}'; train them apart")
+        seen[d] = la
+    return dirs
 
 
 @sae_app.command("inspect")

@@ -19,6 +19,7 @@ from repscope.cli_common import (
     split_csv,
     with_provenance,
 )
+from repscope.distributed.options import RayOption
 from repscope.errors import ConfigError
 
 
@@ -36,10 +37,11 @@ def disentangle_cmd(
     fmt: str = FormatOption,
     db: Path = DbOption,
     study: str = StudyOption,
+    ray: str = RayOption,
 ) -> None:
     """Disentanglement of each layer w.r.t. known factors: MIG, DCI, SAP, modularity/explicitness, InfoMEC.
 
-    Tables go to stdout (--format csv/json: the recorded rows), progress to stderr.
+    Tables go to stdout (--format csv/json: the recorded rows), progress to stderr. --ray: one Ray task per layer.
 
     Example: repscope disentangle runs/minilm_templates --factors topic,sentiment,tense,negation,number
     """
@@ -56,8 +58,14 @@ def disentangle_cmd(
         msg = str(cause) if isinstance(cause, ConfigError) else e["msg"].removeprefix("Value error, ")
         raise ConfigError(f"--{str(e['loc'][0]).replace('_', '-')}: {msg}") from None
     s = RepStore.open(store)
-    result = disentangle_store(s, p.factors, metrics=p.metrics, layers=split_csv(layers), max_rows=max_rows or None,
-                               seed=seed, importance=p.importance, sap_mode=p.sap_mode, bins=p.bins)
+    kw = {"metrics": p.metrics, "max_rows": max_rows or None, "seed": seed, "importance": p.importance,
+          "sap_mode": p.sap_mode, "bins": p.bins}
+    if ray:
+        from repscope.distributed.ray_sweep import ray_disentangle_store
+
+        result = ray_disentangle_store(s, p.factors, layers=split_csv(layers), address=ray, **kw)
+    else:
+        result = disentangle_store(s, p.factors, layers=split_csv(layers), **kw)
     rdb = open_db(db, study)  # only once there is something to record
     rdb.record_result(with_provenance(result, s))
     console.print(f"disentanglement of {s.name}: {len(result.rows)} rows recorded in {rdb.path}", highlight=False)

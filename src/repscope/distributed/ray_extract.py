@@ -8,9 +8,16 @@ driver advances `progress.rows_done` and records the hashes, in chunk order, by 
 local run uses, so the finished store is byte-identical to a local one. A chunk whose actor dies is rerun on a fresh
 actor (a chunk rewrite replaces the whole file), and a killed driver leaves a store that any rerun resumes.
 
-Token-level layers (`--pooling none` on sequences) are not supported here: their flat token arrays are not aligned
-to row chunks. Test-only fault injection: `REPSCOPE_FAULT=ray-kill-chunk:<chunk>:<marker file>` makes the actor
-that first writes a layer of that chunk SIGKILL itself (once: the marker file records that it happened).
+Token-level layers (`--pooling none` on sequences) cannot be written that way: a layer's tokens live in one flat
+array chunked every 8192 tokens, so a row chunk's tokens start and end inside token chunks its neighbours share, and
+its offsets depend on every earlier row's length. A store with a token layer therefore runs in *driver-writes* mode:
+actors still run the forward passes (the costly part) chunk by chunk, but return the batches, and the driver appends
+them in chunk order through the same `StoreWriter.append` a local run uses (one writer, identical flushes), so the
+store is byte-identical too. The driver holds at most `window` finished chunks waiting for an earlier one.
+
+Test-only fault injection: `REPSCOPE_FAULT=ray-kill-chunk:<chunk>:<marker file>` makes the actor that first writes
+a layer of that chunk (in driver-writes mode: that finishes its forward passes) SIGKILL itself (once: the marker
+file records that it happened).
 """
 
 from __future__ import annotations
@@ -44,25 +51,29 @@ class ChunkWorker:
 
     def __init__(self, model: ModelAdapter | Callable[[], ModelAdapter], data: Dataset, root: str,
                  names: list[str], *, pooling: str, modes: dict[str, str], allow_nonfinite: bool, chunk_rows: int,
-                 batch_size: int, threads: int | None = None, fault: str | None = None):
+                 batch_size: int, threads: int | None = None, fault: str | None = None, write: bool = True):
         self.model = model if isinstance(model, ModelAdapter) else model()
         self.data, self.root, self.names = data, Path(root), names
         self.pooling, self.modes, self.allow_nonfinite = pooling, dict(modes), allow_nonfinite
         self.chunk_rows, self.batch_size, self.threads, self.fault = chunk_rows, batch_size, threads, fault
+        self.write = write
         self.keys = {name: array_name(name) for name in names}
-        self.arrays = {name: open_layer_array(self.root, key) for name, key in self.keys.items()}
+        self.arrays = {name: open_layer_array(self.root, key) for name, key in self.keys.items()} if write else {}
 
-    def run_chunk(self, c: int) -> tuple[int, int, dict[str, str | None]]:
-        """Extract rows of chunk `c` in the local run's batches, write them, return (c, end row, {layer: hash})."""
+    def run_chunk(self, c: int) -> tuple[int, int, Any]:
+        """Extract rows of chunk `c` in the local run's batches; write them and return (c, end row, {layer: hash}),
+        or in driver-writes mode return (c, end row, [batch, …]) for the driver to append."""
         n = len(self.data)
         start, end = c * self.chunk_rows, min((c + 1) * self.chunk_rows, n)
-        parts: dict[str, list[torch.Tensor]] = {name: [] for name in self.names}
+        batches = []
         with limit_threads(self.threads):
             for s, e in batch_ranges(start, end, self.chunk_rows, self.batch_size):
-                batch = run_batch(self.model, self.data, self.names, s, e, self.pooling, dict(self.modes),
-                                  self.allow_nonfinite)
-                for name in self.names:
-                    parts[name].append(batch[name])
+                batches.append(run_batch(self.model, self.data, self.names, s, e, self.pooling, dict(self.modes),
+                                         self.allow_nonfinite))
+        if not self.write:
+            self._maybe_fault(c)
+            return c, end, batches
+        parts = {name: [b[name] for b in batches] for name in self.names}
         hashes: dict[str, str | None] = {}
         for name in self.names:
             arr = self.arrays[name]
@@ -96,7 +107,8 @@ def ray_extract(model: ModelAdapter, data: Dataset, out: str | Path, layers: lis
                 seed: int | None = None, extra_provenance: dict[str, Any] | None = None, address: str = "auto",
                 workers: int = 2, gpus_per_worker: float = 0.0, cpus_per_worker: float = 1.0,
                 threads: int | None = None,
-                model_loader: Callable[[], ModelAdapter] | None = None, max_retries: int = 3) -> RepStore:
+                model_loader: Callable[[], ModelAdapter] | None = None, max_retries: int = 3,
+                window: int | None = None) -> RepStore:
     """`extract` on a Ray cluster with `workers` actors; the store is byte-identical to a local extraction.
 
     Each actor reserves `cpus_per_worker` CPUs and `gpus_per_worker` GPUs and runs torch with `threads` intra-op
@@ -106,6 +118,9 @@ def ray_extract(model: ModelAdapter, data: Dataset, out: str | Path, layers: lis
     (e.g. load the model from its spec on the worker's GPU), else a pickled copy of `model`. The store folder must
     be on a filesystem every worker can reach. Errors and cleanup follow `extract`: bad input leaves no store, any
     other failure keeps the committed chunks for a resume (rerun with or without --ray).
+
+    With a token-level layer the driver writes every chunk (see the module doc); `window` (default 2 per worker,
+    at least 4) caps the chunks planned ahead of the next uncommitted one, i.e. the activations the driver may hold.
     """
     if batch_size < 1 or chunk_rows < 1:
         raise RepscopeError(f"batch size and chunk rows must be ≥ 1 (got {batch_size}, {chunk_rows})")
@@ -113,6 +128,9 @@ def ray_extract(model: ModelAdapter, data: Dataset, out: str | Path, layers: lis
         raise ConfigError(f"--workers {workers}: use at least 1 Ray worker")
     if gpus_per_worker < 0:
         raise ConfigError(f"--gpus-per-worker {gpus_per_worker}: use 0 (CPU) or a positive GPU share")
+    window = max(4, IN_FLIGHT * workers) if window is None else window
+    if window < 1:
+        raise ConfigError(f"window {window}: plan at least 1 chunk ahead")
     names = model.select(layers)
     first = data.items(0, min(len(data), batch_size))
     model.check_items(first, data.name)
@@ -125,32 +143,38 @@ def ray_extract(model: ModelAdapter, data: Dataset, out: str | Path, layers: lis
     try:
         modes: dict[str, str] = {}
         batch = _first_batch(model, data, names, min(n, batch_size, chunk_rows), pooling, modes, allow_nonfinite)
-        tokens = [k for k, v in batch.items() if isinstance(v, list)]
-        if tokens:
-            raise ConfigError(f"layer '{tokens[0]}' is token-level; --ray extracts pooled layers only, pick a "
-                              "pooling (e.g. --pooling mean) or extract it without --ray")
-        if not writer.manifest["layers"]:
-            writer.set_layers({k: (tuple(v.shape[1:]), False) for k, v in batch.items()})
+        if not writer.manifest["layers"]:  # the same declaration as a local run's first batch
+            writer.set_layers({k: ((tuple(v[0].shape[1:]), True) if isinstance(v, list)
+                                   else (tuple(v.shape[1:]), False)) for k, v in batch.items()})
             writer.manifest["provenance"]["pooling_per_layer"] = modes
         del batch
-        spec = {"root": str(Path(out).resolve()), "names": names, "pooling": pooling, "modes": modes,
-                "allow_nonfinite": allow_nonfinite, "chunk_rows": chunk_rows, "batch_size": batch_size,
-                "fault": os.environ.get("REPSCOPE_FAULT")}
+        driver_writes = any(info["tokens"] for info in writer.manifest["layers"].values())
+        root = str(Path(out).resolve())
+        fault = os.environ.get("REPSCOPE_FAULT")
         source = ray.put(model_loader if model_loader is not None else model)
         data_ref = ray.put(data)
         cls = ray.remote(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker or None, max_restarts=0)(ChunkWorker)
 
         def start() -> Any:
-            actor = cls.remote(source, data_ref, spec["root"], spec["names"], pooling=pooling, modes=modes,
+            actor = cls.remote(source, data_ref, root, names, pooling=pooling, modes=modes,
                                allow_nonfinite=allow_nonfinite, chunk_rows=chunk_rows, batch_size=batch_size,
-                               threads=threads, fault=spec["fault"])
+                               threads=threads, fault=fault, write=not driver_writes)
             actors.append(actor)
             return actor
 
         with make_progress(disable=not progress) as bar:
             task = bar.add_task(f"extract {model.name} on Ray ×{workers}", total=n, completed=writer.rows_done)
-            _schedule(ray, writer, [start() for _ in range(workers)], start, n, chunk_rows, max_retries,
-                      lambda end: bar.update(task, completed=end))
+
+            def commit(end: int, payload: Any) -> None:
+                if driver_writes:
+                    for b in payload:  # the local run's batches in order: append flushes at the same rows
+                        writer.append(b)
+                else:
+                    writer.commit_chunk(end, payload)
+                bar.update(task, completed=end)
+
+            _schedule(ray, writer, [start() for _ in range(workers)], start, n, chunk_rows, max_retries, commit,
+                      window=window if driver_writes else None)
         return writer.close()
     except RepscopeError:
         writer.abort(force=True)
@@ -180,20 +204,21 @@ def _first_batch(model: ModelAdapter, data: Dataset, names: list[str], rows: int
 
 
 def _schedule(ray: Any, writer: StoreWriter, actors: list[Any], start: Callable[[], Any], n: int, chunk_rows: int,
-              max_retries: int, on_commit: Callable[[int], None]) -> None:
-    """Run every uncommitted chunk on the actors, replace dead actors and rerun their chunks, commit in order."""
+              max_retries: int, commit: Callable[[int, Any], None], window: int | None = None) -> None:
+    """Run every uncommitted chunk on the actors, replace dead actors and rerun their chunks, and call
+    `commit(end row, payload)` in chunk order; with `window`, no chunk ≥ next uncommitted + window is started."""
     died = tuple(getattr(ray.exceptions, name) for name in ("RayActorError", "WorkerCrashedError",
                                                               "ActorUnavailableError", "NodeDiedError")
                  if hasattr(ray.exceptions, name))
     next_chunk = writer.rows_done // chunk_rows
     pending = deque(range(next_chunk, -(-n // chunk_rows)))
     inflight: dict[Any, tuple[Any, int]] = {}
-    done: dict[int, tuple[int, dict[str, str | None]]] = {}
+    done: dict[int, tuple[int, Any]] = {}
     failures: dict[int, int] = {}
     while pending or inflight:
         for actor in actors:
             busy = sum(1 for a, _ in inflight.values() if a is actor)
-            while pending and busy < IN_FLIGHT:
+            while pending and busy < IN_FLIGHT and (window is None or pending[0] < next_chunk + window):
                 c = pending.popleft()
                 inflight[actor.run_chunk.remote(c)] = (actor, c)
                 busy += 1
@@ -201,7 +226,7 @@ def _schedule(ray: Any, writer: StoreWriter, actors: list[Any], start: Callable[
         for ref in ready:
             actor, c = inflight.pop(ref)
             try:
-                _, end, hashes = ray.get(ref)
+                _, end, payload = ray.get(ref)
             except died as err:
                 failures[c] = failures.get(c, 0) + 1
                 if failures[c] > max_retries:
@@ -216,9 +241,8 @@ def _schedule(ray: Any, writer: StoreWriter, actors: list[Any], start: Callable[
                 if isinstance(cause, RepscopeError):
                     raise cause from None
                 raise
-            done[c] = (end, hashes)
+            done[c] = (end, payload)
         while next_chunk in done:
-            end, hashes = done.pop(next_chunk)
-            writer.commit_chunk(end, hashes)
-            on_commit(end)
+            end, payload = done.pop(next_chunk)
+            commit(end, payload)
             next_chunk += 1

@@ -3,6 +3,11 @@
 Each task opens the store by path (a filesystem every worker can reach) and runs the very function a local run calls,
 restricted to its unit; the driver gathers the Results in the local order, so the rows equal a local run's (the
 `seconds` timings aside) and only the driver records them in the results DB (DuckDB has one writer).
+
+Units: probe, geometry, disentangle, truncate and quantize-embeddings run one task per layer; compare one per
+(measure, layer pair); `sae train` one per layer, each writing only its own checkpoint folder (the driver checks the
+folders are distinct before any task starts). Commands with a single unit (`adapter train`, `quantize`) have no
+Ray path. Truncation's cross-layer summary is computed on the driver from the gathered grid rows.
 """
 
 from __future__ import annotations
@@ -15,19 +20,35 @@ import numpy as np
 import pandas as pd
 
 from repscope.distributed.cluster import connect, remote_cause
-from repscope.errors import RepscopeError
+from repscope.errors import ConfigError, RepscopeError
 from repscope.results import Result
 
 
 def _gather(ray: Any, refs: list[Any]) -> list[Any]:
-    """ray.get, re-raising a task's RepscopeError as itself (one line for the CLI)."""
+    """ray.get, re-raising a task's RepscopeError as itself (one line for the CLI); on a failure the other tasks
+    are cancelled and their outcomes collected, so Ray prints no 'unhandled error' for them later."""
     try:
         return ray.get(refs)
     except Exception as err:
+        _drain(ray, refs)
         cause = remote_cause(err)
         if isinstance(cause, RepscopeError):
             raise cause from None
         raise
+
+
+def _drain(ray: Any, refs: list[Any]) -> None:
+    """Cancel every task of `refs` still running and collect (discard) each outcome."""
+    for ref in refs:
+        try:
+            ray.cancel(ref)
+        except Exception:  # already finished, or not cancellable: its outcome is collected below
+            pass
+    for ref in refs:
+        try:
+            ray.get(ref)
+        except Exception:
+            pass
 
 
 def _run_tasks(fn: Callable[..., Any], calls: list[tuple[tuple, dict]], address: str | None,
@@ -126,10 +147,15 @@ def _compare_pair(root_a: str, root_b: str, layer_a: str, layer_b: str, measure:
 
 def ray_compare_stores(store_a, store_b=None, measure_names: str | Sequence[str] | None = "linear_cka",
                        layers_a: Any = None, layers_b: Any = None, *, max_rows: int | None = 5000, seed: int = 0,
-                       device: str = "auto", address: str | None = "auto", num_gpus: float = 0.0) -> Result:
+                       device: str = "auto", address: str | None = "auto", num_gpus: float = 0.0,
+                       max_memory: int | str | None = None) -> Result:
     """`compare_stores` with one Ray task per (measure, layer pair); within one store a symmetric measure computes
-    only the upper triangle and mirrors it, as the local matrix does. Same rows as local, timings aside."""
-    from repscope.similarity.matrix import matrix_rows, pick_rows
+    only the upper triangle and mirrors it, as the local matrix does. Same rows as local, timings aside.
+
+    When the layers do not fit `max_memory` (the local rule of `compare_stores`), the local run would stream or
+    subsample; this then runs that local path on the driver (with its warning), so the rows still equal local ones."""
+    from repscope import budget as mb
+    from repscope.similarity.matrix import COMPARE_COPIES, compare_stores, matrix_rows, pick_rows
     from repscope.similarity.registry import measures
 
     la = store_a.resolve_layers(layers_a)
@@ -138,6 +164,13 @@ def ray_compare_stores(store_a, store_b=None, measure_names: str | Sequence[str]
     lb = la if within else other.resolve_layers(layers_b)
     rows = pick_rows(store_a, store_b, max_rows, seed)
     n = store_a.n_rows if rows is None else len(rows)
+    loaded = [(store_a, k) for k in la] + [(other, k) for k in ([] if within else lb)
+                                           if other is not store_a or k not in la]
+    if not mb.fits(n, sum(mb.layer_width(st, k) for st, k in loaded), mb.resolve_budget(max_memory), COMPARE_COPIES):
+        mb.warn("compare --ray: the layers do not fit the memory budget; running the streaming comparison on the "
+                "driver")
+        return compare_stores(store_a, store_b, measure_names, layers_a, layers_b, max_rows=max_rows, seed=seed,
+                              device=device, max_memory=max_memory)
     ms = measures(measure_names) if isinstance(measure_names, str) or measure_names is None \
         else [measures(m)[0] for m in measure_names]
     ra, rb = _root(store_a), _root(other)
@@ -168,3 +201,126 @@ def ray_compare_stores(store_a, store_b=None, measure_names: str | Sequence[str]
         result.extend(matrix_rows(frame, m.name, label, store_a.model, params, secs[m.name] / max(1, mat.size),
                                   store_a=store_a, store_b=other))
     return result
+
+
+# ---- sae train --------------------------------------------------------------------------------------------------
+def _sae_layer(root: str, layer: str, out: str | None, kw: dict[str, Any]) -> Any:
+    from repscope.dictionary.runs import train_sae_on_store
+    from repscope.store import RepStore
+
+    res = train_sae_on_store(RepStore.open(root), layer, out=out, progress=False, **kw)
+    res.estimator = None  # the weights are in `out`; keep the module off the wire
+    return res
+
+
+def ray_train_saes(store, layers: Sequence[str], outs: Sequence[str | Path | None], *, address: str | None = "auto",
+                   num_gpus: float = 0.0, **kw: Any) -> list[Any]:
+    """`train_sae_on_store(store, layers[i], out=outs[i], **kw)` for every i, one Ray task each; returns the
+    `SaeResult`s in layer order (estimator dropped: the checkpoint folder holds it). Folders must be distinct, so
+    no two tasks ever write one file; they are resolved to absolute paths on the driver."""
+    if len(outs) != len(layers):
+        raise ConfigError(f"{len(layers)} layers but {len(outs)} checkpoint folders; give one folder per layer")
+    paths = [None if o is None else str(Path(o).resolve()) for o in outs]
+    named = [p for p in paths if p is not None]
+    if len(set(named)) != len(named):
+        dup = next(p for p in named if named.count(p) > 1)
+        raise ConfigError(f"two layers would write the SAE folder '{dup}'; give each layer its own --out")
+    calls = [((_root(store), layer, out, kw), {}) for layer, out in zip(layers, paths, strict=True)]
+    return _run_tasks(_sae_layer, calls, address, num_gpus=num_gpus)
+
+
+# ---- disentangle ------------------------------------------------------------------------------------------------
+def _disentangle_layer(root: str, layer: str, factors: list[str], kw: dict[str, Any]) -> Result:
+    from repscope.disentangle.store import disentangle_store
+    from repscope.store import RepStore
+
+    return disentangle_store(RepStore.open(root), factors, layers=[layer], **kw)
+
+
+def ray_disentangle_store(store, factors: Sequence[str] | str, *, layers: Sequence[str] | str | None = None,
+                          address: str | None = "auto", num_gpus: float = 0.0, **kw: Any) -> Result:
+    """`disentangle_store` with one Ray task per pooled layer (MIG, DCI, SAP, … as locally); rows and heatmap
+    artifacts in local order. Token-level layers are skipped, or refused when named, as locally."""
+    from repscope.errors import DataError
+
+    names = [f.strip() for f in factors.split(",") if f.strip()] if isinstance(factors, str) else list(factors)
+    chosen = store.resolve_layers(layers)
+    tokens = [la for la in chosen if store.is_tokens(la)]
+    if tokens and layers is not None:
+        raise DataError(f"layer '{tokens[0]}' is token-level; disentanglement needs pooled layers "
+                        "(re-extract with a pooling such as mean)")
+    chosen = [la for la in chosen if la not in tokens]
+    if not names or not chosen:  # the local function's one-line errors (no factors, no pooled layers)
+        from repscope.disentangle.store import disentangle_store
+
+        return disentangle_store(store, names, layers=layers, **kw)
+    parts = _run_tasks(_disentangle_layer, [((_root(store), la, names, kw), {}) for la in chosen], address,
+                       num_gpus=num_gpus)
+    out = Result()
+    for part in parts:
+        out.extend(part)
+    return out
+
+
+# ---- compress: truncate, quantize-embeddings --------------------------------------------------------------------
+def _truncate_layer(root: str, layer: str, kw: dict[str, Any]) -> Result:
+    from repscope.compress.truncate import ANALYSIS, truncate_store
+    from repscope.store import RepStore
+
+    res = truncate_store(RepStore.open(root), layers=[layer], **kw)
+    return Result(rows=[r for r in res.rows if r.analysis == ANALYSIS])  # the summary spans layers: driver's job
+
+
+def ray_truncate_store(store, *, layers: Sequence[str] | str | None = None, dims: Sequence[int] | None = None,
+                       address: str | None = "auto", num_gpus: float = 0.0, **kw: Any) -> Result:
+    """`truncate_store` with one Ray task per pooled layer for the truncation grid (raw / PCA prefixes, MRL-style);
+    the driver rebuilds the per-layer grids from the rows and adds the ≥99%/≥95% summary rows and artifact exactly
+    as the local run does."""
+    from repscope.compress.truncate import ANALYSIS, add_truncation_summary, prefix_dims
+    from repscope.errors import DataError
+
+    chosen = [la for la in store.resolve_layers(layers) if not store.is_tokens(la)]
+    if not chosen:
+        raise DataError(f"store '{store.name}' has no pooled layers; re-extract with a pooling such as mean")
+    for la in chosen:
+        prefix_dims(int(np.prod(store.layer_info(la)["shape"])), dims)  # fail on a bad dim before any task
+    args = {"dims": dims, **kw}
+    parts = _run_tasks(_truncate_layer, [((_root(store), la, args), {}) for la in chosen], address,
+                       num_gpus=num_gpus)
+    res = Result()
+    for part in parts:
+        res.extend(part)
+    grid = pd.DataFrame([{"basis": r.params["basis"], "dim": r.params["dim"],
+                          "bytes_per_vector": r.params["bytes_per_vector"], "metric": r.metric, "value": r.value,
+                          "layer": r.layer, "layer_index": r.layer_index, "store": r.store}
+                         for r in res.rows if r.analysis == ANALYSIS])
+    target = res.rows[0].params["target"] if res.rows else kw.get("target", "label")
+    add_truncation_summary(res, store, grid, target)
+    return res
+
+
+def _quantize_embeddings_layer(root: str, layer: str, kw: dict[str, Any]) -> Result:
+    from repscope.compress.store import quantize_store
+    from repscope.store import RepStore
+
+    return quantize_store(RepStore.open(root), [layer], **kw)
+
+
+def ray_quantize_embeddings(store, layers: Sequence[str] | str | None = None, *, address: str | None = "auto",
+                            num_gpus: float = 0.0, **kw: Any) -> Result:
+    """`compress.store.quantize_store` (float16 / int8 / binary embeddings, recall@k, rescoring) with one Ray task
+    per layer; rows in local order. Without `layers` token-level layers are skipped, named ones refused, as locally."""
+    from repscope.errors import DataError
+
+    chosen = store.resolve_layers(layers)
+    if layers is None:
+        chosen = [la for la in chosen if not store.is_tokens(la)]
+    for la in chosen:
+        if store.is_tokens(la):
+            raise DataError(f"layer '{la}' is token-level; re-extract with a pooling such as mean")
+    parts = _run_tasks(_quantize_embeddings_layer, [((_root(store), la, kw), {}) for la in chosen], address,
+                       num_gpus=num_gpus)
+    out = Result()
+    for part in parts:
+        out.extend(part)
+    return out

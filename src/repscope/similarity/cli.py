@@ -10,6 +10,7 @@ from repscope.cli_common import (
     DbOption,
     DeviceOption,
     FormatOption,
+    MaxMemoryOption,
     StudyOption,
     choice_option,
     console,
@@ -26,7 +27,7 @@ def _print_matrix(title: str, mat) -> None:
 
 
 def compare(
-    store_a: Path = typer.Argument(..., help="Store directory (A)."),
+    store_a: Path = typer.Argument(None, help="Store directory (A); not needed with --list."),
     store_b: Path = typer.Argument(None, help="Second store (B); omit to compare A's layers with each other."),
     measure: str = choice_option("cka", "--measure", "-m", registry="repscope.similarity.registry:MEASURES",
                                  text="Comma-separated registered measures (cka = linear_cka): {choices}."),
@@ -36,6 +37,7 @@ def compare(
     streaming: bool = typer.Option(False, "--streaming", help="Exact linear CKA over store chunks (any n; "
                                                                "only cka/debiased_cka)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the row subset."),
+    max_memory: str = MaxMemoryOption,
     list_measures: bool = typer.Option(False, "--list", help="List the registered measures and exit."),
     fmt: str = FormatOption,
     device: str = DeviceOption,
@@ -47,6 +49,8 @@ def compare(
 
     Example: repscope compare runs/digits_mlp_s0 runs/digits_mlp_s1 --measure cka,pwcca,procrustes,mknn
     """
+    import click
+
     from repscope.similarity.matrix import compare_stores, compare_stores_streaming, result_matrices
     from repscope.similarity.registry import measures
     from repscope.store import RepStore
@@ -55,6 +59,8 @@ def compare(
         for m in measures(None):
             typer.echo(f"{m.name:16s} {m.kind:10s} {m.paper}")
         return
+    if store_a is None:
+        raise click.UsageError("Missing argument 'STORE_A'.")
     a = RepStore.open(store_a)
     b = RepStore.open(store_b) if store_b is not None else None
     names = [m.name for m in measures(measure)]  # unknown names fail here, before any data is read
@@ -69,9 +75,10 @@ def compare(
             from repscope.distributed.ray_sweep import ray_compare_stores
 
             result = ray_compare_stores(a, b, names, layers, layers_b, max_rows=max_rows, seed=seed, device=device,
-                                        address=ray)
+                                        address=ray, max_memory=max_memory)
         else:
-            result = compare_stores(a, b, names, layers, layers_b, max_rows=max_rows, seed=seed, device=device)
+            result = compare_stores(a, b, names, layers, layers_b, max_rows=max_rows, seed=seed, device=device,
+                                    max_memory=max_memory)
         note = f" ({a.name}{'' if b is None else ' vs ' + b.name})"
     n = rdb.record_result(with_provenance(result, a, b))
     if fmt == "table":
