@@ -86,7 +86,7 @@ def probe_cmd(
             cols = ["probe", "shots", "value", "ci_low", "ci_high"]
             tables.append((as_table(fs)[cols], f"few-shot accuracy @ {best} (examples per class)"))
     if retrieval:
-        rt = retrieval_sweep(s, target, layer_list, device=device)
+        rt = retrieval_sweep(s, target, layer_list, device=device, max_memory=max_memory, seed=seed)
         result.extend(rt)
         tables.append((as_table(rt).pivot_table(index="layer", columns="metric", values="value")
                        .reindex(layer_list).reset_index(), "label retrieval"))
@@ -110,6 +110,7 @@ def _depth_table(depth):
 def sts_cmd(
     store: Path = typer.Argument(..., help="Store with sample columns pair, side (0/1) and score."),
     layers: str = typer.Option(None, "--layers", help="Layer names/globs, comma separated (default: all)."),
+    max_memory: str = MaxMemoryOption,
     fmt: str = FormatOption,
     db: Path = DbOption,
     study: str = StudyOption,
@@ -123,7 +124,7 @@ def sts_cmd(
 
     s = RepStore.open(store)
     rdb = open_db(db, study)
-    result = sts_sweep(s, s.resolve_layers(layers))
+    result = sts_sweep(s, s.resolve_layers(layers), max_memory=max_memory)
     rdb.record_result(with_provenance(result, s))
     if fmt == "table":
         df = result.frame()[["layer", "value"]].rename(columns={"value": "spearman"})

@@ -24,6 +24,7 @@ from repscope.probe.metrics import mean_ci, retrieval_metrics, sts_spearman, wil
 from repscope.probe.registry import canonical, few_shot_params, is_regression, make_probe
 from repscope.probe.ridge import spearman
 from repscope.results import Result
+from repscope.selection import subset_rows
 from repscope.store.repstore import layer_position
 
 
@@ -83,6 +84,20 @@ def _features(store, layer: str, rows: np.ndarray | None = None) -> torch.Tensor
     return x if rows is None or len(rows) == x.shape[0] else x[torch.as_tensor(rows)]
 
 
+def budget_positions(n: int, width: int, max_memory: int | str | None, copies: float, seed: int,
+                     what: str) -> np.ndarray | None:
+    """None when `copies` working copies of n rows × `width` floats fit `max_memory` (None: the default budget);
+    else the seeded, sorted positions (`subset_rows`) of the most rows that fit, with a one-line warning. Callers
+    record len(positions) as rows_used in their params."""
+    b = mb.resolve_budget(max_memory)
+    if mb.fits(n, width, b, copies):
+        return None
+    keep = subset_rows(n, mb.rows_that_fit(width, b, copies), seed)
+    mb.warn(f"{what}: {n} rows need ~{mb.format_size(mb.layer_bytes(n, width, copies))}, over the memory budget of "
+            f"{mb.format_size(b)}; subsampling {len(keep)} rows (raise --max-memory to use them all)")
+    return keep
+
+
 def _evaluate(est, x: torch.Tensor, y: np.ndarray, split: Split, regression: bool) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for tr, te in split.folds:
@@ -96,6 +111,13 @@ def _evaluate(est, x: torch.Tensor, y: np.ndarray, split: Split, regression: boo
         else:
             out.setdefault("accuracy", []).append(float(m.score(xt, y[te])))
     return out
+
+
+RETRIEVAL_COPIES = 8.0  # float32 rows + unit-normalised copy + float64 re-rank blocks of the exact kNN
+
+
+def _width(store, layer: str) -> int:
+    return mb.layer_width(store, layer)
 
 
 PROBE_COPIES = 6.0  # float32 layer + fold copies + a float64 fit copy + standardized/centred float64 work
@@ -209,8 +231,6 @@ def layer_sweep(store, probes: Sequence[str] = ("logistic",), target: str = "lab
             streamed = [n for n in names if can_stream and streamable(ests[n])]
             rest = [n for n in names if n not in streamed]
             if rest:
-                from repscope.selection import subset_rows
-
                 keep = subset_rows(len(rows_idx), mb.rows_that_fit(width, budget, PROBE_COPIES), seed)
                 x = store.get(layer, rows_idx[keep], dtype=torch.float32)  # only these rows are read
                 x = x.reshape(x.shape[0], -1)
@@ -263,8 +283,6 @@ def layer_sweep(store, probes: Sequence[str] = ("logistic",), target: str = "lab
 
 def few_shot_indices(y_pool: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
     """`shots` random indices per class from y_pool (sorted), drawn with `rng`."""
-    from repscope.selection import subset_rows
-
     picks = [subset_rows(np.nonzero(y_pool == c)[0], shots, rng) for c in np.unique(y_pool)]
     return np.sort(np.concatenate(picks))
 
@@ -280,23 +298,26 @@ def few_shot_curve(store, layer: str, probes: Sequence[str] = ("logistic", "nb")
         raise ConfigError(f"few-shot curves are for classifier probes; drop {', '.join(filter(is_regression, names))}")
     (layer,) = store.resolve_layers(layer)
     rows_idx, y = target_values(store, target)
-    x = _features(store, layer, rows_idx)
     split = make_split(store.samples, y, rows_idx, None, test_size, seed)
     tr, te = split.folds[0]
     y_pool, y_test = y[tr], y[te]
-    x_pool, x_test = x[torch.as_tensor(tr)], x[torch.as_tensor(te)]
     min_count = int(np.unique(y_pool, return_counts=True)[1].min())
+    plan = {n: [few_shot_indices(y_pool, n, np.random.default_rng(seed + s)) for s in range(seeds)]
+            for n in sorted({int(s) for s in shots}) if 1 <= n <= min_count}
+    # read only the rows the curve uses (the test set and the drawn shots), not the whole layer
+    used = np.unique(np.concatenate([tr[np.concatenate(d)] for d in plan.values()] + [te])) if plan else te
+    x_used = store.get(layer, rows_idx[used], dtype=torch.float32)
+    x_used = x_used.reshape(x_used.shape[0], -1)
+    x_test = x_used[torch.as_tensor(np.searchsorted(used, te))]
+    width = x_used.shape[1]
     result = Result()
-    for n in sorted({int(s) for s in shots}):
-        if n < 1 or n > min_count:
-            continue
-        draws = [few_shot_indices(y_pool, n, np.random.default_rng(seed + s)) for s in range(seeds)]
+    for n, draws in plan.items():
         for name in names:
             accs = []
             t0 = time.perf_counter()
             for idx in draws:
-                est = make_probe(name, device=device, **few_shot_params(name, n, x.shape[1]))
-                est.fit(x_pool[torch.as_tensor(idx)], y_pool[idx])
+                est = make_probe(name, device=device, **few_shot_params(name, n, width))
+                est.fit(x_used[torch.as_tensor(np.searchsorted(used, tr[idx]))], y_pool[idx])
                 accs.append(float(est.score(x_test, y_test)))
             mean, lo, hi = mean_ci(accs, level)
             secs = time.perf_counter() - t0
@@ -349,10 +370,12 @@ def concept_depth(sweep: Result | pd.DataFrame, layers: Sequence[str], threshold
 
 
 def concat_stores(stores: Sequence[Any], layer: str, probe: str = "logistic", target: str = "label",
-                  cv: int | None = None, test_size: float = 0.25, seed: int = 0, device: str = "auto") -> Result:
+                  cv: int | None = None, test_size: float = 0.25, seed: int = 0, device: str = "auto",
+                  max_memory: int | str | None = None) -> Result:
     """Concatenate one layer of several stores of the same samples (e.g. seeds; Zhang & Bottou 2023, "Learning useful
     representations for shifting tasks and distributions") and probe it next to each store alone. Returns analysis
-    `probe_concat` rows (store = member name or "a+b+…", metric accuracy with CI)."""
+    `probe_concat` rows (store = member name or "a+b+…", metric accuracy with CI). When the members and their
+    concatenation do not fit `max_memory`, a seeded subset of rows is used (params rows_used, rows_total)."""
     if len(stores) < 2:
         raise ConfigError("concatenation needs at least two stores")
     ref = stores[0]
@@ -368,6 +391,12 @@ def concat_stores(stores: Sequence[Any], layer: str, probe: str = "logistic", ta
     if is_regression(name):
         raise ConfigError(f"probe concatenation reports accuracy; '{name}' is a regression probe, pick a classifier")
     rows_idx, y = target_values(ref, target)
+    width = sum(_width(s, layer) for s in stores)
+    keep = budget_positions(len(rows_idx), 2 * width, max_memory, PROBE_COPIES, seed, "probe concat")
+    extra = {}
+    if keep is not None:
+        extra = {"rows_used": len(keep), "rows_total": len(rows_idx), "subsampled": True}
+        rows_idx, y = rows_idx[keep], y[keep]
     split = make_split(ref.samples, y, rows_idx, cv, test_size, seed)
     feats = {s.name: _features(s, layer, rows_idx) for s in stores}
     feats["+".join(s.name for s in stores)] = torch.cat(list(feats.values()), dim=1)
@@ -382,7 +411,7 @@ def concat_stores(stores: Sequence[Any], layer: str, probe: str = "logistic", ta
             lo, hi = wilson_ci(mean, len(split.folds[0][1]))
         secs = time.perf_counter() - t0
         members = sname.count("+") + 1
-        params = {"probe": name, "target": target, "members": members, "eval": split.mode, "seed": seed}
+        params = {"probe": name, "target": target, "members": members, "eval": split.mode, "seed": seed, **extra}
         for mname, v in (("accuracy", mean), ("accuracy_ci_low", lo), ("accuracy_ci_high", hi)):
             result.add("probe_concat", mname, v, layer=layer, layer_index=layer_position(ref, layer), store=sname,
                        model=ref.model, params=params, seconds=secs)
@@ -390,18 +419,26 @@ def concat_stores(stores: Sequence[Any], layer: str, probe: str = "logistic", ta
 
 
 def retrieval_sweep(store, target: str = "label", layers: Any = None, ks: Sequence[int] = (1, 5, 10),
-                    metric: str = "cosine", device: str = "auto") -> Result:
+                    metric: str = "cosine", device: str = "auto", max_memory: int | str | None = None,
+                    seed: int = 0) -> Result:
     """Per layer, leave-one-out label retrieval (recall@k, mAP, nDCG@10; see `retrieval_metrics`). Returns analysis
-    `retrieval` rows."""
-    rows_idx, y = target_values(store, target)
+    `retrieval` rows. A layer over `max_memory` is scored on a seeded subset of rows (params rows_used, rows_total):
+    queries and gallery are then both that subset."""
+    rows_all, y_all = target_values(store, target)
     result = Result()
     for layer in store.resolve_layers(layers):
         t0 = time.perf_counter()
+        keep = budget_positions(len(rows_all), _width(store, layer), max_memory, RETRIEVAL_COPIES, seed,
+                                f"retrieval on layer '{layer}'")
+        rows_idx, y = (rows_all, y_all) if keep is None else (rows_all[keep], y_all[keep])
         res = retrieval_metrics(_features(store, layer, rows_idx), y, ks, metric, device=device)
         secs = time.perf_counter() - t0
+        params = {"target": target, "distance": metric}
+        if keep is not None:
+            params.update(rows_used=len(keep), rows_total=len(rows_all), subsampled=True)
         for k, v in res.items():
             result.add("retrieval", k, v, layer=layer, layer_index=layer_position(store, layer), store=store.name,
-                       model=store.model, params={"target": target, "distance": metric}, seconds=secs)
+                       model=store.model, params=params, seconds=secs)
     return result
 
 
@@ -421,18 +458,26 @@ def sts_pairs(samples: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return a["row"].to_numpy().copy(), b["row"].to_numpy().copy(), a["score"].to_numpy().copy()
 
 
-def sts_sweep(store, layers: Any = None) -> Result:
+def sts_sweep(store, layers: Any = None, max_memory: int | str | None = None, seed: int = 0) -> Result:
     """Per layer, Spearman ρ between cos(side 0, side 1) and the gold score over all pairs. Returns analysis `sts`
-    rows (metric spearman; params n_pairs)."""
-    ra, rb, gold = sts_pairs(store.samples)
+    rows (metric spearman; params n_pairs). Only the two sides of the pairs are read; when they do not fit
+    `max_memory`, a seeded subset of pairs is scored (params pairs_total, subsampled)."""
+    ra_all, rb_all, gold_all = sts_pairs(store.samples)
     result = Result()
     for layer in store.resolve_layers(layers):
         t0 = time.perf_counter()
-        x = _features(store, layer)
-        rho = sts_spearman(x[torch.as_tensor(ra)].numpy(), x[torch.as_tensor(rb)].numpy(), gold)
+        keep = budget_positions(len(gold_all), 2 * _width(store, layer), max_memory, 2.0, seed,
+                                f"STS on layer '{layer}'")
+        ra, rb, gold = (ra_all, rb_all, gold_all) if keep is None else (ra_all[keep], rb_all[keep], gold_all[keep])
+        xa = store.get(layer, ra, dtype=torch.float32)
+        xb = store.get(layer, rb, dtype=torch.float32)
+        rho = sts_spearman(xa.reshape(len(ra), -1).numpy(), xb.reshape(len(rb), -1).numpy(), gold)
         secs = time.perf_counter() - t0
+        params: dict[str, Any] = {"n_pairs": len(gold)}
+        if keep is not None:
+            params.update(pairs_total=len(gold_all), subsampled=True)
         result.add("sts", "spearman", rho, layer=layer, layer_index=layer_position(store, layer), store=store.name,
-                   model=store.model, params={"n_pairs": len(gold)}, seconds=secs)
+                   model=store.model, params=params, seconds=secs)
     return result
 
 
