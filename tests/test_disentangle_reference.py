@@ -115,12 +115,13 @@ def test_dci_exact_gbt_matches_rederivation(data: tuple) -> None:
         r[:, j] = np.abs(m.feature_importances_)
         acc.append(np.mean(m.predict(z[te]) == f[te, j]))
     dd, cc = _dci_from_r(r)
-    ours = dci(z, f, importance="gbt-exact")
-    assert ours["disentanglement"] == pytest.approx(dd, abs=1e-6)
-    assert ours["completeness"] == pytest.approx(cc, abs=1e-6)
-    assert ours["informativeness"] == pytest.approx(np.mean(acc), abs=1e-6)
-    # the fast histogram GBT (default) ranks the same latents and lands close to the exact estimator
-    fast = dci(z, f)
+    for importance in ("gbt-sklearn", "gbt"):  # scikit-learn's estimator, then repscope's exact engine (default)
+        ours = dci(z, f, importance=importance)
+        assert ours["disentanglement"] == pytest.approx(dd, abs=1e-6)
+        assert ours["completeness"] == pytest.approx(cc, abs=1e-6)
+        assert ours["informativeness"] == pytest.approx(np.mean(acc), abs=1e-6)
+    # the histogram GBT ranks the same latents and lands close to the exact estimator
+    fast = dci(z, f, importance="gbt-hist")
     assert abs(fast["disentanglement"] - dd) < 0.1 and abs(fast["completeness"] - cc) < 0.1
     for j in range(K):
         assert np.argmax(fast["importance"][:, j]) == np.argmax(r[:, j])
