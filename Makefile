@@ -29,6 +29,9 @@ test: venv
 
 bench: venv
 	$(PIP) -e ".[text,dev,bench]"
+	# lightly (benchmarks/learn.py) requires torchvision, which does not import beside the CPU torch wheel; the
+	# benchmark loads only lightly's loss module, so install it without its dependencies
+	$(PIP) --no-deps lightly==1.6.0
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) benchmarks/run_all.py
 
 lint: venv

@@ -66,7 +66,7 @@ def test_qlae_reconstruction_falls(vectors):
 
     m = QLAE(latents=4, hidden=32, lr=1e-3, epochs=0, progress=False, device="cpu").fit(vectors)
     before = rec(m)
-    m.epochs = 16
+    m.epochs = 30  # the reference code's [−0.5, 0.5] codebooks and bias-free decay learn slower than 16 epochs allow
     m.fit(vectors)
     assert rec(m) < 0.85 * before  # a collapsed code (one cell for all samples) stays at ≈ 1.0 × before
 
@@ -125,10 +125,30 @@ def test_qlae_latents_are_codebook_values(vectors):
         dist = np.abs(z[:, j, None] - values[j][None, :]).min(1)
         assert dist.max() < 1e-6
     assert len(np.unique(z[:, 0])) <= 5
-    # the codebooks moved away from their initial grid (quantisation loss trains them), weight decay is on
-    assert not np.allclose(values, np.linspace(-1, 1, 5)[None, :].repeat(4, 0))
-    groups = m.optimizer().param_groups
-    assert [g["weight_decay"] for g in groups] == [0.1, 0.0]
+    # the codebooks moved away from their initial grid (the quantisation loss trains them)
+    assert not np.allclose(values, np.linspace(-0.5, 0.5, 5)[None, :].repeat(4, 0))
+
+
+def test_qlae_optimizer_follows_the_reference_code():
+    """Weight decay 0.1 on weights only (biases and codebooks undecayed), codebooks start on linspace(−0.5, 0.5), and
+    the decayed weights' gradients are clipped element-wise at 1 while the others are left alone."""
+    q = QLAE(latents=3, hidden=8, progress=False)
+    q.input_kind_, q.input_shape_ = "vector", (5,)
+    q.build()
+    np.testing.assert_allclose(q.codebooks.values.detach().numpy(), np.tile(np.linspace(-0.5, 0.5, 10), (3, 1)),
+                               atol=1e-7)
+    names = {id(p): n for n, p in q.named_parameters()}
+    decayed, plain = q.optimizer().param_groups
+    assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
+    assert all(names[id(p)].endswith("weight") for p in decayed["params"])
+    assert {names[id(p)] for p in plain["params"]} == {n for n in names.values()
+                                                        if n.endswith("bias") or n == "codebooks.values"}
+    for p in q.parameters():
+        p.grad = torch.full_like(p, 5.0)
+    q.before_step()
+    for p in q.parameters():
+        expect = 1.0 if id(p) in {id(d) for d in decayed["params"]} else 5.0
+        assert torch.all(p.grad == expect), names[id(p)]
 
 
 def test_straight_through_gradient():
@@ -138,8 +158,11 @@ def test_straight_through_gradient():
     z = torch.tensor([[0.13, -0.71]], requires_grad=True)
     out = q.codebooks(z)
     out.sum().backward()
-    assert torch.equal(z.grad, torch.ones_like(z))
-    assert torch.allclose(out, torch.tensor([[1 / 9, -7 / 9]]))  # nearest of linspace(-1, 1, 10)
+    assert torch.equal(z.grad, torch.ones_like(z))  # identity gradient, also outside the codebook range
+    assert q.codebooks.values.grad is None  # the decoder path does not move the codebook (only λ_q does)
+    grid = np.linspace(-0.5, 0.5, 10)
+    expect = [grid[np.abs(grid - v).argmin()] for v in (0.13, -0.71)]  # 1/6 and the outermost value −0.5
+    np.testing.assert_allclose(out.detach().numpy()[0], expect, atol=1e-7)
 
 
 def test_augmentations_keep_shapes_and_are_seeded(images):
@@ -157,6 +180,48 @@ def test_augmentations_keep_shapes_and_are_seeded(images):
     m = random_mask(x, 0.5, torch.Generator().manual_seed(0), patch=4)
     assert m.shape == x.shape and 0.1 < float(m.mean()) < 0.9
     assert torch.equal(m[..., :4, :4], m[..., :1, :1].expand(-1, -1, 4, 4))  # masks are 4×4 patches
+
+
+def test_colour_augmentations_keep_luma_and_grey():
+    """Grayscale is the ITU-R 601 luma in every channel; a hue-only jitter keeps each pixel's luma and chroma length
+    (a rotation of the YIQ chroma plane) but changes the colours; p = 0 is the identity; grey images stay grey."""
+    from repscope.learn import random_grayscale
+
+    g = torch.Generator().manual_seed(0)
+    x = 0.5 + 0.1 * (torch.rand(6, 3, 5, 5, generator=g) - 0.5)  # near grey: no clamping below
+    grey = random_grayscale(x, torch.Generator().manual_seed(1), p=1.0)
+    luma = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    assert torch.allclose(grey, luma[:, None].expand_as(x), atol=1e-6)
+    hue = color_jitter(x, torch.Generator().manual_seed(2), brightness=0, contrast=0, saturation=0, hue=0.5, p=1.0)
+    luma_h = 0.299 * hue[:, 0] + 0.587 * hue[:, 1] + 0.114 * hue[:, 2]
+    assert torch.allclose(luma_h, luma, atol=1e-5) and not torch.allclose(hue, x, atol=1e-3)
+    i = lambda t: 0.596 * t[:, 0] - 0.274 * t[:, 1] - 0.322 * t[:, 2]  # noqa: E731
+    q = lambda t: 0.211 * t[:, 0] - 0.523 * t[:, 1] + 0.312 * t[:, 2]  # noqa: E731
+    assert torch.allclose(i(hue) ** 2 + q(hue) ** 2, i(x) ** 2 + q(x) ** 2, atol=1e-5)
+    assert torch.equal(color_jitter(x, torch.Generator().manual_seed(3), p=0.0), x)
+    flat = x[:, :1].expand_as(x).contiguous()  # R = G = B
+    out = color_jitter(flat, torch.Generator().manual_seed(4), brightness=0, contrast=0, p=1.0)
+    assert torch.allclose(out[:, 0], out[:, 1], atol=1e-5) and torch.allclose(out[:, 1], out[:, 2], atol=1e-5)
+
+
+def test_masked_autoencoder_follows_simmim(images):
+    """SimMIM masking: exactly round(r·N) patches per image (r = 0.6 by default), a learnable mask token in the input,
+    and a loss whose gradient reaches only the masked entries of the reconstruction."""
+    x = torch.as_tensor(images[:8]).float().unsqueeze(1) / 255  # (8, 1, 16, 16): a 4×4 grid of 4×4 patches
+    m = random_mask(x, 0.6, torch.Generator().manual_seed(0), patch=4)
+    per_image = m[:, 0, ::4, ::4].reshape(8, -1).sum(1)
+    assert torch.equal(per_image, torch.full((8,), float(round(0.6 * 16))))
+    assert not torch.equal(m[0], m[1])  # different patches per image
+    v = random_mask(torch.zeros(5, 20), 0.25, torch.Generator().manual_seed(0))
+    assert torch.equal(v.sum(1), torch.full((5,), 5.0))
+    ae = Autoencoder(mode="masked", latents=3, hidden=16, epochs=0, progress=False, device="cpu").fit(images[:32])
+    assert ae.mask_ratio == 0.6 and ae.mask_token.shape == (1,)
+    seen = {}
+    ae.decoder.register_forward_hook(lambda mod, inp, out: seen.update(out=out) or out.retain_grad())
+    ae.loss(x, torch.Generator().manual_seed(0)).backward()
+    grad = seen["out"].grad
+    assert torch.all(grad[m == 0] == 0) and (grad[m == 1] != 0).float().mean() > 0.9
+    assert ae.mask_token.grad is not None and float(ae.mask_token.grad.abs().sum()) > 0  # the token is trained
 
 
 def test_nt_xent_matches_closed_form():

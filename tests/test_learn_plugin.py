@@ -17,6 +17,7 @@ from repscope.study import load_study, run_study
 
 
 def run_main(*args):
+    """The in-process CLI runner of tests/reliability."""
     from tests.reliability.conftest import run_main as rm
 
     return rm(*args)

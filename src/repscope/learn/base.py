@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from repscope.device import resolve_device
 from repscope.errors import ConfigError, DataError, StoreError
+from repscope.tensorfile import save_tensors
 from repscope.threads import limit_threads
 
 FORMAT = "repscope-learner"
@@ -254,6 +255,7 @@ class Learner(nn.Module):
                         raise DataError(f"{self.KIND} loss became {float(loss)} at epoch {self.epoch_}; lower lr")
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
+                    self.before_step()
                     opt.step()
                     self.after_step()
                     total, count = total + float(loss.detach()) * len(idx), count + len(idx)
@@ -277,6 +279,9 @@ class Learner(nn.Module):
         std = z.std(0).clamp_min(1e-8)
         last.weight.mul_((self.INIT_STD / std)[:, None])
         last.bias.copy_((last.bias - z.mean(0)) * self.INIT_STD / std)
+
+    def before_step(self) -> None:
+        """Hook between `backward()` and the optimizer step, e.g. gradient clipping (nothing by default)."""
 
     def after_step(self) -> None:
         """Hook after each optimizer step (nothing by default)."""
@@ -304,8 +309,6 @@ class Learner(nn.Module):
         """safetensors file: weights (+ `optim.*` Adam state) and JSON metadata (kind, hparams, shape, epoch)."""
         if self.input_kind_ is None:
             raise ConfigError(f"this {self.KIND} is not fitted; nothing to save")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         layout: dict[str, Any] = {}
         if optimizer is not None:
@@ -318,10 +321,7 @@ class Learner(nn.Module):
         meta = {"format": FORMAT, "version": VERSION, "kind": self.KIND, "hparams": json.dumps(self.hparams()),
                 "input_kind": self.input_kind_, "input_shape": json.dumps(list(self.input_shape_ or ())),
                 "epoch": str(self.epoch_), "history": json.dumps(self.history_), "optim": json.dumps(layout)}
-        tmp = path.with_name(path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata=meta)
-        tmp.replace(path)
-        return path
+        return save_tensors(path, tensors, metadata=meta)
 
 
 def read_metadata(path: str | Path) -> dict[str, str] | None:

@@ -1,4 +1,5 @@
-"""CLI of repscope.learn: `repscope learn train vae|qlae|ae|simclr DATA -o zoo/NAME.safetensors` (a `learn` sub-app)."""
+"""CLI of repscope.learn: `repscope learn train vae|qlae|ae|simclr|matryoshka DATA -o zoo/NAME.safetensors` (a `learn`
+sub-app)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import typer
 
 from repscope.cli_common import DeviceOption, console
 
-learn_app = typer.Typer(help="Train small representation learners (AE, β-VAE, QLAE, SimCLR) on data or a store layer.",
-                        no_args_is_help=True)
+learn_app = typer.Typer(help="Train small representation learners (AE, β-VAE, QLAE, SimCLR, a Matryoshka head) on data "
+                        "or a store layer.", no_args_is_help=True)
 
 
 def load_training_data(data: str, *, layer: str | None = None, seed: int = 0):
@@ -25,11 +26,12 @@ def load_training_data(data: str, *, layer: str | None = None, seed: int = 0):
 
 
 def train_cmd(
-    kind: str = typer.Argument(..., help="Learner: ae, vae, qlae or simclr."),
+    kind: str = typer.Argument(..., help="Learner: ae, vae, qlae, simclr or matryoshka (frozen store features)."),
     data: str = typer.Argument(..., help="Dataset spec (shapes:2000, digits, FILE.npz, shared:…) or a store folder."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint file to write (.safetensors)."),
     layer: str = typer.Option(None, "--layer", "-l", help="Store layer to train on (store DATA only)."),
-    latents: int = typer.Option(None, "--latents", help="Latent size (default: 10; 64 for simclr)."),
+    latents: int = typer.Option(None, "--latents", help="Latent size (default: 10; 64 for simclr; matryoshka: "
+                                "the prefix kept, default all dims)."),
     epochs: int = typer.Option(20, "--epochs", min=0, help="Total epochs (a resumed run continues up to this)."),
     batch_size: int = typer.Option(128, "--batch-size", min=2),
     lr: float = typer.Option(1e-3, "--lr"),
@@ -44,7 +46,8 @@ def train_cmd(
 ) -> None:
     """Train a learner and save it as safetensors; `repscope extract OUT DATA` then reads its layers.
 
-    Example: repscope learn train qlae shapes:2000 -o zoo/qlae_s0.safetensors --latents 10 --epochs 20
+    Example: repscope learn train qlae shapes:2000 -o zoo/qlae_s0.safetensors --latents 10 --epochs 20;
+    repscope learn train matryoshka runs/store -l fc1 -o zoo/mrl.safetensors --epochs 30
     """
     from repscope.errors import ConfigError, check_output_dir
     from repscope.learn.base import load_learner

@@ -28,16 +28,17 @@ class SimCLR(Learner):
     KIND = "simclr"
 
     def __init__(self, *, latents: int = 64, proj_dim: int = 32, temperature: float = 0.5, noise: float = 0.05,
-                 drop: float = 0.2, **kw):
+                 drop: float = 0.2, min_crop: float = 0.2, color: float = 0.5, **kw):
         super().__init__(latents=latents, **kw)
-        if temperature <= 0 or proj_dim < 1 or not 0 <= drop < 1:
-            raise ConfigError(f"SimCLR needs temperature > 0, proj_dim ≥ 1 and 0 ≤ drop < 1 (got {temperature}, "
-                              f"{proj_dim}, {drop})")
+        if temperature <= 0 or proj_dim < 1 or not 0 <= drop < 1 or not 0 < min_crop <= 1 or not 0 <= color <= 1:
+            raise ConfigError(f"SimCLR needs temperature > 0, proj_dim ≥ 1, 0 ≤ drop < 1, 0 < min_crop ≤ 1 and "
+                              f"0 ≤ color ≤ 1 (got {temperature}, {proj_dim}, {drop}, {min_crop}, {color})")
         self.proj_dim, self.temperature, self.noise, self.drop = proj_dim, temperature, noise, drop
+        self.min_crop, self.color = min_crop, color
 
     def hparams(self) -> dict:
         return {**super().hparams(), "proj_dim": self.proj_dim, "temperature": self.temperature,
-                "noise": self.noise, "drop": self.drop}
+                "noise": self.noise, "drop": self.drop, "min_crop": self.min_crop, "color": self.color}
 
     def build(self) -> None:
         self.encoder = build_encoder(self.input_kind_, self.input_shape_, self.latents, self.hidden)
@@ -56,7 +57,7 @@ class SimCLR(Learner):
     def view(self, x: Tensor, g: torch.Generator) -> Tensor:
         """One random view of a batch."""
         if self.input_kind_ == "image":
-            return image_view(x, g, noise=self.noise)
+            return image_view(x, g, noise=self.noise, scale=(self.min_crop, 1.0), color=self.color)
         return vector_view(x, g, drop=self.drop, noise=self.noise)
 
     def loss(self, x: Tensor, g: torch.Generator) -> Tensor:

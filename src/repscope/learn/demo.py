@@ -40,7 +40,7 @@ def _shared_image_checks(ctx: DemoContext) -> None:
     from repscope.learn.experiments import autoencoder_modes, simclr_vs_random
     from repscope.paths import shared_data
 
-    for rel, fn, kw in (("images/cifar10_test_a.npz", simclr_vs_random, {"epochs": 60}),
+    for rel, fn, kw in (("images/cifar10_test_a.npz", simclr_vs_random, {"epochs": 100, "temperature": 0.2}),
                         ("images/mnist_test_a.npz", autoencoder_modes, {"epochs": 15})):
         path = shared_data(*rel.split("/"))
         if path is None:

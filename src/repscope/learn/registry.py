@@ -1,4 +1,5 @@
-"""`LEARNERS`: the registry of representation learners (`ae`, `vae`, `qlae`, `simclr`), filled on first lookup."""
+"""`LEARNERS`: the registry of representation learners (`ae`, `vae`, `qlae`, `simclr`, `matryoshka`), filled on first
+lookup."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ def _fill() -> None:
         return
     from repscope.learn.autoencoder import Autoencoder
     from repscope.learn.contrastive import SimCLR
+    from repscope.learn.matryoshka import MatryoshkaHead
     from repscope.learn.qlae import QLAE
     from repscope.learn.vae import BetaVAE
 
@@ -22,6 +24,8 @@ def _fill() -> None:
     LEARNERS.register("vae", BetaVAE, aliases=("beta-vae", "beta_vae"), paper="Higgins et al. 2017")
     LEARNERS.register("qlae", QLAE, aliases=("latent-quantization",), paper="Hsu et al. 2023")
     LEARNERS.register("simclr", SimCLR, aliases=("infonce", "contrastive"), paper="Chen et al. 2020")
+    LEARNERS.register("matryoshka", MatryoshkaHead, aliases=("mrl", "matryoshka-head"),
+                      paper="Kusupati et al. 2022; adapter: Yoon et al. 2024 (repscope.compress.adapter)")
 
 
 def learner_class(name: str) -> type[Any]:
