@@ -16,6 +16,9 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from repscope.errors import ConfigError
 
@@ -94,6 +97,17 @@ def default_budget(fraction: float = DEFAULT_FRACTION) -> int:
     return max(64 << 20, int(available_memory() * fraction))
 
 
+def check_size(value: int | float | str | None) -> int | float | str | None:
+    """Pydantic after-validator of a `max_memory` study param: None, or a size `parse_size` accepts (kept as given)."""
+    if value is not None:
+        parse_size(value)
+    return value
+
+
+MaxMemory = Annotated[int | str | None, AfterValidator(check_size)]
+"""The `max_memory` field of every study step's params: bytes or a size string, checked when the study loads."""
+
+
 def resolve_budget(max_memory: int | float | str | None) -> int:
     """Budget in bytes: `max_memory` parsed (bytes or a size string), or `default_budget()` when None."""
     return default_budget() if max_memory is None else parse_size(max_memory)
@@ -139,5 +153,6 @@ def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
-__all__ = ["DEFAULT_FRACTION", "DEFAULT_HELP", "available_memory", "default_budget", "fits", "format_size",
-           "layer_bytes", "layer_width", "parse_size", "resolve_budget", "rows_that_fit", "stream_fits", "warn"]
+__all__ = ["DEFAULT_FRACTION", "DEFAULT_HELP", "MaxMemory", "available_memory", "check_size", "default_budget", "fits",
+           "format_size", "layer_bytes", "layer_width", "parse_size", "resolve_budget", "rows_that_fit",
+           "stream_fits", "warn"]

@@ -15,6 +15,16 @@ from repscope.selection import subset_rows
 ANALYSIS = "disentangle"
 
 
+def pooled_layers(store, layers: Any = None) -> list[str]:
+    """The pooled layers among `layers` (all by default): token-level ones are skipped, or refused when named."""
+    chosen = store.resolve_layers(layers)
+    tokens = [la for la in chosen if store.is_tokens(la)]
+    if tokens and layers is not None:
+        raise DataError(f"layer '{tokens[0]}' is token-level; disentanglement needs pooled layers "
+                        "(re-extract with a pooling such as mean)")
+    return [la for la in chosen if la not in tokens]
+
+
 def disentangle_store(store: Any, factors: Sequence[str] | str, *, metrics: Sequence[str] | str | None = None,
                       layers: Sequence[str] | str | None = None, max_rows: int | None = 10000, seed: int = 0,
                       **options: Any) -> Result:
@@ -37,12 +47,7 @@ def disentangle_store(store: Any, factors: Sequence[str] | str, *, metrics: Sequ
         rows = subset_rows(n, int(max_rows), seed)
     table = samples[names].iloc[rows] if rows is not None else samples[names].iloc[:n]
     encode_factors(table, n_rows=len(table))  # fail on a bad factor before reading any layer
-    chosen = store.resolve_layers(layers)
-    tokens = [la for la in chosen if store.is_tokens(la)]
-    if tokens and layers is not None:
-        raise DataError(f"layer '{tokens[0]}' is token-level; disentanglement needs pooled layers "
-                        "(re-extract with a pooling such as mean)")
-    chosen = [la for la in chosen if la not in tokens]
+    chosen = pooled_layers(store, layers)
     if not chosen:
         raise DataError(f"store '{store.name}' has no pooled layers; re-extract with a pooling such as mean")
     order = list(store.layers)

@@ -241,15 +241,10 @@ def ray_disentangle_store(store, factors: Sequence[str] | str, *, layers: Sequen
                           address: str | None = "auto", num_gpus: float = 0.0, **kw: Any) -> Result:
     """`disentangle_store` with one Ray task per pooled layer (MIG, DCI, SAP, … as locally); rows and heatmap
     artifacts in local order. Token-level layers are skipped, or refused when named, as locally."""
-    from repscope.errors import DataError
+    from repscope.disentangle.store import pooled_layers
 
     names = [f.strip() for f in factors.split(",") if f.strip()] if isinstance(factors, str) else list(factors)
-    chosen = store.resolve_layers(layers)
-    tokens = [la for la in chosen if store.is_tokens(la)]
-    if tokens and layers is not None:
-        raise DataError(f"layer '{tokens[0]}' is token-level; disentanglement needs pooled layers "
-                        "(re-extract with a pooling such as mean)")
-    chosen = [la for la in chosen if la not in tokens]
+    chosen = pooled_layers(store, layers)
     if not names or not chosen:  # the local function's one-line errors (no factors, no pooled layers)
         from repscope.disentangle.store import disentangle_store
 

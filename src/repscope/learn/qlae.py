@@ -85,15 +85,17 @@ class QLAE(Learner):
         self.latent = nn.Identity()
         self.decoder = build_decoder(kind, shape, self.latents, self.hidden, self.encoder)
 
+    @staticmethod
+    def _decayed(name: str) -> bool:
+        return not name.endswith("bias") and not name.startswith("codebooks.")
+
     def decayed_parameters(self) -> list[nn.Parameter]:
         """The encoder/decoder weights (not biases, not the codebooks): weight decay and gradient clipping apply."""
-        return [p for name, p in self.named_parameters() if not name.endswith("bias") and not name.startswith(
-            "codebooks.")]
+        return [p for name, p in self.named_parameters() if self._decayed(name)]
 
     def optimizer(self) -> torch.optim.Optimizer:
         """AdamW: weight decay on the weights; biases and codebook values undecayed (reference code's param_labels)."""
-        decayed = {id(p) for p in self.decayed_parameters()}
-        rest = [p for p in self.parameters() if id(p) not in decayed]
+        rest = [p for name, p in self.named_parameters() if not self._decayed(name)]
         return torch.optim.AdamW([{"params": self.decayed_parameters(), "weight_decay": self.weight_decay},
                                   {"params": rest, "weight_decay": 0.0}], lr=self.lr)
 

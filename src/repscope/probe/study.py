@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from repscope.budget import MaxMemory
 from repscope.results import Result
 
 
@@ -36,22 +37,12 @@ class ProbeParams(BaseModel):
     threshold: float = Field(0.9, gt=0, le=1)
     seed: int = 0
     device: str = "auto"
-    max_memory: int | str | None = None
+    max_memory: MaxMemory = None
 
     @field_validator("probes", mode="before")
     @classmethod
     def _known(cls, value: str | list[str]) -> list[str]:
         return _probe_names(value)
-
-    @field_validator("max_memory")
-    @classmethod
-    def _size(cls, value: int | str | None) -> int | str | None:
-        """Check a memory budget (bytes or e.g. "2GB") when the study file loads."""
-        if value is not None:
-            from repscope.budget import parse_size
-
-            parse_size(value)
-        return value
 
 
 class StsParams(BaseModel):
@@ -59,6 +50,7 @@ class StsParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     layers: str | list[str] | None = None
+    max_memory: MaxMemory = None
 
 
 def run(stores: list, probes: list[str], target: str = "label", layers: Any = None, cv: int | None = None,
@@ -84,11 +76,11 @@ def run(stores: list, probes: list[str], target: str = "label", layers: Any = No
     return result
 
 
-def run_sts(stores: list, layers: Any = None) -> Result:
+def run_sts(stores: list, layers: Any = None, max_memory: int | str | None = None) -> Result:
     """STS Spearman per layer for stores of sentence pairs (columns pair, side, score)."""
     from repscope.probe.protocols import sts_sweep
 
     result = Result()
     for store in stores:
-        result.extend(sts_sweep(store, layers=layers))
+        result.extend(sts_sweep(store, layers=layers, max_memory=max_memory))
     return result

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from repscope.budget import MaxMemory
 from repscope.errors import ConfigError
 from repscope.results import Result
 
@@ -20,17 +21,7 @@ class CompareParams(BaseModel):
     max_rows: int | None = Field(5000, ge=3)
     seed: int = 0
     device: str = "auto"
-    max_memory: int | str | None = None
-
-    @field_validator("max_memory")
-    @classmethod
-    def _size(cls, value: int | str | None) -> int | str | None:
-        """Check a memory budget (bytes or e.g. "2GB") when the study file loads."""
-        if value is not None:
-            from repscope.budget import parse_size
-
-            parse_size(value)
-        return value
+    max_memory: MaxMemory = None
 
     @field_validator("measures", mode="before")
     @classmethod
