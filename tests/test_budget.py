@@ -52,13 +52,25 @@ def test_cgroup_headroom(tmp_path):
     (tmp_path / "memory.max").write_text("max\n")
     assert budget._cgroup_headroom(tmp_path) is None
     assert budget._cgroup_headroom(tmp_path / "nowhere") is None
+    (tmp_path / "memory.max").write_text("1000000\n")
+    (tmp_path / "memory.current").write_text("1000000\n")  # full, but 400 kB of it reclaimable page cache
+    (tmp_path / "memory.stat").write_text("anon 600000\ninactive_file 400000\nactive_file 0\n")
+    assert budget._cgroup_headroom(tmp_path) == 400_000
+
+
+def test_a_full_container_caps_the_default(monkeypatch):
+    monkeypatch.setattr(budget, "_meminfo_available", lambda: 8 << 30)
+    monkeypatch.setattr(budget, "_cgroup_headroom", lambda: 0)  # no headroom left: not "no limit"
+    assert budget.available_memory() == 0
+    assert budget.default_budget() == 64 << 20  # the floor
 
 
 @pytest.mark.skipif(not __import__("os").path.exists("/proc/meminfo"), reason="needs /proc/meminfo")
-def test_default_budget_is_a_quarter_of_memavailable():
+def test_default_budget_is_a_quarter_of_memavailable(monkeypatch):
+    monkeypatch.setattr(budget, "_cgroup_headroom", lambda: None)  # this host's own /proc/meminfo, no container cap
     kb = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemAvailable:"))
     got = budget.default_budget()
-    assert got == pytest.approx(max(64 << 20, kb * 1024 / 4), rel=0.05) or budget._cgroup_headroom() is not None
+    assert got == pytest.approx(max(64 << 20, kb * 1024 / 4), rel=0.05)
 
 
 def test_fit_arithmetic():

@@ -47,7 +47,7 @@ def parse_size(value: int | float | str) -> int:
         number, factor = float(m.group(1)), _UNITS[unit]
     size = number * factor
     if not math.isfinite(size) or size < 1:
-        raise ConfigError(f"memory size '{value}' must be positive; write e.g. 2GB")
+        raise ConfigError(f"memory size '{value}' must be at least 1 byte; write e.g. 2GB")
     return int(size)
 
 
@@ -69,16 +69,31 @@ def _sysconf_available() -> int | None:
     return int(pages) * int(size) if pages > 0 and size > 0 else None
 
 
+def _inactive_file(stat_file: Path, key: str) -> int:
+    """Reclaimable page cache (`inactive_file`) from a cgroup memory.stat, 0 when unknown."""
+    try:
+        for line in stat_file.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def _cgroup_headroom(root: Path = Path("/sys/fs/cgroup")) -> int | None:
-    """Limit minus usage of this container's memory cgroup (v2 memory.max, else v1 memory.limit_in_bytes); None when
-    unlimited or unknown."""
-    for limit_file, usage_file in (("memory.max", "memory.current"),
-                                   ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
+    """Limit minus usage of this container's memory cgroup (v2 memory.max, else v1 memory.limit_in_bytes), the
+    usage net of reclaimable page cache (inactive_file, as `docker stats` counts it); None when unlimited or unknown."""
+    for limit_file, usage_file, stat_file, key in (
+            ("memory.max", "memory.current", "memory.stat", "inactive_file"),
+            ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes", "memory/memory.stat",
+             "total_inactive_file")):
         try:
             limit = (root / limit_file).read_text().strip()
             if limit == "max" or int(limit) >= 1 << 60:  # unlimited (v1 writes a huge page-rounded number)
                 return None
-            return max(0, int(limit) - int((root / usage_file).read_text().strip()))
+            used = int((root / usage_file).read_text().strip()) - _inactive_file(root / stat_file, key)
+            return max(0, int(limit) - max(0, used))
         except (OSError, ValueError):
             continue
     return None
@@ -89,7 +104,7 @@ def available_memory() -> int:
     cgroup v2 limit when one is set."""
     avail = _meminfo_available() or _sysconf_available() or FALLBACK_AVAILABLE
     head = _cgroup_headroom()
-    return min(avail, head) if head else avail
+    return avail if head is None else min(avail, head)  # a full container (headroom 0) is a limit too
 
 
 def default_budget(fraction: float = DEFAULT_FRACTION) -> int:

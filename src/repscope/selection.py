@@ -13,7 +13,8 @@ def subset_rows(rows: int | np.ndarray, max_rows: int | None, seed: int | np.ran
     """The rows an analysis uses: all of `rows` (an int n means 0..n−1) when `max_rows` is None, 0 or not smaller,
     else a uniform random subset of `max_rows` of them without replacement, drawn with numpy's default_rng(seed)
     (or the Generator given) and sorted. With `groups` (one id per row, e.g. a positive pair), whole groups are
-    drawn instead: max(1, ⌊max_rows · n_groups / n⌋) of them, so pairs stay together.
+    drawn instead: max(1, ⌊max_rows · n_groups / n⌋) of them, so pairs stay together; a row without a group id
+    (NaN/None) is a group of its own.
 
     Every row subsample in repscope goes through here; record `len(result)` in the result's params.
     """
@@ -27,7 +28,11 @@ def subset_rows(rows: int | np.ndarray, max_rows: int | None, seed: int | np.ran
         raise ConfigError(f"max_rows must be positive (or 0/None for all rows), got {max_rows}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if groups is not None:
-        ids = np.asarray(groups)[:n]
+        import pandas as pd
+
+        ids = pd.factorize(np.asarray(groups)[:n], sort=True)[0]  # codes in np.unique's order
+        missing = ids < 0  # a row without a group id (e.g. an unpaired sample) is a group of its own
+        ids[missing] = ids.max(initial=-1) + 1 + np.arange(int(missing.sum()))
         uniq = np.unique(ids)
         pick = rng.choice(uniq, size=max(1, min(len(uniq), max_rows * len(uniq) // n)), replace=False)
         return idx[np.isin(ids, pick)]

@@ -11,18 +11,14 @@ from repscope.disentangle.suite import disentanglement_details, heatmap_payload,
 from repscope.errors import ConfigError, DataError, format_choices
 from repscope.results import Result
 from repscope.selection import subset_rows
+from repscope.store.repstore import pooled_layers as store_pooled_layers
 
 ANALYSIS = "disentangle"
 
 
 def pooled_layers(store, layers: Any = None) -> list[str]:
     """The pooled layers among `layers` (all by default): token-level ones are skipped, or refused when named."""
-    chosen = store.resolve_layers(layers)
-    tokens = [la for la in chosen if store.is_tokens(la)]
-    if tokens and layers is not None:
-        raise DataError(f"layer '{tokens[0]}' is token-level; disentanglement needs pooled layers "
-                        "(re-extract with a pooling such as mean)")
-    return [la for la in chosen if la not in tokens]
+    return store_pooled_layers(store, layers, "disentanglement")
 
 
 def disentangle_store(store: Any, factors: Sequence[str] | str, *, metrics: Sequence[str] | str | None = None,
@@ -48,8 +44,6 @@ def disentangle_store(store: Any, factors: Sequence[str] | str, *, metrics: Sequ
     table = samples[names].iloc[rows] if rows is not None else samples[names].iloc[:n]
     encode_factors(table, n_rows=len(table))  # fail on a bad factor before reading any layer
     chosen = pooled_layers(store, layers)
-    if not chosen:
-        raise DataError(f"store '{store.name}' has no pooled layers; re-extract with a pooling such as mean")
     order = list(store.layers)
     metric_list = resolve_metrics(metrics)
     params = {"factors": names, "metrics": metric_list, "n_rows": len(table),

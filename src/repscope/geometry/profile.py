@@ -184,6 +184,9 @@ def _over_budget(run: _LayerRun, layer: str, rows_idx: np.ndarray, labels, width
 
         groups = store.samples["pair"].to_numpy()[rows_idx] if "pair" in store.samples.columns else None
         keep = subset_rows(len(rows_idx), mb.rows_that_fit(width, budget, GEOMETRY_COPIES), run.seed, groups=groups)
+        if len(keep) < 3:
+            raise DataError(f"geometry: the memory budget of {mb.format_size(budget)} leaves {len(keep)} row(s) of "
+                            f"layer '{layer}'; at least 3 are needed, raise --max-memory")
     need = mb.format_size(mb.layer_bytes(len(rows_idx), width, GEOMETRY_COPIES))
     what = [f"streaming {', '.join(m.name for m in streamed) or 'the spectrum'}"] if streamed or (
         can_stream and spectrum) else []

@@ -50,7 +50,7 @@ def probe_cmd(
     """
     from repscope.errors import ConfigError
     from repscope.probe.protocols import as_table, concept_depth, few_shot_curve, layer_sweep, retrieval_sweep
-    from repscope.store import RepStore
+    from repscope.store import RepStore, pooled_layers
 
     if cv < 0 or cv == 1:
         raise ConfigError(f"--cv {cv}: use 0 (the store's split column, else a holdout) or k >= 2 folds")
@@ -58,7 +58,7 @@ def probe_cmd(
         raise ConfigError(f"--test-size {test_size}: the holdout fraction must be in (0, 1), e.g. 0.25")
     s = RepStore.open(store)
     probes = split_csv(probe) or ["logistic"]
-    layer_list = s.resolve_layers(layers)
+    layer_list = pooled_layers(s, layers, "probing")
     if ray:
         from repscope.distributed.ray_sweep import ray_layer_sweep
 

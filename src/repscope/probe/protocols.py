@@ -25,7 +25,7 @@ from repscope.probe.registry import canonical, few_shot_params, is_regression, m
 from repscope.probe.ridge import spearman
 from repscope.results import Result
 from repscope.selection import subset_rows
-from repscope.store.repstore import layer_position
+from repscope.store.repstore import layer_position, pooled_layers
 
 
 @dataclass
@@ -79,9 +79,13 @@ def make_split(samples: pd.DataFrame | None, y: np.ndarray, rows: np.ndarray, cv
 
 
 def _features(store, layer: str, rows: np.ndarray | None = None) -> torch.Tensor:
-    x = store.get(layer, dtype=torch.float32)
-    x = x.reshape(x.shape[0], -1)
-    return x if rows is None or len(rows) == x.shape[0] else x[torch.as_tensor(rows)]
+    """(rows, width) float32 features of a pooled layer, reading only `rows` (sorted sample rows) when given."""
+    if store.is_tokens(layer):
+        raise DataError(f"layer '{layer}' of store '{store.name}' is token-level; probes need pooled layers "
+                        "(re-extract with a pooling such as mean)")
+    whole = rows is None or len(rows) == store.n_rows
+    x = store.get(layer, dtype=torch.float32) if whole else store.get(layer, rows, dtype=torch.float32)
+    return x.reshape(x.shape[0], -1)
 
 
 def budget_positions(n: int, width: int, max_memory: int | str | None, copies: float, seed: int,
@@ -214,7 +218,7 @@ def layer_sweep(store, probes: Sequence[str] = ("logistic",), target: str = "lab
     seeded subset of the rows that fit, the folds restricted to it (params rows_used, rows_total, subsampled=true).
     """
     names = [canonical(p) for p in probes]
-    layer_list = store.resolve_layers(layers)
+    layer_list = pooled_layers(store, layers, "probing")
     rows_idx, y = target_values(store, target)
     budget = mb.resolve_budget(max_memory)
     chunk = int(store.manifest.get("chunk_rows", 1024))
@@ -296,7 +300,7 @@ def few_shot_curve(store, layer: str, probes: Sequence[str] = ("logistic", "nb")
     names = [canonical(p) for p in probes]
     if any(is_regression(n) for n in names):
         raise ConfigError(f"few-shot curves are for classifier probes; drop {', '.join(filter(is_regression, names))}")
-    (layer,) = store.resolve_layers(layer)
+    (layer,) = pooled_layers(store, layer, "a few-shot curve")
     rows_idx, y = target_values(store, target)
     split = make_split(store.samples, y, rows_idx, None, test_size, seed)
     tr, te = split.folds[0]
@@ -387,6 +391,7 @@ def concat_stores(stores: Sequence[Any], layer: str, probe: str = "logistic", ta
                             "extract them from the same dataset")
         if layer not in s.layers:
             raise DataError(f"layer '{layer}' missing from store '{s.name}'; available: {format_choices(s.layers)}")
+        pooled_layers(s, layer, "probe concatenation")
     name = canonical(probe)
     if is_regression(name):
         raise ConfigError(f"probe concatenation reports accuracy; '{name}' is a regression probe, pick a classifier")
@@ -426,7 +431,7 @@ def retrieval_sweep(store, target: str = "label", layers: Any = None, ks: Sequen
     queries and gallery are then both that subset."""
     rows_all, y_all = target_values(store, target)
     result = Result()
-    for layer in store.resolve_layers(layers):
+    for layer in pooled_layers(store, layers, "retrieval"):
         t0 = time.perf_counter()
         keep = budget_positions(len(rows_all), _width(store, layer), max_memory, RETRIEVAL_COPIES, seed,
                                 f"retrieval on layer '{layer}'")
@@ -464,7 +469,7 @@ def sts_sweep(store, layers: Any = None, max_memory: int | str | None = None, se
     `max_memory`, a seeded subset of pairs is scored (params pairs_total, subsampled)."""
     ra_all, rb_all, gold_all = sts_pairs(store.samples)
     result = Result()
-    for layer in store.resolve_layers(layers):
+    for layer in pooled_layers(store, layers, "STS"):
         t0 = time.perf_counter()
         keep = budget_positions(len(gold_all), 2 * _width(store, layer), max_memory, 2.0, seed,
                                 f"STS on layer '{layer}'")

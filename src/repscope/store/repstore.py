@@ -29,6 +29,7 @@ import zarr
 
 from repscope.errors import (
     CorruptChunkError,
+    DataError,
     IncompleteStoreError,
     LayerNotFoundError,
     SchemaVersionError,
@@ -81,6 +82,20 @@ def layer_position(store: Any, layer: str) -> int | None:
     store is None or lacks the layer."""
     names = list(getattr(store, "layers", None) or [])
     return names.index(layer) if layer in names else None
+
+
+def pooled_layers(store: Any, layers: Any = None, purpose: str = "this analysis") -> list[str]:
+    """The pooled layers among `layers` (names/globs; all by default). Token-level layers are skipped when not named
+    and refused with a one-line DataError when named; none left is a DataError too."""
+    chosen = store.resolve_layers(layers)
+    tokens = [la for la in chosen if store.is_tokens(la)]
+    if tokens and layers is not None:
+        raise DataError(f"layer '{tokens[0]}' of store '{store.name}' is token-level; {purpose} needs pooled layers "
+                        "(re-extract with a pooling such as mean)")
+    pooled = [la for la in chosen if la not in tokens]
+    if not pooled:
+        raise DataError(f"store '{store.name}' has no pooled layers; re-extract with a pooling such as mean")
+    return pooled
 
 
 class RepStore:
