@@ -23,6 +23,8 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
     tmp = p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        with open(tmp, "rb+") as f:  # durable before the rename, as the manifest writer is
+            os.fsync(f.fileno())
         os.replace(tmp, p)
     except BaseException:
         tmp.unlink(missing_ok=True)
