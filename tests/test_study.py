@@ -68,7 +68,7 @@ analyses:
 
 @pytest.mark.parametrize("params,msg", [
     ("{measure: cka}", r"^s\.yaml: analyses\.1 \(run: compare\): unknown param 'measure'; allowed: measures, layers, "
-                       r"layers_b, max_rows, seed, device, max_memory$"),
+                       r"layers_b, max_rows, seed, device, max_memory, ray$"),
     ("{measures: cka, max_rows: many}", r"analyses\.1 \(run: compare\): param 'max_rows': .*integer"),
     ("{measures: [cka, nope]}", r"analyses\.1 \(run: compare\): param 'measures': unknown similarity measure 'nope'; "
                                 r"choose one of linear_cka"),

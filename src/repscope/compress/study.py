@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from repscope.distributed.ray_sweep import RayParam
 from repscope.errors import check_choice
 from repscope.results import Result
 
@@ -26,6 +27,7 @@ class TruncateParams(BaseModel):
     seed: int = 0
     max_rows: int | None = Field(20000, ge=4)
     device: str = "auto"
+    ray: RayParam = None
 
     @field_validator("bases", mode="before")
     @classmethod
@@ -94,6 +96,7 @@ class QuantizeEmbeddingsParams(BaseModel):
     seed: int = 0
     max_rows: int | None = Field(20000, ge=4)
     device: str = "auto"
+    ray: RayParam = None
 
     @field_validator("schemes", mode="before")
     @classmethod
@@ -105,14 +108,20 @@ class QuantizeEmbeddingsParams(BaseModel):
 
 def run_truncate(stores: list, target: str | None = "label", layers: Any = None, bases: list[str] | None = None,
                  dims: list[int] | None = None, k: int = 10, seed: int = 0, max_rows: int | None = 20000,
-                 device: str = "auto") -> Result:
-    """Truncation grid (raw / PCA prefixes) of each store's pooled layers."""
+                 device: str = "auto", ray: str | None = None) -> Result:
+    """Truncation grid (raw / PCA prefixes) of each store's pooled layers; with `ray`, one Ray task per layer (the
+    cross-layer summary on the driver)."""
     from repscope.compress.truncate import truncate_store
 
     result = Result()
     for store in stores:
-        result.extend(truncate_store(store, target=target, layers=layers, bases=bases, dims=dims, ks=(k,), seed=seed,
-                                     max_rows=max_rows, device=device))
+        kw = {"target": target, "bases": bases, "ks": (k,), "seed": seed, "max_rows": max_rows, "device": device}
+        if ray:
+            from repscope.distributed.ray_sweep import ray_truncate_store
+
+            result.extend(ray_truncate_store(store, layers=layers, dims=dims, address=ray, **kw))
+        else:
+            result.extend(truncate_store(store, layers=layers, dims=dims, **kw))
     return result
 
 
@@ -132,12 +141,19 @@ def run_adapter(stores: list, layer: str, objective: str = "unsupervised", targe
 
 def run_quantize(stores: list, layers: Any = None, schemes: list[str] | None = None, rescore: int = 4, k: int = 10,
                  target: str | None = "label", probe: bool = True, seed: int = 0, max_rows: int | None = 20000,
-                 device: str = "auto") -> Result:
-    """Quantization scores (float16 / int8 / binary, with rescoring) of each store's layers."""
+                 device: str = "auto", ray: str | None = None) -> Result:
+    """Quantization scores (float16 / int8 / binary, with rescoring) of each store's layers; with `ray`, one Ray task
+    per layer."""
     from repscope.compress.store import quantize_store
 
     result = Result()
     for store in stores:
-        result.extend(quantize_store(store, layers, schemes=schemes, rescore=rescore, k=k, target=target, probe=probe,
-                                     seed=seed, max_rows=max_rows, device=device))
+        kw = {"schemes": schemes, "rescore": rescore, "k": k, "target": target, "probe": probe, "seed": seed,
+              "max_rows": max_rows, "device": device}
+        if ray:
+            from repscope.distributed.ray_sweep import ray_quantize_embeddings
+
+            result.extend(ray_quantize_embeddings(store, layers, address=ray, **kw))
+        else:
+            result.extend(quantize_store(store, layers, **kw))
     return result

@@ -74,8 +74,9 @@ def train(
 
     Example: repscope sae train runs/minilm_templates --layer encoder.layer.3 --arch topk --k 32 --expansion 16
     """
-    from repscope.dictionary.runs import check_arch, check_run_params, train_sae_on_store
-    from repscope.errors import ConfigError, check_output_dir
+    from repscope.dictionary.layers import sae_dirs, train_sae_layers
+    from repscope.dictionary.runs import check_arch, check_run_params
+    from repscope.errors import ConfigError
     from repscope.results import Result
     from repscope.store import RepStore
 
@@ -86,18 +87,10 @@ def train(
     if target_layer and len(layer_list) > 1:
         raise ConfigError(f"--target-layer trains one transcoder; give one --layer, not {len(layer_list)}")
     outs = sae_dirs(s.name, layer_list, arch, out)
-    for o in outs:
-        check_output_dir(o, "--out")
     kw = {"arch": arch, "k": k, "expansion": expansion, "l1_coeff": l1, "n_epochs": epochs, "n_steps": steps,
           "batch_size": batch_size, "lr": lr, "holdout_every": holdout, "seed": seed, "device": device,
           "resume": not fresh, "target_layer": target_layer, "label": label}
-    if ray:
-        from repscope.distributed.ray_sweep import ray_train_saes
-
-        results = ray_train_saes(s, layer_list, outs, address=ray, num_gpus=gpus_per_worker, **kw)
-    else:
-        results = [train_sae_on_store(s, la, out=o, progress=True, **kw) for la, o in zip(layer_list, outs,
-                                                                                          strict=True)]
+    results = train_sae_layers(s, layer_list, outs, ray=ray, num_gpus=gpus_per_worker, progress=True, **kw)
     res = Result()
     for r in results:
         res.extend(r)
@@ -111,25 +104,6 @@ def train(
         print_result(res, fmt, rdb.study)
     for o in outs:
         console.print(f"saved to {o}")
-
-
-def sae_dirs(store_name: str, layers: list[str], arch: str, out: Path | None) -> list[Path]:
-    """Checkpoint folder per layer: `out` itself for one layer, else `out/<store>_<layer>_<arch>` (default out:
-    sae/), so no two layers share a folder; a clash of sanitised names is a one-line ConfigError."""
-    from repscope.errors import ConfigError
-
-    def name(la: str) -> str:
-        return f"{store_name}_{la.replace('/', '_')}_{arch}"
-
-    if len(layers) == 1:
-        return [out or Path("sae") / name(layers[0])]
-    dirs = [(out or Path("sae")) / name(la) for la in layers]
-    seen: dict[Path, str] = {}
-    for la, d in zip(layers, dirs, strict=True):
-        if d in seen:
-            raise ConfigError(f"layers '{seen[d]}' and '{la}' would share the SAE folder '{d}'; train them apart")
-        seen[d] = la
-    return dirs
 
 
 @sae_app.command("inspect")

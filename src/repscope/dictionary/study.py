@@ -1,11 +1,14 @@
-"""Study steps `run: sae` and `run: quantize`: one store layer each (params checked when the study file loads)."""
+"""Study steps `run: sae` (one SAE per layer, locally or as Ray tasks) and `run: quantize` (one store layer); params
+are checked when the study file loads."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from repscope.distributed.ray_sweep import RayParam
 from repscope.results import Result
 
 
@@ -16,10 +19,13 @@ def _registered(registry_ref: str, value: str) -> str:
 
 
 class SaeParams(BaseModel):
-    """Params of `run: sae` (passed to `train_sae_on_store`); `layer` is required, `arch` a registered SAE arch."""
+    """Params of `run: sae` (passed to `train_sae_on_store`); `layer` is required (names or globs, a list or comma
+    separated: one SAE per layer), `arch` a registered SAE arch. `out`: checkpoint folder holding one
+    `<store>_<layer>_<arch>` folder per store and layer (relative: inside the stores' folder, the study workdir;
+    default: no checkpoints). `ray`: one Ray task per layer."""
 
     model_config = ConfigDict(extra="forbid")
-    layer: str
+    layer: str | list[str] = Field(min_length=1)
     arch: str = "topk"
     k: int | None = Field(32, ge=1)
     expansion: float = Field(16.0, gt=0)
@@ -35,6 +41,9 @@ class SaeParams(BaseModel):
     target_layer: str | None = None
     label: str | None = None
     n_cards: int = Field(12, ge=0)
+    out: str | None = None
+    resume: bool = True
+    ray: RayParam = None
 
     @field_validator("arch")
     @classmethod
@@ -68,11 +77,25 @@ def _each_store(stores: list, fn: Any, layer: str, params: dict[str, Any]) -> Re
     return result
 
 
-def run(stores: list, layer: str, **params: Any) -> Result:
-    """Train and evaluate an SAE on `layer` of each store (metrics rows + feature-card artifacts)."""
-    from repscope.dictionary.runs import train_sae_on_store
+def run(stores: list, layer: str | list[str], out: str | None = None, ray: str | None = None,
+        **params: Any) -> Result:
+    """Train and evaluate one SAE per `layer` of each store (metrics rows + feature-card artifacts), in order or, with
+    `ray`, as one Ray task per layer; with `out`, each writes its own checkpoint folder (see `SaeParams`)."""
+    from repscope.dictionary.layers import sae_dirs, train_sae_layers
+    from repscope.errors import ConfigError
 
-    return _each_store(stores, train_sae_on_store, layer, params)
+    result = Result()
+    for store in stores:
+        layers = store.resolve_layers(layer)
+        if params.get("target_layer") and len(layers) > 1:
+            raise ConfigError(f"target_layer trains one transcoder; give one layer, not {len(layers)}")
+        outs: list[Path | None] = [None] * len(layers)
+        if out is not None:
+            base = Path(out) if Path(out).is_absolute() else Path(store.root).parent / out
+            outs = list(sae_dirs(store.name, layers, params.get("arch", "topk"), base, nested=True))
+        for res in train_sae_layers(store, layers, outs, ray=ray, option="out", **params):
+            result.extend(res)
+    return result
 
 
 def run_quantize(stores: list, layer: str, **params: Any) -> Result:

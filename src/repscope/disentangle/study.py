@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from repscope.distributed.ray_sweep import RayParam
 from repscope.errors import check_choice
 from repscope.results import Result
 
@@ -22,6 +23,7 @@ class DisentangleParams(BaseModel):
     importance: str = "gbt"
     sap_mode: str = "r2"
     bins: int = Field(20, ge=2)
+    ray: RayParam = None
 
     @field_validator("factors", mode="before")
     @classmethod
@@ -53,12 +55,18 @@ class DisentangleParams(BaseModel):
 
 def run(stores: list, factors: list[str], metrics: list[str] | None = None, layers: Any = None,
         max_rows: int | None = 10000, seed: int = 0, importance: str = "gbt", sap_mode: str = "r2",
-        bins: int = 20) -> Result:
-    """Disentanglement scores of each store's pooled layers against `factors`."""
+        bins: int = 20, ray: str | None = None) -> Result:
+    """Disentanglement scores of each store's pooled layers against `factors`; with `ray`, one Ray task per layer."""
     from repscope.disentangle.store import disentangle_store
 
     result = Result()
     for store in stores:
-        result.extend(disentangle_store(store, factors, metrics=metrics, layers=layers, max_rows=max_rows, seed=seed,
-                                        importance=importance, sap_mode=sap_mode, bins=bins))
+        kw = {"metrics": metrics, "max_rows": max_rows, "seed": seed, "importance": importance, "sap_mode": sap_mode,
+              "bins": bins}
+        if ray:
+            from repscope.distributed.ray_sweep import ray_disentangle_store
+
+            result.extend(ray_disentangle_store(store, factors, layers=layers, address=ray, **kw))
+        else:
+            result.extend(disentangle_store(store, factors, layers=layers, **kw))
     return result

@@ -6,22 +6,45 @@ restricted to its unit; the driver gathers the Results in the local order, so th
 
 Units: probe, geometry, disentangle, truncate and quantize-embeddings run one task per layer; compare one per
 (measure, layer pair); `sae train` one per layer, each writing only its own checkpoint folder (the driver checks the
-folders are distinct before any task starts). Commands with a single unit (`adapter train`, `quantize`) have no
-Ray path. Truncation's cross-layer summary is computed on the driver from the gathered grid rows.
+folders are distinct before any task starts); the `run: learn` study step one per seed (train + extract, each
+writing its own checkpoint and store; the driver runs the analyses on the stores). Commands with a single unit
+(`adapter train`, `quantize`) have no Ray path. Truncation's cross-layer summary is computed on the driver from the
+gathered grid rows.
+
+Study steps ask for Ray with the `ray` param (`RayParam`: omitted/null runs locally; 'auto', 'local' or a cluster
+address), checked when the study file loads.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BeforeValidator
 
 from repscope.distributed.cluster import connect, remote_cause
 from repscope.errors import ConfigError, RepscopeError
 from repscope.results import Result
+
+
+def check_ray_param(value: Any) -> str | None:
+    """A study step's `ray` param: None (run locally), 'auto', 'local' or a cluster address such as
+    ray://head:10001; anything else, or a missing ray package, fails when the study file loads."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"ray must be auto, local or a cluster address such as ray://head:10001 (omit it to run "
+                         f"locally), got {value!r}")
+    if importlib.util.find_spec("ray") is None:
+        raise ValueError("ray needs the ray package; install repscope[ray] (pip install 'repscope[ray]')")
+    return value.strip()
+
+
+RayParam = Annotated[str | None, BeforeValidator(check_ray_param)]
 
 
 def _gather(ray: Any, refs: list[Any]) -> list[Any]:
@@ -59,6 +82,15 @@ def _run_tasks(fn: Callable[..., Any], calls: list[tuple[tuple, dict]], address:
     return _gather(ray, [task.remote(*args, **kw) for args, kw in calls])
 
 
+def _driver_budget(kw: dict[str, Any]) -> dict[str, Any]:
+    """`kw` with `max_memory` resolved to bytes on the driver, so every task uses the driver's budget (the default
+    is a share of the RAM available when it is computed; each worker computing its own could stream or subsample
+    differently from a local run)."""
+    from repscope.budget import resolve_budget
+
+    return {**kw, "max_memory": resolve_budget(kw.get("max_memory"))}
+
+
 def _root(store) -> str:
     return str(Path(store.root).resolve())
 
@@ -75,7 +107,7 @@ def ray_layer_sweep(store, probes: Sequence[str] = ("logistic",), target: str = 
                     address: str | None = "auto", num_gpus: float = 0.0, **kw: Any) -> Result:
     """`layer_sweep` with one Ray task per layer; the same rows as the local sweep, in the same order."""
     layer_list = store.resolve_layers(layers)
-    args = {"probes": list(probes), "target": target, **kw}
+    args = {"probes": list(probes), "target": target, **_driver_budget(kw)}
     parts = _run_tasks(_probe_layer, [((_root(store), layer, args), {}) for layer in layer_list], address,
                        num_gpus=num_gpus)
     out = Result()
@@ -102,7 +134,7 @@ def ray_geometry_profile(store, measures: list[str] | None = None, layers: Any =
     from repscope.geometry.profile import ANALYSIS, SPECTRUM_ARTIFACT
 
     layer_list = store.resolve_layers(layers)
-    args = {"measures": measures, **kw}
+    args = {"measures": measures, **_driver_budget(kw)}
     parts = _run_tasks(_geometry_layer, [((_root(store), layer, args), {}) for layer in layer_list], address,
                        num_gpus=num_gpus)
     out = Result()
@@ -319,3 +351,33 @@ def ray_quantize_embeddings(store, layers: Sequence[str] | str | None = None, *,
     for part in parts:
         out.extend(part)
     return out
+
+
+# ---- learn (study step): one task per seed -------------------------------------------------------------------------
+def _learn_seed(params: dict[str, Any], seed: int, source: str, root: str, name: str) -> Result:
+    """Train one seed and write its checkpoint and latent store under `root` (as the local step does); returns the
+    training rows. `source` is the dataset spec, or the store path for `layer` training."""
+    from repscope.learn.study import LearnParams, train_seed
+    from repscope.sources.load import load_dataset
+    from repscope.store import RepStore
+
+    p = LearnParams(**params)
+    src = load_dataset(source) if p.data is not None else RepStore.open(source)
+    res = Result()
+    train_seed(p, seed, src, Path(root), name, res)
+    return res
+
+
+def ray_learn_seeds(p: Any, source: Any, root: str | Path, names: Sequence[str], *, address: str | None = "auto",
+                    num_gpus: float = 0.0) -> list[Result]:
+    """`learn.study.train_seed` for each of `p.seeds` (named `names`), one Ray task each: every task trains its
+    learner and writes `root/<name>.safetensors` and the store `root/<name>`; returns each seed's training rows in
+    seed order. `source` is the study store trained on (`p.layer`), or the dataset `p.data` names (workers re-read
+    it from its canonical spec: files made absolute). `root` must be on a filesystem every worker reaches."""
+    if len(names) != len(p.seeds) or len(set(names)) != len(names):
+        raise ConfigError(f"{len(p.seeds)} seeds need as many distinct store names, got {list(names)}")
+    src = (getattr(source, "spec", None) or p.data) if p.data is not None else _root(source)
+    params = p.model_dump()
+    calls = [((params, seed, src, str(Path(root).resolve()), name), {}) for seed, name in zip(p.seeds, names,
+                                                                                            strict=True)]
+    return _run_tasks(_learn_seed, calls, address, num_gpus=num_gpus)

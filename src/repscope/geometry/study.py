@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from repscope.budget import MaxMemory
+from repscope.distributed.ray_sweep import RayParam
 from repscope.results import Result
 
 
@@ -22,6 +23,7 @@ class GeometryParams(BaseModel):
     device: str = "auto"
     params: dict[str, dict[str, Any]] | None = None
     max_memory: MaxMemory = None
+    ray: RayParam = None
 
     @field_validator("measures", mode="before")
     @classmethod
@@ -37,12 +39,20 @@ class GeometryParams(BaseModel):
 
 def run(stores: list, measures: list[str] | None = None, layers: Any = None, label: str | None = "auto",
         max_rows: int | None = 3000, seed: int = 0, device: str = "auto",
-        params: dict[str, dict[str, Any]] | None = None, max_memory: int | str | None = None) -> Result:
-    """Geometry profile of every layer of each store."""
+        params: dict[str, dict[str, Any]] | None = None, max_memory: int | str | None = None,
+        ray: str | None = None) -> Result:
+    """Geometry profile of every layer of each store; with `ray`, one Ray task per layer."""
     from repscope.geometry.profile import geometry_profile
 
+    profile = geometry_profile
+    if ray:
+        from functools import partial
+
+        from repscope.distributed.ray_sweep import ray_geometry_profile
+
+        profile = partial(ray_geometry_profile, address=ray)
     result = Result()
     for store in stores:
-        result.extend(geometry_profile(store, measures=measures, layers=layers, label_col=label, max_rows=max_rows,
-                                       seed=seed, device=device, params=params, max_memory=max_memory))
+        result.extend(profile(store, measures=measures, layers=layers, label_col=label, max_rows=max_rows, seed=seed,
+                              device=device, params=params, max_memory=max_memory))
     return result

@@ -1,5 +1,8 @@
 """Study step `run: learn`: train a learner per seed, extract its latents into stores, and run the chosen analyses
-(disentanglement against `factors`, a logistic probe of `target`, and with ≥ 2 seeds the RRL concatenation)."""
+(disentanglement against `factors`, a logistic probe of `target`, and with ≥ 2 seeds the RRL concatenation).
+
+With `ray` set, each seed (train + extract, writing its own checkpoint and store) is one Ray task; the driver then
+runs the analyses on the stores, so the rows equal a local run's (timings aside)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from repscope.distributed.ray_sweep import RayParam
 from repscope.results import Result
 
 ANALYSIS = "learn"
@@ -34,6 +38,7 @@ class LearnParams(BaseModel):
     target: str | None = None
     out_dir: str | None = None
     device: str = "auto"
+    ray: RayParam = None
 
     @field_validator("learner")
     @classmethod
@@ -79,8 +84,9 @@ def make_learner(p: Any, seed: int) -> Any:
     return cls(**kw)
 
 
-def _train_and_store(p: LearnParams, seed: int, source: Any, root: Path, name: str, res: Result) -> Any:
-    """Train one seed, record its training rows, and return a store of its latents."""
+def train_seed(p: LearnParams, seed: int, source: Any, root: Path, name: str, res: Result) -> Any:
+    """Train one seed (checkpoint `root/<name>.safetensors`), record its training rows in `res`, and return the
+    store `root/<name>` of its latents."""
     from repscope.extract import extract
     from repscope.learn.source import learner_adapter
     from repscope.store import write_store
@@ -107,7 +113,8 @@ def _train_and_store(p: LearnParams, seed: int, source: Any, root: Path, name: s
 
 
 def run(stores: list, **params: Any) -> Result:
-    """Train `learner` per seed on `data` (or `layer` of each store), extract, and analyse the latents."""
+    """Train `learner` per seed on `data` (or `layer` of each store), extract, and analyse the latents; with `ray`,
+    one Ray task per seed (`out_dir`, or the temporary folder, must then be reachable by every worker)."""
     from repscope.sources.load import load_dataset
 
     p = LearnParams(**params)
@@ -118,8 +125,17 @@ def run(stores: list, **params: Any) -> Result:
         root = Path(p.out_dir) if p.out_dir else Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
         for source, label in sources:
-            learned = [_train_and_store(p, seed, source, root, f"{p.learner}_{label}_s{seed}", res)
-                       for seed in p.seeds]
+            names = [f"{p.learner}_{label}_s{seed}" for seed in p.seeds]
+            if p.ray:
+                from repscope.distributed.ray_sweep import ray_learn_seeds
+                from repscope.store import RepStore
+
+                for part in ray_learn_seeds(p, source, root, names, address=p.ray):
+                    res.extend(part)
+                learned = [RepStore.open(root / name) for name in names]
+            else:
+                learned = [train_seed(p, seed, source, root, name, res) for seed, name in zip(p.seeds, names,
+                                                                                                strict=True)]
             res.extend(analyse(learned, factors=p.factors, metrics=p.metrics, target=p.target, device=p.device))
     return res
 

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from repscope.budget import MaxMemory
+from repscope.distributed.ray_sweep import RayParam
 from repscope.results import Result
 
 
@@ -38,6 +39,7 @@ class ProbeParams(BaseModel):
     seed: int = 0
     device: str = "auto"
     max_memory: MaxMemory = None
+    ray: RayParam = None
 
     @field_validator("probes", mode="before")
     @classmethod
@@ -55,14 +57,22 @@ class StsParams(BaseModel):
 
 def run(stores: list, probes: list[str], target: str = "label", layers: Any = None, cv: int | None = None,
         test_size: float = 0.25, few_shot: bool = False, threshold: float = 0.9, seed: int = 0,
-        device: str = "auto", max_memory: int | str | None = None) -> Result:
-    """Per-layer probe sweep (+ concept depth, optional few-shot curve at the best layer) for each store."""
+        device: str = "auto", max_memory: int | str | None = None, ray: str | None = None) -> Result:
+    """Per-layer probe sweep (+ concept depth, optional few-shot curve at the best layer) for each store; with `ray`,
+    one Ray task per layer for the sweep (concept depth and the few-shot curve on the driver)."""
     from repscope.probe.protocols import as_table, concept_depth, few_shot_curve, layer_sweep
 
+    sweep_fn = layer_sweep
+    if ray:
+        from functools import partial
+
+        from repscope.distributed.ray_sweep import ray_layer_sweep
+
+        sweep_fn = partial(ray_layer_sweep, address=ray)
     result = Result()
     for store in stores:
-        sweep = layer_sweep(store, probes, target, layers=layers, cv=cv, test_size=test_size, seed=seed,
-                            device=device, max_memory=max_memory)
+        sweep = sweep_fn(store, probes, target, layers=layers, cv=cv, test_size=test_size, seed=seed,
+                         device=device, max_memory=max_memory)
         result.extend(sweep)
         table = as_table(sweep)
         if "accuracy" not in set(table["metric"]):

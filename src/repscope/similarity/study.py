@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from repscope.budget import MaxMemory
+from repscope.distributed.ray_sweep import RayParam
 from repscope.errors import ConfigError
 from repscope.results import Result
 
@@ -22,6 +23,7 @@ class CompareParams(BaseModel):
     seed: int = 0
     device: str = "auto"
     max_memory: MaxMemory = None
+    ray: RayParam = None
 
     @field_validator("measures", mode="before")
     @classmethod
@@ -33,12 +35,18 @@ class CompareParams(BaseModel):
 
 
 def run(stores: list, measures: list[str], layers: Any = None, layers_b: Any = None, max_rows: int | None = 5000,
-        seed: int = 0, device: str = "auto", max_memory: int | str | None = None) -> Result:
-    """One store: its layers against each other. Two stores: A's layers against B's."""
+        seed: int = 0, device: str = "auto", max_memory: int | str | None = None, ray: str | None = None) -> Result:
+    """One store: its layers against each other. Two stores: A's layers against B's. With `ray`, one Ray task per
+    (measure, layer pair)."""
     from repscope.similarity.matrix import compare_stores
 
     if len(stores) not in (1, 2):
         raise ConfigError(f"compare takes one or two stores, got {len(stores)}")
     b = stores[1] if len(stores) == 2 else None
+    if ray:
+        from repscope.distributed.ray_sweep import ray_compare_stores
+
+        return ray_compare_stores(stores[0], b, measures, layers, layers_b, max_rows=max_rows, seed=seed,
+                                  device=device, address=ray, max_memory=max_memory)
     return compare_stores(stores[0], b, measures, layers, layers_b, max_rows=max_rows, seed=seed, device=device,
                           max_memory=max_memory)
