@@ -1,7 +1,7 @@
 """Exact gradient-boosted trees for DCI importances: scikit-learn's `GradientBoostingClassifier` (defaults), faster.
 
-Friedman (2001) gradient boosting with the log loss, as scikit-learn 1.9 fits it with its defaults (loss="log_loss",
-learning_rate 0.1, 100 stages, subsample 1, max_depth 3, min_samples_split 2, min_samples_leaf 1,
+The estimator: Friedman (2001) gradient boosting with the log loss, as scikit-learn 1.9 fits it with its defaults
+(loss="log_loss", learning_rate 0.1, 100 stages, subsample 1, max_depth 3, min_samples_split 2, min_samples_leaf 1,
 min_impurity_decrease 0, every feature considered at every split; its trees use the squared-error criterion, its
 `criterion` parameter being deprecated):
 - features are cast to float32 (as scikit-learn does); the initial raw prediction is the link of the class prior
@@ -19,27 +19,35 @@ min_impurity_decrease 0, every feature considered at every split; its trees use 
 - `feature_importances_`: per tree, Σ over its splits of n·imp − n_L·imp_L − n_R·imp_R (MSE impurities) divided by
   the sample count; averaged over the trees with at least one split; normalised to sum 1.
 
-Ties and rounding: trees are grown depth first, and each node draws its feature visiting order with scikit-learn's
-own generator (one seed per tree from numpy's RandomState(random_state), then xorshift draws in a Fisher–Yates
-shuffle that skips constant features), so when two features give exactly the same best score (e.g. duplicated
-columns) the same one wins. Sums run in scikit-learn's sample order (samples sorted by each visited feature in turn,
-then partitioned), and leaf means use numpy's pairwise summation, so with distinct feature values the fit is
-bit-for-bit scikit-learn's. Tied float32 values: scikit-learn's unstable introsort puts tied samples in an order that
-depends on the previous order; features whose ties cover more than 1/16 of the samples (discrete, quantised or
-rectified latents) are re-sorted with that same introsort wherever a node holds ties, which reproduces it; features
-with only a few float32 collisions (continuous latents) keep the stable order, so a sum over a tied pair may differ
-from scikit-learn's in its last bit, which can only change a split where two candidates score within rounding.
+Our design (why hand-written: DCI needs disentanglement_lib's exact estimator, and no library fits it faster): each
+feature is sorted once per fit (a stable argsort); every tree keeps one sorted sample list per feature and, at each
+split, partitions all of the node's lists stably into its children's ranges (an O(n·d) pass per level), so no node
+sorts again; candidate splits are screened with precomputed reciprocals before the exact proxy is computed. The node
+sums run over the node's samples in the sorted order of the last feature it examined, then partitioned by the chosen
+split, which is the order scikit-learn's splitter leaves them in. Leaf values are computed after each tree, outside
+the compiled grower, with numpy itself: the samples are grouped by leaf in index order and each leaf's means are
+numpy sums of its slice (`np.add.reduce`), the arithmetic of scikit-learn's Python leaf update (`np.average`).
+Memory: about 20·n·d bytes (float32 copies of the features, int32 lists).
 
-Why hand-written: DCI needs disentanglement_lib's exact estimator, and no library fits it faster. To make the same
-choices, three pieces deliberately reproduce documented behaviour of scikit-learn (BSD-3-Clause) in an independent
-numba implementation: Marsaglia's xorshift32 draws (its `rand_int`), its Fisher–Yates feature sampling per node, and
-its introsort variant (Musser 1997; median-of-3 pivot, 3-way partition, heapsort fallback, insertion sort below 16
-elements). Without the last one, tied float32 latents (e.g. QLAE's quantised codes) change importances by ~1e-4.
+Reproduced behaviour, for reference equality of tie-breaking and rounding (after scikit-learn, BSD-3-Clause):
+scikit-learn's seeded feature visiting order, i.e. one 32-bit xorshift seed per tree drawn from numpy's
+RandomState(random_state), and per node a Fisher–Yates draw over the features not known to be constant, the constant
+features found in a node being passed down to its children (`_visit_order`). The visiting order decides which
+feature wins an exact tie (e.g. duplicated columns) and, through the sample order it leaves, the rounding of the
+sums that decide near-tied splits; without it DCI differs from scikit-learn by up to ~1e-2 even on continuous latents.
 
-Speed: each feature is sorted once per fit, and each tree keeps every feature's sorted sample list partitioned node by
-node (a stable O(n) pass per level), instead of re-sorting the samples of every node for every feature; candidate
-splits are screened with precomputed reciprocals before the exact proxy is computed. Tie-heavy features cost an
-introsort per node, as in scikit-learn. Memory: about 20·n·d bytes (float32 copies of the features, int32 lists).
+Agreement with scikit-learn 1.9.1 (`GradientBoostingClassifier(random_state=...)`): bit-for-bit equal fits
+(importances, tree values, predictions) whenever no two samples of a node share a float32 feature value (a sufficient
+condition: the few float32 collisions of continuous latents rarely matter, and the 10k × 32 continuous latents of
+benchmarks/disentangle.py give the same DCI). Tied float32 values (discrete, quantised or rectified latents):
+scikit-learn sorts each node with an unstable introsort, so its order of tied samples depends on the node's previous
+order; here tied samples keep the stable presorted order, so sums over them can round differently in their last bit,
+which changes a split only where two candidates score within rounding (a node whose samples all share one value keeps
+its order, as in scikit-learn, so constant features cost nothing). Measured (the tied cases of
+tests/test_disentangle_gbt.py; 2000 × 10 latents quantised to 10 levels with 3- and 5-class factors, 3 seeds):
+|Δ importance| ≤ 2.9e-4; training probabilities bit-for-bit equal, held-out |Δ predict_proba| ≤ 5.3e-2 on a few rows
+(mean ≤ 3.4e-4 on the tests) with the same labels; DCI |ΔD| ≤ 3.4e-4, |ΔC| ≤ 3.2e-5, |ΔI| = 0; the same top latent
+per factor in every case checked.
 """
 
 from __future__ import annotations
@@ -55,40 +63,7 @@ from repscope.errors import ConfigError, DataError
 _THR = np.float32(1e-7)  # scikit-learn's FEATURE_THRESHOLD: sorted values closer than this (in float32) are tied
 _EPS = float(np.finfo(np.float64).eps)  # scikit-learn's tree-builder tolerance for pure nodes / null improvements
 _SCREEN = 1.0 + 1e-12  # safety factor of the reciprocal screen in the split scan
-_RAND_R_MAX = 2147483647  # scikit-learn's RAND_R_MAX (bound of the per-tree seed, modulus of its xorshift draws)
-
-
-@njit(cache=True, nogil=True)
-def _pairwise_sum(a: np.ndarray, lo: int, n: int) -> float:  # pragma: no cover - compiled
-    """numpy's pairwise summation of a[lo:lo + n] (8 accumulators per block of ≤ 128, halves above), bit for bit."""
-    if n < 8:
-        res = -0.0
-        for i in range(n):
-            res += a[lo + i]
-        return res
-    if n <= 128:
-        r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-        r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-        i = 8
-        stop = n - (n % 8)
-        while i < stop:
-            r0 += a[lo + i]
-            r1 += a[lo + i + 1]
-            r2 += a[lo + i + 2]
-            r3 += a[lo + i + 3]
-            r4 += a[lo + i + 4]
-            r5 += a[lo + i + 5]
-            r6 += a[lo + i + 6]
-            r7 += a[lo + i + 7]
-            i += 8
-        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        while i < n:
-            res += a[lo + i]
-            i += 1
-        return res
-    n2 = n // 2
-    n2 -= n2 % 8
-    return _pairwise_sum(a, lo, n2) + _pairwise_sum(a, lo + n2, n - n2)
+_SEED_BOUND = 2147483647  # per-tree seeds are drawn in [0, 2³¹ − 1) (scikit-learn's RAND_R_MAX)
 
 
 @njit(cache=True, nogil=True)
@@ -120,118 +95,86 @@ def _neg_gradient(y: np.ndarray, raw: np.ndarray, neg: np.ndarray) -> None:  # p
                 neg[k, i] = -(p[k] / s - (1.0 if y[i] == k else 0.0))
 
 
+# Reproduces the feature visiting order of scikit-learn's tree splitter (scikit-learn, BSD-3-Clause, © the
+# scikit-learn developers) for reference equality of tie-breaking and rounding; written here from its behaviour.
 @njit(cache=True, nogil=True)
-def _rand_int(low: int, high: int, state: np.ndarray) -> int:  # pragma: no cover - compiled
-    """scikit-learn's rand_int: low + xorshift32(state) mod 2³¹ mod (high − low)."""
-    s = state[0]
-    if s == 0:
-        s = 1
-    s ^= (s << 13) & 0xFFFFFFFF
-    s ^= s >> 17
-    s ^= (s << 5) & 0xFFFFFFFF
-    state[0] = s
-    return low + (s % 2147483648) % (high - low)
+def _visit_order(order: np.ndarray, known: np.ndarray, n_known: int, constant: np.ndarray, rng: np.ndarray,
+                 visit: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled
+    """The features one node examines, in scikit-learn's seeded feature visiting order.
 
+    Behaviour reproduced (scikit-learn's BestSplitter with max_features = d; scikit-learn is BSD-3-Clause licensed):
+    one 32-bit xorshift seed per tree, drawn from numpy's RandomState(random_state) (see `fit`); per node a
+    Fisher–Yates draw over the features not known to be constant, the constant features found in a node passed down
+    to its children. It is reproduced only so that exact ties (which feature wins) and rounding (the node's sample
+    order, hence its sums) come out as in scikit-learn; the fitted estimator does not otherwise depend on it.
 
-@njit(cache=True, nogil=True)
-def _swap(vals: np.ndarray, idx: np.ndarray, i: int, j: int) -> None:  # pragma: no cover - compiled
-    vals[i], vals[j] = vals[j], vals[i]
-    idx[i], idx[j] = idx[j], idx[i]
-
-
-@njit(cache=True, nogil=True)
-def _sift_down(vals: np.ndarray, idx: np.ndarray, lo: int, root: int, end: int) -> None:  # pragma: no cover
-    while True:
-        child = root * 2 + 1
-        top = root
-        if child < end and vals[lo + top] < vals[lo + child]:
-            top = child
-        if child + 1 < end and vals[lo + top] < vals[lo + child + 1]:
-            top = child + 1
-        if top == root:
-            return
-        _swap(vals, idx, lo + root, lo + top)
-        root = top
-
-
-@njit(cache=True, nogil=True)
-def _introsort3(vals: np.ndarray, idx: np.ndarray, lo: int, n: int, maxd: int) -> None:  # pragma: no cover
-    """Sort vals[lo:lo + n] (carrying idx) exactly as scikit-learn's tree splitter does (introsort: median-of-3 pivot,
-    3-way partition, heapsort past the depth limit, insertion sort below 16), so tied values end in its order."""
-    while n > 15:
-        if maxd <= 0:
-            start = (n - 2) // 2
-            while True:
-                _sift_down(vals, idx, lo, start, n)
-                if start == 0:
-                    break
-                start -= 1
-            end = n - 1
-            while end > 0:
-                _swap(vals, idx, lo, lo + end)
-                _sift_down(vals, idx, lo, 0, end)
-                end -= 1
-            return
-        maxd -= 1
-        a, b, c = vals[lo], vals[lo + n // 2], vals[lo + n - 1]
-        if a < b:
-            pivot = b if b < c else (c if a < c else a)
-        elif b < c:
-            pivot = a if a < c else c
+    order (d,): the tree's feature permutation, carried from node to node (the draws permute it in place); its first
+    n_known entries are the features known constant in this node's ancestors. known (d,): the tree's list of those
+    features, known[:n_known] for this node (known[n_known:] is overwritten with the ones found here). constant (d,):
+    whether each feature is constant (max − min ≤ 1e-7) in this node. rng (1,): the tree's xorshift state. Writes the
+    features to examine, in order, to visit[:m] (constant ones included: they are examined and set aside) and returns
+    (m, the number of constant features known to this node's children)."""
+    d = order.shape[0]
+    unseen_end = d  # order[n_known + n_found : unseen_end] holds the features not yet drawn in this node
+    n_skipped = 0  # features known constant drawn so far (moved to the front of order)
+    n_found = 0  # features found constant in this node (kept right after the known ones)
+    n_draws = 0
+    m = 0
+    while unseen_end > n_known + n_found and (n_draws < d or n_draws <= n_found + n_skipped):
+        n_draws += 1
+        # one xorshift32 step (shifts 13, 17, 5; a zero state restarts at 1), reduced mod 2³¹, then into the range
+        s = rng[0] if rng[0] != 0 else 1
+        s ^= (s << 13) & 0xFFFFFFFF
+        s ^= s >> 17
+        s ^= (s << 5) & 0xFFFFFFFF
+        rng[0] = s
+        j = n_skipped + (s % 2147483648) % (unseen_end - n_found - n_skipped)
+        if j < n_known:  # known constant: set aside without examining it
+            order[n_skipped], order[j] = order[j], order[n_skipped]
+            n_skipped += 1
+            continue
+        j += n_found
+        f = order[j]
+        visit[m] = f
+        m += 1
+        if constant[f]:  # examined, found constant: joins the block handed to the children
+            order[j], order[n_known + n_found] = order[n_known + n_found], order[j]
+            n_found += 1
         else:
-            pivot = b
-        i = 0
-        left = 0
-        right = n
-        while i < right:
-            if vals[lo + i] < pivot:
-                _swap(vals, idx, lo + i, lo + left)
-                i += 1
-                left += 1
-            elif vals[lo + i] > pivot:
-                right -= 1
-                _swap(vals, idx, lo + i, lo + right)
-            else:
-                i += 1
-        _introsort3(vals, idx, lo, left, maxd)
-        lo += right
-        n -= right
-    for i in range(1, n):
-        v = vals[lo + i]
-        k = idx[lo + i]
-        j = i
-        while j > 0 and vals[lo + j - 1] > v:
-            vals[lo + j] = vals[lo + j - 1]
-            idx[lo + j] = idx[lo + j - 1]
-            j -= 1
-        vals[lo + j] = v
-        idx[lo + j] = k
+            unseen_end -= 1
+            order[unseen_end], order[j] = order[j], order[unseen_end]
+    for i in range(n_known):
+        order[i] = known[i]
+    for i in range(n_known, n_known + n_found):
+        known[i] = order[i]
+    return m, n_known + n_found
 
 
 @njit(cache=True, nogil=True)
-def _grow_tree(x: np.ndarray, xt: np.ndarray, glob: np.ndarray, has_dup: np.ndarray, inv: np.ndarray, g: np.ndarray,
-               seed: int, max_depth: int, min_split: int, min_leaf: int, min_decrease: float, work: np.ndarray,
-               side: np.ndarray, sk: np.ndarray, vals: np.ndarray, feat: np.ndarray, thr: np.ndarray, left: np.ndarray,
-               right: np.ndarray, imp: np.ndarray, leaf_of: np.ndarray) -> None:  # pragma: no cover - compiled
-    """One regression tree on targets g, grown as scikit-learn's DepthFirstTreeBuilder with its BestSplitter.
+def _grow_tree(xt: np.ndarray, glob: np.ndarray, inv: np.ndarray, g: np.ndarray, seed: int, max_depth: int,
+               min_split: int, min_leaf: int, min_decrease: float, work: np.ndarray, side: np.ndarray, sk: np.ndarray,
+               feat: np.ndarray, thr: np.ndarray, left: np.ndarray, right: np.ndarray, imp: np.ndarray,
+               leaf_of: np.ndarray) -> None:  # pragma: no cover - compiled
+    """One regression tree on targets g, grown depth first (left child first; scikit-learn's node numbering).
 
-    Nodes are numbered in scikit-learn's order (depth first, left child first). Fills feat/thr/left/right (H,)
-    (left = −1: leaf), imp (d,) (Σ of n·imp − n_L·imp_L − n_R·imp_R per feature, undivided) and leaf_of (n,).
-    glob (d, n): every feature's (stable) sorted sample order; work (2, d, n): the same lists partitioned by node
-    (depth parity alternates the two buffers); inv (n + 1,): 1/m, for the split screen; sk (n,):
-    scikit-learn's samples array (sorted by each visited feature in turn, then partitioned), which fixes its sum
-    order. A feature without tied values in a node has one sorted order, read from glob/work; one with ties (has_dup)
-    is sorted in sk with scikit-learn's introsort so that tied samples take its order."""
-    n, d = x.shape
+    xt (d, n): the float32 features, one row per feature. Fills feat/thr/left/right (H,) (left = −1: leaf), imp (d,)
+    (Σ of n·imp − n_L·imp_L − n_R·imp_R per feature, undivided) and leaf_of (n,). glob (d, n): every feature's
+    stable sorted sample order; work (2, d, n): the same lists partitioned node by node (depth parity alternates the
+    two buffers); inv (n + 1,): 1/m, for the split screen; sk (n,): the node's samples in the order its sums use
+    (the sorted order of the last feature the node examined that is not single-valued there, then partitioned by the
+    chosen split)."""
+    d, n = xt.shape
     feat[:] = -1
     left[:] = -1
     right[:] = -1
     imp[:] = 0.0
     for i in range(n):
         sk[i] = i
-    feats = np.arange(d)
-    const_feats = np.empty(d, np.int64)
-    state = np.array([seed], np.int64)
+    order = np.arange(d)
+    known = np.empty(d, np.int64)
+    constant = np.empty(d, np.bool_)
+    visit = np.empty(d, np.int64)
+    rng = np.array([seed], np.int64)
     cap = 2 * max_depth + 4
     st_parent = np.empty(cap, np.int64)
     st_left = np.empty(cap, np.bool_)
@@ -239,14 +182,14 @@ def _grow_tree(x: np.ndarray, xt: np.ndarray, glob: np.ndarray, has_dup: np.ndar
     st_end = np.empty(cap, np.int64)
     st_depth = np.empty(cap, np.int64)
     st_imp = np.empty(cap)
-    st_const = np.empty(cap, np.int64)
+    st_known = np.empty(cap, np.int64)
     top = 1
-    st_parent[0], st_left[0], st_start[0], st_end[0], st_depth[0], st_imp[0], st_const[0] = -1, False, 0, n, 0, \
+    st_parent[0], st_left[0], st_start[0], st_end[0], st_depth[0], st_imp[0], st_known[0] = -1, False, 0, n, 0, \
         np.inf, 0
     count = 0
     while top > 0:
         top -= 1
-        start, end, depth, impurity, n_known = st_start[top], st_end[top], st_depth[top], st_imp[top], st_const[top]
+        start, end, depth, impurity, n_known = st_start[top], st_end[top], st_depth[top], st_imp[top], st_known[top]
         h = count
         count += 1
         if st_parent[top] >= 0:
@@ -269,50 +212,18 @@ def _grow_tree(x: np.ndarray, xt: np.ndarray, glob: np.ndarray, has_dup: np.ndar
         best_f = -1
         best_pos = end
         best_thr = 0.0
-        n_total = n_known
+        n_known_below = n_known
         if not is_leaf:
+            for f in range(d):
+                constant[f] = xt[f, rows[f, end - 1]] <= xt[f, rows[f, start]] + _THR
+            m, n_known_below = _visit_order(order, known, n_known, constant, rng, visit)
             best = -np.inf
-            pending = -1  # sk[start:end] is rows[pending][start:end] (a tie-free sorted order), not yet copied
-            f_i = d
-            n_found = 0
-            n_drawn = 0
-            n_visited = 0
-            while f_i > n_total and (n_visited < d or n_visited <= n_found + n_drawn):
-                n_visited += 1
-                f_j = _rand_int(n_drawn, f_i - n_found, state)
-                if f_j < n_known:
-                    feats[n_drawn], feats[f_j] = feats[f_j], feats[n_drawn]
-                    n_drawn += 1
+            for v_i in range(m):
+                f = visit[v_i]
+                if constant[f]:
                     continue
-                f_j += n_found
-                f = feats[f_j]
                 col = xt[f]
                 row = rows[f]
-                tied = False
-                if has_dup[f]:
-                    for p in range(start + 1, end):
-                        if col[row[p]] == col[row[p - 1]]:
-                            tied = True
-                            break
-                if tied:  # scikit-learn's order of the tied samples depends on its sort and on sk's current order
-                    if pending >= 0:
-                        src = rows[pending]
-                        for p in range(start, end):
-                            sk[p] = src[p]
-                        pending = -1
-                    for p in range(start, end):
-                        vals[p] = col[sk[p]]
-                    _introsort3(vals, sk, start, nn, 2 * int(math.log2(nn)))
-                    row = sk
-                else:
-                    pending = f
-                if col[row[end - 1]] <= col[row[start]] + _THR:
-                    feats[f_j], feats[n_total] = feats[n_total], feats[f_j]
-                    n_found += 1
-                    n_total += 1
-                    continue
-                f_i -= 1
-                feats[f_i], feats[f_j] = feats[f_j], feats[f_i]
                 pos = start
                 sl = 0.0
                 p = start
@@ -350,12 +261,16 @@ def _grow_tree(x: np.ndarray, xt: np.ndarray, glob: np.ndarray, has_dup: np.ndar
                                 best_pos = p
                                 best_thr = np.float64(prev) / 2.0 + np.float64(v) / 2.0
                     prev = v
-            for j in range(n_known):
-                feats[j] = const_feats[j]
-            for j in range(n_known, n_known + n_found):
-                const_feats[j] = feats[j]
-            if pending >= 0:
-                src = rows[pending]
+            # the node's samples now lie in the sorted order of the last feature examined, unless that feature takes a
+            # single value in the node: sorting by an all-equal key leaves them where they are
+            last = -1
+            for v_i in range(m - 1, -1, -1):
+                f = visit[v_i]
+                if xt[f, rows[f, start]] != xt[f, rows[f, end - 1]]:
+                    last = f
+                    break
+            if last >= 0:
+                src = rows[last]
                 for p in range(start, end):
                     sk[p] = src[p]
         pos = best_pos
@@ -364,9 +279,10 @@ def _grow_tree(x: np.ndarray, xt: np.ndarray, glob: np.ndarray, has_dup: np.ndar
         imp_l = 0.0
         imp_r = 0.0
         if pos < end:
+            col = xt[best_f]
             lo, hi = start, end
-            while lo < hi:
-                if x[sk[lo], best_f] <= best_thr:
+            while lo < hi:  # in-place two-sided partition of sk by the threshold (not stable)
+                if col[sk[lo]] <= best_thr:
                     lo += 1
                 else:
                     hi -= 1
@@ -416,46 +332,53 @@ def _grow_tree(x: np.ndarray, xt: np.ndarray, glob: np.ndarray, has_dup: np.ndar
                         dst[b] = i
                         b += 1
         st_parent[top], st_left[top], st_start[top], st_end[top] = h, False, pos, end
-        st_depth[top], st_imp[top], st_const[top] = depth + 1, imp_r, n_total
+        st_depth[top], st_imp[top], st_known[top] = depth + 1, imp_r, n_known_below
         top += 1
         st_parent[top], st_left[top], st_start[top], st_end[top] = h, True, start, pos
-        st_depth[top], st_imp[top], st_const[top] = depth + 1, imp_l, n_total
+        st_depth[top], st_imp[top], st_known[top] = depth + 1, imp_l, n_known_below
         top += 1
 
 
 @njit(cache=True, nogil=True)
-def _leaf_update(y: np.ndarray, t: int, n_classes: int, g: np.ndarray, leaf_of: np.ndarray, learning_rate: float,
-                 val: np.ndarray, raw: np.ndarray) -> None:  # pragma: no cover - compiled
-    """Newton step per leaf, mean(g) / mean(p(1 − p)) with p = y_t − g (× (K − 1)/K for K > 2; numpy's pairwise
-    means over the leaf's samples in index order), then F[:, t] += learning_rate · value(leaf)."""
-    n = g.shape[0]
-    h_count = val.shape[0]
-    cnt = np.zeros(h_count + 1, np.int64)
+def _group_by_leaf(leaf_of: np.ndarray, g: np.ndarray, y: np.ndarray, t: int, binary: bool, g_by_leaf: np.ndarray,
+                   hess_by_leaf: np.ndarray, bounds: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Group the samples by leaf, each leaf's samples in index order (a counting sort on the leaf id): g_by_leaf
+    holds their negative gradients g, hess_by_leaf their p(1 − p) with p = y_t − g (y_t: the 0/1 label for two
+    classes, 1[y = t] otherwise); leaf h's samples lie at [bounds[h], bounds[h + 1])."""
+    n = leaf_of.shape[0]
+    bounds[:] = 0
     for i in range(n):
-        cnt[leaf_of[i] + 1] += 1
-    for h in range(h_count):
-        cnt[h + 1] += cnt[h]
-    fill = cnt[:h_count].copy()
-    gs = np.empty(n)
-    hs = np.empty(n)
+        bounds[leaf_of[i] + 1] += 1
+    for h in range(bounds.shape[0] - 1):
+        bounds[h + 1] += bounds[h]
+    fill = bounds[:-1].copy()
     for i in range(n):
         h = leaf_of[i]
-        yk = float(y[i]) if n_classes == 2 else (1.0 if y[i] == t else 0.0)
-        prob = yk - g[i]
-        gs[fill[h]] = g[i]
-        hs[fill[h]] = prob * (1.0 - prob)
+        target = float(y[i]) if binary else (1.0 if y[i] == t else 0.0)
+        prob = target - g[i]
+        g_by_leaf[fill[h]] = g[i]
+        hess_by_leaf[fill[h]] = prob * (1.0 - prob)
         fill[h] += 1
-    for h in range(h_count):
-        m = cnt[h + 1] - cnt[h]
-        val[h] = 0.0
-        if m > 0:
-            num = _pairwise_sum(gs, cnt[h], m) / m
-            if n_classes > 2:
-                num *= (n_classes - 1) / n_classes
-            den = _pairwise_sum(hs, cnt[h], m) / m
-            val[h] = 0.0 if abs(den) < 1e-150 else num / den
-    for i in range(n):
-        raw[i, t] += learning_rate * val[leaf_of[i]]
+
+
+def _leaf_values(g_by_leaf: np.ndarray, hess_by_leaf: np.ndarray, bounds: np.ndarray, is_leaf: np.ndarray,
+                 n_classes: int, out: np.ndarray) -> None:
+    """One Newton step per leaf (Friedman 2001): mean(g) / mean(p(1 − p)) over the leaf's samples, × (K − 1)/K for
+    K > 2 classes, 0 where the mean hessian is below 1e-150. The means are numpy sums (`np.add.reduce`) of each
+    leaf's contiguous slice in index order divided by its size, the arithmetic of scikit-learn's Python leaf update
+    (`np.average` without weights), hence the same values to the bit."""
+    factor = (n_classes - 1) / n_classes
+    add = np.add.reduce
+    for h in np.flatnonzero(is_leaf):
+        a, b = int(bounds[h]), int(bounds[h + 1])
+        size = b - a
+        if size == 0:
+            continue
+        num = add(g_by_leaf[a:b]) / size
+        if n_classes > 2:
+            num *= factor
+        den = add(hess_by_leaf[a:b]) / size
+        out[h] = 0.0 if abs(den) < 1e-150 else float(num) / float(den)
 
 
 @njit(cache=True, nogil=True)
@@ -486,17 +409,6 @@ def _as_features(x: Any, n_features: int | None = None) -> np.ndarray:
         raise DataError(f"GBT features have {x32.shape[1]} columns but the model was fitted on {n_features}; "
                         "pass the same latents")
     return x32
-
-
-def _tie_heavy(sorted_values: np.ndarray) -> np.ndarray:
-    """(d,) bool: features whose exactly tied float32 values cover more than 1/16 of the samples (discrete,
-    quantised or rectified latents). Only those are sorted with scikit-learn's introsort to reproduce its order of
-    tied samples; the few float32 collisions of continuous latents keep the stable order (see the module docstring)."""
-    eq = np.diff(sorted_values, axis=1) == 0
-    tied = np.zeros(sorted_values.shape, dtype=bool)
-    tied[:, 1:] |= eq
-    tied[:, :-1] |= eq
-    return tied.sum(axis=1) * 16 > sorted_values.shape[1]
 
 
 def _initial_raw(prior: np.ndarray) -> np.ndarray:
@@ -550,9 +462,8 @@ class ExactGBTClassifier:
         h_count = min((1 << (self.max_depth + 1)) - 1, 2 * n - 1)  # nodes of one tree, at most
         xt = np.ascontiguousarray(x32.T)
         glob = np.ascontiguousarray(np.argsort(xt, axis=1, kind="stable").astype(np.int32))
-        has_dup = _tie_heavy(np.take_along_axis(xt, glob, axis=1))
-        rng = np.random.RandomState(self.random_state)
-        seeds = [[rng.randint(0, _RAND_R_MAX) for _ in range(t_count)] for _ in range(self.n_estimators)]
+        rng = np.random.RandomState(self.random_state)  # one xorshift seed per tree, as scikit-learn draws them
+        seeds = [[rng.randint(0, _SEED_BOUND) for _ in range(t_count)] for _ in range(self.n_estimators)]
         self.init_raw_ = _initial_raw(np.bincount(codes, minlength=k) / n)
         raw = np.tile(self.init_raw_, (n, 1))
         feat = np.full((self.n_estimators, t_count, h_count), -1, np.int64)
@@ -566,15 +477,17 @@ class ExactGBTClassifier:
         side = np.empty(n, np.uint8)
         inv = 1.0 / np.maximum(np.arange(n + 1), 1)
         sk = np.empty(n, np.int32)
-        vals = np.empty(n, np.float32)
         leaf_of = np.empty(n, np.int64)
+        g_by_leaf, hess_by_leaf, bounds = np.empty(n), np.empty(n), np.empty(h_count + 1, np.int64)
         for s in range(self.n_estimators):
             _neg_gradient(codes, raw, neg)
             for t in range(t_count):
-                _grow_tree(x32, xt, glob, has_dup, inv, neg[t], seeds[s][t], self.max_depth, self.min_samples_split,
-                           self.min_samples_leaf, self.min_impurity_decrease, work, side, sk, vals, feat[s, t],
-                           thr[s, t], left[s, t], right[s, t], imp[s, t], leaf_of)
-                _leaf_update(codes, t, k, neg[t], leaf_of, self.learning_rate, val[s, t], raw)
+                _grow_tree(xt, glob, inv, neg[t], seeds[s][t], self.max_depth, self.min_samples_split,
+                           self.min_samples_leaf, self.min_impurity_decrease, work, side, sk, feat[s, t], thr[s, t],
+                           left[s, t], right[s, t], imp[s, t], leaf_of)
+                _group_by_leaf(leaf_of, neg[t], codes, t, k == 2, g_by_leaf, hess_by_leaf, bounds)
+                _leaf_values(g_by_leaf, hess_by_leaf, bounds, left[s, t] < 0, k, val[s, t])
+                raw[:, t] += self.learning_rate * val[s, t][leaf_of]
         self.n_features_in_, self.n_trees_per_iteration_ = d, t_count
         self.tree_feature_, self.tree_threshold_, self.tree_value_ = feat, thr, val
         self.tree_left_, self.tree_right_ = left, right
