@@ -34,8 +34,9 @@ def store(tmp_path_factory):
                        provenance={"model": "toy"}, chunk_rows=64)
 
 
-def test_few_shot_reads_only_the_rows_it_uses(store, monkeypatch):
-    read = []
+def _count_reads(store, monkeypatch) -> list[int]:
+    """A list that receives the row count of every `RepStore.get` from now on."""
+    read: list[int] = []
     real = type(store).get
 
     def spy(self, layer, rows=None, *a, **kw):
@@ -44,6 +45,11 @@ def test_few_shot_reads_only_the_rows_it_uses(store, monkeypatch):
         return out
 
     monkeypatch.setattr(type(store), "get", spy)
+    return read
+
+
+def test_few_shot_reads_only_the_rows_it_uses(store, monkeypatch):
+    read = _count_reads(store, monkeypatch)
     res = protocols.few_shot_curve(store, "a", ["nb"], shots=(1, 4), seeds=2, device="cpu")
     n_test = _params(res.frame())[0]["n_test"]
     assert read and max(read) <= n_test + 3 * (1 + 4) * 2 < N  # test set + the shots drawn (3 classes, 2 seeds)
@@ -138,15 +144,7 @@ def test_token_layers_are_skipped_by_default_and_refused_by_name(mixed):
 def test_retrieval_and_concat_read_only_the_rows_they_use(store, tmp_path, monkeypatch):
     other = write_store(tmp_path / "t2", {"a": store.get("a", dtype=torch.float32).numpy()[:, ::-1].copy()},
                         store.samples, provenance={"model": "toy2"}, chunk_rows=64)
-    read = []
-    real = type(store).get
-
-    def spy(self, layer, rows=None, *a, **kw):
-        out = real(self, layer, rows, *a, **kw)
-        read.append(len(out))
-        return out
-
-    monkeypatch.setattr(type(store), "get", spy)
+    read = _count_reads(store, monkeypatch)
     used = _params(protocols.retrieval_sweep(store, layers=["a"], device="cpu", max_memory=50_000).frame())[0]
     assert read == [used["rows_used"]] and used["rows_used"] < N
     read.clear()
