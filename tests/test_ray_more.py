@@ -116,7 +116,7 @@ def test_ray_sae_train_refuses_shared_folders(cluster, store, tmp_path):
 
 
 # ---- disentangle, truncate, quantize-embeddings -----------------------------------------------------------------
-DIS_KW = {"metrics": ["mig", "sap", "modularity", "dci"], "importance": "lasso", "max_rows": 300, "seed": 1}
+DIS_KW = {"metrics": ["mig", "sap", "modularity", "dci"], "max_rows": 300, "seed": 1}  # DCI: the numba GBT
 TRUNC_KW = {"target": "label", "bases": ["raw", "pca"], "dims": [2, 6], "seed": 0, "max_rows": None,
             "device": "cpu"}
 QUANT_KW = {"schemes": ["int8", "binary"], "rescore": 2, "k": 5, "target": "label", "seed": 0, "device": "cpu"}

@@ -48,6 +48,8 @@ def disentangle_store(store: Any, factors: Sequence[str] | str, *, metrics: Sequ
     metric_list = resolve_metrics(metrics)
     params = {"factors": names, "metrics": metric_list, "n_rows": len(table),
               "seed": seed, **{k: v for k, v in options.items() if k != "threads"}}
+    if "dci" in metric_list and options.get("importance", "gbt") == "gbt":
+        params["dci_engine"] = "exact-gbt"  # "gbt" meant histogram GBT before repscope 2026-11-29; rows say which
     res = Result()
     for layer in chosen:
         t0 = time.perf_counter()
