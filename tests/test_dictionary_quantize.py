@@ -129,3 +129,24 @@ def test_bad_input():
         make_quantizer("nope")
     with pytest.raises(ConfigError):
         make_quantizer("kmeans", bits=64)
+
+
+def test_store_quantizer_evaluates_a_recorded_capped_subset(tmp_path, monkeypatch):
+    """`dictionary.runs.quantize_store` fits and evaluates on at most QUANTIZE_MAX_ROWS seeded rows each (counts in
+    params), and its metrics equal the quantizer's own evaluation on exactly those held-out rows."""
+    import numpy as np
+    import pandas as pd
+
+    from repscope.dictionary import runs
+    from repscope.selection import subset_rows
+    from repscope.store import write_store
+
+    x = np.random.default_rng(0).normal(size=(3000, 16)).astype(np.float32)
+    store = write_store(tmp_path / "s", {"h": x}, pd.DataFrame({"id": np.arange(3000)}), provenance={"model": "t"})
+    monkeypatch.setattr(runs, "QUANTIZE_MAX_ROWS", 120)
+    res = runs.quantize_store(store, "h", method="scalar", bits=64, holdout_every=5, device="cpu")
+    p = res.params
+    _, test_rows = runs.holdout_rows(3000, 5)
+    assert p["n_fit"] == p["n_eval"] == 120 and len(test_rows) == 600
+    direct = res.quantizer.evaluate(torch.as_tensor(x[subset_rows(test_rows, 120, 1)]))
+    assert res.metrics == pytest.approx(direct, rel=1e-12)

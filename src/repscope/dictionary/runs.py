@@ -214,6 +214,9 @@ def card_result(store: Any, layer: str, params: dict[str, Any], features: list[d
     return result
 
 
+QUANTIZE_MAX_ROWS = 200_000  # rows a quantizer is fit on, and evaluated on (seeded subsets, counts in params)
+
+
 def quantize_store(store: Any, layer: str, method: str = "pq", bits: int | None = 64, holdout_every: int = 10,
                    seed: int = 0, device: str = "auto", label: str | None = None) -> QuantizeResult:
     """Fit a quantizer on a store layer's training rows, evaluate on held-out rows; returns the metrics as analysis
@@ -226,11 +229,11 @@ def quantize_store(store: Any, layer: str, method: str = "pq", bits: int | None 
     train_rows, test_rows = holdout_rows(store.n_rows, holdout_every)
     q = make_quantizer(method, bits=bits, dim=d, seed=seed, device=device)
     t0 = time.perf_counter()
-    x_tr = store.get(layer, subset_rows(train_rows, 200_000), dtype=torch.float32)
-    q.fit(x_tr)
+    fit_rows = subset_rows(train_rows, QUANTIZE_MAX_ROWS)
+    q.fit(store.get(layer, fit_rows, dtype=torch.float32))
     secs = time.perf_counter() - t0
-    x_te = store.get(layer, test_rows, dtype=torch.float32)
-    metrics = q.evaluate(x_te)
+    eval_rows = subset_rows(test_rows, QUANTIZE_MAX_ROWS, 1)  # never the whole held-out split of a huge store
+    metrics = q.evaluate(store.get(layer, eval_rows, dtype=torch.float32))
     label = pick_label(store, label)
     if label is not None and holdout_every >= 2:
         try:
@@ -238,7 +241,7 @@ def quantize_store(store: Any, layer: str, method: str = "pq", bits: int | None 
         except DataError:
             pass
     params = {"method": method, "bits": bits, "eval": "holdout" if holdout_every >= 2 else "train",
-              "probe_label": label}
+              "probe_label": label, "n_fit": len(fit_rows), "n_eval": len(eval_rows)}
     result = QuantizeResult(quantizer=q, metrics=metrics, params=params)
     for k, v in metrics.items():
         result.add("quantize", k, float(v), layer=layer, layer_index=layer_position(store, layer), store=store.name,
