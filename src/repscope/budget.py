@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 from pydantic import AfterValidator
 
 from repscope.errors import ConfigError
@@ -148,6 +149,16 @@ def rows_that_fit(width: int, budget: int, copies: float = 1.0, itemsize: int = 
     return max(1, int(budget // max(1.0, width * itemsize * copies)))
 
 
+def fitting_rows(rows: int | np.ndarray, width: int, budget: int, copies: float, seed: int,
+                 groups: np.ndarray | None = None) -> np.ndarray:
+    """The seeded subsample (`selection.subset_rows`, whole groups with `groups`) of `rows` (an int n or row
+    indices) with as many rows as `copies` working copies of `width` values fit in `budget` — what an analysis over
+    the budget uses instead of the whole layer."""
+    from repscope.selection import subset_rows
+
+    return subset_rows(rows, rows_that_fit(width, budget, copies), seed, groups=groups)
+
+
 def stream_fits(width: int, budget: int, chunk_rows: int = 1024, matrices: float = 4.0) -> bool:
     """Whether streaming fits: `matrices` float64 (width × width) accumulators plus one float64 chunk."""
     return width * width * 8 * matrices + chunk_rows * width * 8 * 2 <= budget
@@ -169,5 +180,5 @@ def warn(message: str) -> None:
 
 
 __all__ = ["DEFAULT_FRACTION", "DEFAULT_HELP", "MaxMemory", "available_memory", "check_size", "default_budget", "fits",
-           "format_size", "layer_bytes", "layer_width", "parse_size", "resolve_budget", "rows_that_fit",
-           "stream_fits", "warn"]
+           "fitting_rows", "format_size", "layer_bytes", "layer_width", "parse_size", "resolve_budget",
+           "rows_that_fit", "stream_fits", "warn"]

@@ -17,6 +17,7 @@ from repscope.compress.quantized_eval import quantization_scores
 from repscope.compress.truncate import check_bases, prefix_dims, truncation_grid
 from repscope.errors import DataError
 from repscope.results import Result
+from repscope.store import pooled_layers
 from repscope.store.manifest import file_sha256
 
 QUANTIZE = "quantize_embeddings"
@@ -47,11 +48,7 @@ def quantize_store(store: Any, layers: Sequence[str] | str | None = None, *, sch
     at `max_rows` (seeded). Without `layers`, token-level layers are skipped."""
     target = _target(store, target)
     plan = eval_plan(store.samples, int(store.n_rows), target=target, seed=seed, max_rows=max_rows)
-    chosen = store.resolve_layers(layers)
-    if layers is None:
-        chosen = [la for la in chosen if not store.is_tokens(la)]
-    for la in chosen:
-        _pooled_layer(store, la)
+    chosen = pooled_layers(store, layers, "embedding quantization")
     order = list(store.layers)
     res = Result()
     for layer in chosen:

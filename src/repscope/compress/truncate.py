@@ -135,11 +135,7 @@ def truncate_store(store: Any, *, target: str | None = "label", layers: Sequence
     if plan.y_fit is None and plan.gold is None:
         raise DataError(f"store '{store.name}' has neither a label target nor STS pairs; pass --target COLUMN")
     bases = check_bases(bases)
-    chosen = [la for la in store.resolve_layers(layers) if not store.is_tokens(la)]
-    if not chosen:
-        raise DataError(f"store '{store.name}' has no pooled layers; re-extract with a pooling such as mean")
-    for la in chosen:
-        prefix_dims(int(np.prod(store.layer_info(la)["shape"])), dims)  # fail on a bad dim before any work
+    chosen = truncation_layers(store, layers, dims)
     order = list(store.layers)
     res = Result()
     frames = []
@@ -157,6 +153,17 @@ def truncate_store(store: Any, *, target: str | None = "label", layers: Sequence
         frames.append(grid.assign(layer=layer, layer_index=idx, store=store.name))
     add_truncation_summary(res, store, pd.concat(frames, ignore_index=True), target)
     return res
+
+
+def truncation_layers(store, layers: Any, dims: Sequence[int] | None) -> list[str]:
+    """The pooled layers a truncation grid runs on (`pooled_layers`), after checking `dims` against each width, so
+    a bad dim fails before any work (local or Ray)."""
+    from repscope.store import pooled_layers
+
+    chosen = pooled_layers(store, layers, "truncation")
+    for la in chosen:
+        prefix_dims(int(np.prod(store.layer_info(la)["shape"])), dims)
+    return chosen
 
 
 def add_truncation_summary(res: Result, store, grid: pd.DataFrame, target: str | None) -> None:

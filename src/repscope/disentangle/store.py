@@ -11,14 +11,9 @@ from repscope.disentangle.suite import disentanglement_details, heatmap_payload,
 from repscope.errors import ConfigError, DataError, format_choices
 from repscope.results import Result
 from repscope.selection import subset_rows
-from repscope.store.repstore import pooled_layers as store_pooled_layers
+from repscope.store.repstore import pooled_layers
 
 ANALYSIS = "disentangle"
-
-
-def pooled_layers(store, layers: Any = None) -> list[str]:
-    """The pooled layers among `layers` (all by default): token-level ones are skipped, or refused when named."""
-    return store_pooled_layers(store, layers, "disentanglement")
 
 
 def disentangle_store(store: Any, factors: Sequence[str] | str, *, metrics: Sequence[str] | str | None = None,
@@ -43,7 +38,7 @@ def disentangle_store(store: Any, factors: Sequence[str] | str, *, metrics: Sequ
         rows = subset_rows(n, int(max_rows), seed)
     table = samples[names].iloc[rows] if rows is not None else samples[names].iloc[:n]
     encode_factors(table, n_rows=len(table))  # fail on a bad factor before reading any layer
-    chosen = pooled_layers(store, layers)
+    chosen = pooled_layers(store, layers, "disentanglement")
     order = list(store.layers)
     metric_list = resolve_metrics(metrics)
     params = {"factors": names, "metrics": metric_list, "n_rows": len(table),

@@ -273,11 +273,11 @@ def ray_disentangle_store(store, factors: Sequence[str] | str, *, layers: Sequen
                           address: str | None = "auto", num_gpus: float = 0.0, **kw: Any) -> Result:
     """`disentangle_store` with one Ray task per pooled layer (MIG, DCI, SAP, … as locally); rows and heatmap
     artifacts in local order. Token-level layers are skipped, or refused when named, as locally."""
-    from repscope.disentangle.store import pooled_layers
+    from repscope.store import pooled_layers
 
     names = [f.strip() for f in factors.split(",") if f.strip()] if isinstance(factors, str) else list(factors)
-    chosen = pooled_layers(store, layers)
-    if not names or not chosen:  # the local function's one-line errors (no factors, no pooled layers)
+    chosen = pooled_layers(store, layers, "disentanglement")  # none pooled: its one-line error
+    if not names:  # the local function's one-line error for no factors
         from repscope.disentangle.store import disentangle_store
 
         return disentangle_store(store, names, layers=layers, **kw)
@@ -303,14 +303,9 @@ def ray_truncate_store(store, *, layers: Sequence[str] | str | None = None, dims
     """`truncate_store` with one Ray task per pooled layer for the truncation grid (raw / PCA prefixes, MRL-style);
     the driver rebuilds the per-layer grids from the rows and adds the ≥99%/≥95% summary rows and artifact exactly
     as the local run does."""
-    from repscope.compress.truncate import ANALYSIS, add_truncation_summary, prefix_dims
-    from repscope.errors import DataError
+    from repscope.compress.truncate import ANALYSIS, add_truncation_summary, truncation_layers
 
-    chosen = [la for la in store.resolve_layers(layers) if not store.is_tokens(la)]
-    if not chosen:
-        raise DataError(f"store '{store.name}' has no pooled layers; re-extract with a pooling such as mean")
-    for la in chosen:
-        prefix_dims(int(np.prod(store.layer_info(la)["shape"])), dims)  # fail on a bad dim before any task
+    chosen = truncation_layers(store, layers, dims)
     args = {"dims": dims, **kw}
     parts = _run_tasks(_truncate_layer, [((_root(store), la, args), {}) for la in chosen], address,
                        num_gpus=num_gpus)
@@ -337,14 +332,9 @@ def ray_quantize_embeddings(store, layers: Sequence[str] | str | None = None, *,
                             num_gpus: float = 0.0, **kw: Any) -> Result:
     """`compress.store.quantize_store` (float16 / int8 / binary embeddings, recall@k, rescoring) with one Ray task
     per layer; rows in local order. Without `layers` token-level layers are skipped, named ones refused, as locally."""
-    from repscope.errors import DataError
+    from repscope.store import pooled_layers
 
-    chosen = store.resolve_layers(layers)
-    if layers is None:
-        chosen = [la for la in chosen if not store.is_tokens(la)]
-    for la in chosen:
-        if store.is_tokens(la):
-            raise DataError(f"layer '{la}' is token-level; re-extract with a pooling such as mean")
+    chosen = pooled_layers(store, layers, "embedding quantization")
     parts = _run_tasks(_quantize_embeddings_layer, [((_root(store), la, kw), {}) for la in chosen], address,
                        num_gpus=num_gpus)
     out = Result()

@@ -180,10 +180,8 @@ def _over_budget(run: _LayerRun, layer: str, rows_idx: np.ndarray, labels, width
             and not (m.needs_labels and labels is None) and not (m.needs_pairs and "pair" not in store.samples.columns)]
     keep = None
     if rest or (spectrum and not can_stream):
-        from repscope.selection import subset_rows
-
         groups = store.samples["pair"].to_numpy()[rows_idx] if "pair" in store.samples.columns else None
-        keep = subset_rows(len(rows_idx), mb.rows_that_fit(width, budget, GEOMETRY_COPIES), run.seed, groups=groups)
+        keep = mb.fitting_rows(len(rows_idx), width, budget, GEOMETRY_COPIES, run.seed, groups=groups)
         if len(keep) < 3:
             raise DataError(f"geometry: the memory budget of {mb.format_size(budget)} leaves {len(keep)} row(s) of "
                             f"layer '{layer}'; at least 3 are needed, raise --max-memory")

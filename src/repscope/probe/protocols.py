@@ -79,7 +79,8 @@ def make_split(samples: pd.DataFrame | None, y: np.ndarray, rows: np.ndarray, cv
 
 
 def _features(store, layer: str, rows: np.ndarray | None = None) -> torch.Tensor:
-    """(rows, width) float32 features of a pooled layer, reading only `rows` (sorted sample rows) when given."""
+    """(rows, width) float32 features of a pooled layer, reading only `rows` (sorted, distinct sample rows) when
+    given; n_rows of them means all rows."""
     if store.is_tokens(layer):
         raise DataError(f"layer '{layer}' of store '{store.name}' is token-level; probes need pooled layers "
                         "(re-extract with a pooling such as mean)")
@@ -96,7 +97,7 @@ def budget_positions(n: int, width: int, max_memory: int | str | None, copies: f
     b = mb.resolve_budget(max_memory)
     if mb.fits(n, width, b, copies):
         return None
-    keep = subset_rows(n, mb.rows_that_fit(width, b, copies), seed)
+    keep = mb.fitting_rows(n, width, b, copies, seed)
     mb.warn(f"{what}: {n} rows need ~{mb.format_size(mb.layer_bytes(n, width, copies))}, over the memory budget of "
             f"{mb.format_size(b)}; subsampling {len(keep)} rows (raise --max-memory to use them all)")
     return keep
@@ -118,10 +119,6 @@ def _evaluate(est, x: torch.Tensor, y: np.ndarray, split: Split, regression: boo
 
 
 RETRIEVAL_COPIES = 8.0  # float32 rows + unit-normalised copy + float64 re-rank blocks of the exact kNN
-
-
-def _width(store, layer: str) -> int:
-    return mb.layer_width(store, layer)
 
 
 PROBE_COPIES = 6.0  # float32 layer + fold copies + a float64 fit copy + standardized/centred float64 work
@@ -218,6 +215,7 @@ def layer_sweep(store, probes: Sequence[str] = ("logistic",), target: str = "lab
     seeded subset of the rows that fit, the folds restricted to it (params rows_used, rows_total, subsampled=true).
     """
     names = [canonical(p) for p in probes]
+    ests = {n: make_probe(n, device=device, **((probe_params or {}).get(n, {}))) for n in names}  # unfitted; cloned
     layer_list = pooled_layers(store, layers, "probing")
     rows_idx, y = target_values(store, target)
     budget = mb.resolve_budget(max_memory)
@@ -231,13 +229,11 @@ def layer_sweep(store, probes: Sequence[str] = ("logistic",), target: str = "lab
         x = _features(store, layer, rows_idx) if in_memory else None
         keep: np.ndarray | None = None
         if not in_memory:
-            ests = {n: make_probe(n, device=device, **((probe_params or {}).get(n, {}))) for n in names}
             streamed = [n for n in names if can_stream and streamable(ests[n])]
             rest = [n for n in names if n not in streamed]
             if rest:
-                keep = subset_rows(len(rows_idx), mb.rows_that_fit(width, budget, PROBE_COPIES), seed)
-                x = store.get(layer, rows_idx[keep], dtype=torch.float32)  # only these rows are read
-                x = x.reshape(x.shape[0], -1)
+                keep = mb.fitting_rows(len(rows_idx), width, budget, PROBE_COPIES, seed)
+                x = _features(store, layer, rows_idx[keep])  # only these rows are read
             need = mb.format_size(mb.layer_bytes(len(rows_idx), width, PROBE_COPIES))
             what = [f"streaming {', '.join(streamed)}"] if streamed else []
             what += [f"subsampling {len(keep)} of {len(rows_idx)} rows for {', '.join(rest)}"] if rest else []
@@ -257,7 +253,7 @@ def layer_sweep(store, probes: Sequence[str] = ("logistic",), target: str = "lab
                 splits[regression] = make_split(store.samples, y_use, rows_idx, cv, test_size, seed,
                                                 classify=not regression)
             split = splits[regression]
-            est = make_probe(name, device=device, **((probe_params or {}).get(name, {})))
+            est = ests[name]
             extra: dict[str, Any] = {}
             t0 = time.perf_counter()
             if in_memory:
@@ -310,8 +306,7 @@ def few_shot_curve(store, layer: str, probes: Sequence[str] = ("logistic", "nb")
             for n in sorted({int(s) for s in shots}) if 1 <= n <= min_count}
     # read only the rows the curve uses (the test set and the drawn shots), not the whole layer
     used = np.unique(np.concatenate([tr[np.concatenate(d)] for d in plan.values()] + [te])) if plan else te
-    x_used = store.get(layer, rows_idx[used], dtype=torch.float32)
-    x_used = x_used.reshape(x_used.shape[0], -1)
+    x_used = _features(store, layer, rows_idx[used])
     x_test = x_used[torch.as_tensor(np.searchsorted(used, te))]
     width = x_used.shape[1]
     result = Result()
@@ -396,7 +391,7 @@ def concat_stores(stores: Sequence[Any], layer: str, probe: str = "logistic", ta
     if is_regression(name):
         raise ConfigError(f"probe concatenation reports accuracy; '{name}' is a regression probe, pick a classifier")
     rows_idx, y = target_values(ref, target)
-    width = sum(_width(s, layer) for s in stores)
+    width = sum(mb.layer_width(s, layer) for s in stores)
     keep = budget_positions(len(rows_idx), 2 * width, max_memory, PROBE_COPIES, seed, "probe concat")
     extra = {}
     if keep is not None:
@@ -433,7 +428,7 @@ def retrieval_sweep(store, target: str = "label", layers: Any = None, ks: Sequen
     result = Result()
     for layer in pooled_layers(store, layers, "retrieval"):
         t0 = time.perf_counter()
-        keep = budget_positions(len(rows_all), _width(store, layer), max_memory, RETRIEVAL_COPIES, seed,
+        keep = budget_positions(len(rows_all), mb.layer_width(store, layer), max_memory, RETRIEVAL_COPIES, seed,
                                 f"retrieval on layer '{layer}'")
         rows_idx, y = (rows_all, y_all) if keep is None else (rows_all[keep], y_all[keep])
         res = retrieval_metrics(_features(store, layer, rows_idx), y, ks, metric, device=device)
@@ -471,7 +466,7 @@ def sts_sweep(store, layers: Any = None, max_memory: int | str | None = None, se
     result = Result()
     for layer in pooled_layers(store, layers, "STS"):
         t0 = time.perf_counter()
-        keep = budget_positions(len(gold_all), 2 * _width(store, layer), max_memory, 2.0, seed,
+        keep = budget_positions(len(gold_all), 2 * mb.layer_width(store, layer), max_memory, 2.0, seed,
                                 f"STS on layer '{layer}'")
         ra, rb, gold = (ra_all, rb_all, gold_all) if keep is None else (ra_all[keep], rb_all[keep], gold_all[keep])
         xa = store.get(layer, ra, dtype=torch.float32)

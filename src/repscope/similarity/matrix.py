@@ -116,10 +116,7 @@ def compare_stores(store_a, store_b=None, measure_names: str | Sequence[str] | N
     rest = [m for m in ms if m not in streamed]
     keep = None
     if rest:
-        from repscope.selection import subset_rows
-
-        keep = subset_rows(store_a.n_rows if rows is None else rows, mb.rows_that_fit(sum(widths), budget,
-                                                                                     COMPARE_COPIES), seed)
+        keep = mb.fitting_rows(store_a.n_rows if rows is None else rows, sum(widths), budget, COMPARE_COPIES, seed)
     need = mb.format_size(mb.layer_bytes(n, sum(widths), COMPARE_COPIES))
     what = [f"streaming {', '.join(m.name for m in streamed)}"] if streamed else []
     what += [f"subsampling {len(keep)} of {n} rows for {', '.join(m.name for m in rest)}"] if rest else []
