@@ -19,7 +19,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar, overload
@@ -31,6 +31,14 @@ T = TypeVar("T")
 
 def _key(name: str) -> str:
     return str(name).strip().lower()
+
+
+def split_names(names: str | Iterable[str] | None) -> list[str]:
+    """A comma-separated string or an iterable of names as a list of stripped, non-empty names (None: [])."""
+    if names is None:
+        return []
+    items = names.split(",") if isinstance(names, str) else [str(n) for n in names]
+    return [n.strip() for n in items if n.strip()]
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,15 @@ class Registry(Generic[T]):
         if key not in self._entries:
             raise ConfigError(f"unknown {self.kind} '{name}'; choose one of {self.choices()}")
         return key
+
+    def resolve_many(self, names: str | Iterable[str] | None) -> list[str]:
+        """Canonical names for a comma-separated string or a list of names/aliases, in order, without repeats.
+
+        A string is one list (`"a,b"` and `"a"` alike), never iterated by character; an empty list is an error."""
+        items = split_names(names)
+        if not items:
+            raise ConfigError(f"no {self.kind} given; choose one or more of {self.choices()}")
+        return list(dict.fromkeys(self.resolve(n) for n in items))
 
     def entry(self, name: str) -> Entry[T]:
         """The full entry (name, obj, aliases, metadata) for a name or alias."""

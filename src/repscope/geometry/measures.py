@@ -201,9 +201,10 @@ def default_measures() -> list[str]:
     return MEASURES.names(default=True)
 
 
-def get_measures(names: list[str] | None) -> list[GeometryMeasure]:
-    """Look up measures by name (None = the default set); one-line error listing the choices for an unknown name."""
-    return [MEASURES.get(n) for n in (names or default_measures())]
+def get_measures(names: str | list[str] | None) -> list[GeometryMeasure]:
+    """Look up measures by name, a list or a comma-separated string (None = the default set); one-line error listing
+    the choices for an unknown name."""
+    return [MEASURES.get(n) for n in (MEASURES.resolve_many(names) if names else default_measures())]
 
 
 def compute_from_stats(measure: GeometryMeasure, stats, **params: Any) -> dict[str, float]:

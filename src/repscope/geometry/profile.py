@@ -58,7 +58,7 @@ def select_rows(store: RepStore, max_rows: int | None, seed: int, keep_pairs: bo
 GEOMETRY_COPIES = 6.0  # float32 rows + the shared float64 matrix + SVD / centred / unit-row float64 work
 
 
-def geometry_profile(store: RepStore, measures: list[str] | None = None, layers: str | list[str] | None = None,
+def geometry_profile(store: RepStore, measures: str | list[str] | None = None, layers: str | list[str] | None = None,
                      label_col: str | None = "auto", max_rows: int | None = 3000, seed: int = 0,
                      device: str = "auto", params: dict[str, dict[str, Any]] | None = None, spectra: bool = True,
                      progress: Callable[[str], None] | None = None, max_memory: int | str | None = None) -> Result:

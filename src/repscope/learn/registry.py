@@ -8,11 +8,13 @@ from typing import Any
 from repscope.registry import Registry
 
 LEARNERS: Registry[type[Any]] = Registry("learner")
+_BUILTINS = {"loaded": False}  # the built-ins load once, whatever a user registered before the first lookup
 
 
 def _fill() -> None:
-    if LEARNERS.names():
+    if _BUILTINS["loaded"]:
         return
+    _BUILTINS["loaded"] = True
     from repscope.learn.autoencoder import Autoencoder
     from repscope.learn.contrastive import SimCLR
     from repscope.learn.matryoshka import MatryoshkaHead

@@ -21,7 +21,7 @@ from sklearn.metrics import r2_score
 from repscope import budget as mb
 from repscope.errors import ConfigError, DataError, format_choices
 from repscope.probe.metrics import mean_ci, retrieval_metrics, sts_spearman, wilson_ci
-from repscope.probe.registry import canonical, few_shot_params, is_regression, make_probe
+from repscope.probe.registry import PROBES, canonical, few_shot_params, is_regression, make_probe
 from repscope.probe.ridge import spearman
 from repscope.results import Result
 from repscope.selection import subset_rows
@@ -199,7 +199,7 @@ def as_table(result: Result | pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def layer_sweep(store, probes: Sequence[str] = ("logistic",), target: str = "label", layers: Any = None,
+def layer_sweep(store, probes: str | Sequence[str] = ("logistic",), target: str = "label", layers: Any = None,
                 cv: int | None = None, test_size: float = 0.25, seed: int = 0, device: str = "auto",
                 probe_params: dict[str, dict[str, Any]] | None = None, level: float = 0.95,
                 max_memory: int | str | None = None) -> Result:
@@ -214,7 +214,7 @@ def layer_sweep(store, probes: Sequence[str] = ("logistic",), target: str = "lab
     from streamed sufficient statistics (same numbers; params streaming=true), and every other probe runs on a
     seeded subset of the rows that fit, the folds restricted to it (params rows_used, rows_total, subsampled=true).
     """
-    names = [canonical(p) for p in probes]
+    names = PROBES.resolve_many(probes)  # "logistic" and ["logistic"] alike
     ests = {n: make_probe(n, device=device, **((probe_params or {}).get(n, {}))) for n in names}  # unfitted; cloned
     layer_list = pooled_layers(store, layers, "probing")
     rows_idx, y = target_values(store, target)
@@ -287,13 +287,13 @@ def few_shot_indices(y_pool: np.ndarray, shots: int, rng: np.random.Generator) -
     return np.sort(np.concatenate(picks))
 
 
-def few_shot_curve(store, layer: str, probes: Sequence[str] = ("logistic", "nb"), target: str = "label",
+def few_shot_curve(store, layer: str, probes: str | Sequence[str] = ("logistic", "nb"), target: str = "label",
                    shots: Sequence[int] = (1, 2, 4, 8, 16, 32), seeds: int = 5, test_size: float = 0.25,
                    seed: int = 0, device: str = "auto", level: float = 0.95) -> Result:
     """Sample-efficiency curve: train on n labelled examples per class (n in `shots`), test on a fixed held-out set,
     repeated over `seeds` draws (seed, seed+1, …). Returns analysis `probe_few_shot` rows (metric accuracy, params
     shots/probe/target) with t-intervals over seeds. Same seeds → same numbers."""
-    names = [canonical(p) for p in probes]
+    names = PROBES.resolve_many(probes)
     if any(is_regression(n) for n in names):
         raise ConfigError(f"few-shot curves are for classifier probes; drop {', '.join(filter(is_regression, names))}")
     (layer,) = pooled_layers(store, layer, "a few-shot curve")
