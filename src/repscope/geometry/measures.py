@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from repscope.errors import ConfigError
 from repscope.geometry import anisotropy, clusters, coding_rate, infoplane, intrinsic, spectrum, uniformity
 from repscope.registry import Registry
 
@@ -205,6 +206,20 @@ def get_measures(names: str | list[str] | None) -> list[GeometryMeasure]:
     """Look up measures by name, a list or a comma-separated string (None = the default set); one-line error listing
     the choices for an unknown name."""
     return [MEASURES.get(n) for n in (MEASURES.resolve_many(names) if names else default_measures())]
+
+
+def check_params(measure: GeometryMeasure, params: dict[str, Any]) -> None:
+    """Refuse parameters `measure` does not take (one-line ConfigError naming the ones it does), before any work."""
+    import inspect
+
+    sig = inspect.signature(measure.fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values()):
+        return
+    takes = [k for k in sig if k not in ("x", "labels", "pairs", "device")]
+    bad = [k for k in params if k not in takes]
+    if bad:
+        raise ConfigError(f"geometry measure '{measure.name}' has no parameter '{bad[0]}'; "
+                          f"it takes {', '.join(takes) or 'no parameters'}")
 
 
 def compute_from_stats(measure: GeometryMeasure, stats, **params: Any) -> dict[str, float]:

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from repscope.errors import ConfigError, DataError, RepscopeError
-from repscope.geometry.measures import compute, get_measures
+from repscope.geometry.measures import check_params, compute, get_measures
 from repscope.geometry.spectrum import SpectrumCache, as_matrix, covariance_eigenvalues
 from repscope.results import Result
 from repscope.store import RepStore
@@ -82,6 +82,8 @@ def geometry_profile(store: RepStore, measures: str | list[str] | None = None, l
     unknown = set(params) - {m.name for m in chosen}
     if unknown:
         raise ConfigError(f"parameters given for measures not run: {', '.join(sorted(unknown))}")
+    for m in chosen:
+        check_params(m, params.get(m.name, {}))
     layer_names = store.resolve_layers(layers)
     if label_col == "auto":
         label_col = default_label_column(store)

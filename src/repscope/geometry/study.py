@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from repscope.budget import MaxMemory
 from repscope.distributed.ray_sweep import RayParam
@@ -33,8 +33,20 @@ class GeometryParams(BaseModel):
             return None
         from repscope.geometry.measures import MEASURES
 
-        names = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
-        return [MEASURES.resolve(n) for n in names]
+        return MEASURES.resolve_many(value)
+
+    @model_validator(mode="after")
+    def _measure_params(self) -> GeometryParams:
+        """Nested measure parameters name a measure that runs and a parameter it takes (checked at load)."""
+        from repscope.geometry.measures import MEASURES, check_params, default_measures
+
+        chosen = self.measures or default_measures()
+        for name, values in (self.params or {}).items():
+            canon = MEASURES.resolve(name)
+            if canon not in chosen:
+                raise ValueError(f"params given for measure '{name}', which this step does not run")
+            check_params(MEASURES.get(canon), values)
+        return self
 
 
 def run(stores: list, measures: list[str] | None = None, layers: Any = None, label: str | None = "auto",
