@@ -67,3 +67,19 @@ def test_learner_registered_before_first_lookup_keeps_builtins():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     names = set(out.split(","))
     assert {"toy", "ae", "vae", "qlae", "simclr", "matryoshka"} <= names
+
+
+def test_learn_epochs_default_is_one_value():
+    import inspect
+
+    from typer.models import OptionInfo
+
+    from repscope.learn.base import Learner
+    from repscope.learn.cli import train_cmd
+    from repscope.learn.study import LearnParams
+
+    cli_default = inspect.signature(train_cmd).parameters["epochs"].default
+    assert isinstance(cli_default, OptionInfo)
+    study_default = LearnParams.model_fields["epochs"].default
+    class_default = inspect.signature(Learner.__init__).parameters["epochs"].default
+    assert cli_default.default == study_default == class_default

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from repscope.device import resolve_device
 from repscope.errors import ConfigError, DataError, StoreError
+from repscope.learn.registry import DEFAULT_EPOCHS
 from repscope.tensorfile import save_tensors
 from repscope.threads import limit_threads
 
@@ -159,7 +160,7 @@ class Learner(nn.Module):
     KIND = "learner"
     INIT_STD = 0.5  # std of each encoder output at init (see `data_init`)
 
-    def __init__(self, *, latents: int = 10, hidden: int = 256, epochs: int = 20, batch_size: int = 128,
+    def __init__(self, *, latents: int = 10, hidden: int = 256, epochs: int = DEFAULT_EPOCHS, batch_size: int = 128,
                  lr: float = 1e-3, weight_decay: float = 0.0, seed: int = 0, device: str = "auto",
                  threads: int | None = None, progress: bool = True):
         super().__init__()

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from repscope.cli_common import DeviceOption, console
+from repscope.learn.registry import DEFAULT_EPOCHS
 
 learn_app = typer.Typer(help="Train small representation learners (AE, β-VAE, QLAE, SimCLR, a Matryoshka head) on data "
                         "or a store layer.", no_args_is_help=True)
@@ -32,7 +33,8 @@ def train_cmd(
     layer: str = typer.Option(None, "--layer", "-l", help="Store layer to train on (store DATA only)."),
     latents: int = typer.Option(None, "--latents", help="Latent size (default: 10; 64 for simclr; matryoshka: "
                                 "the prefix kept, default all dims)."),
-    epochs: int = typer.Option(20, "--epochs", min=0, help="Total epochs (a resumed run continues up to this)."),
+    epochs: int = typer.Option(DEFAULT_EPOCHS, "--epochs", min=0,
+                               help="Total epochs (a resumed run continues up to this)."),
     batch_size: int = typer.Option(128, "--batch-size", min=2),
     lr: float = typer.Option(1e-3, "--lr"),
     hidden: int = typer.Option(256, "--hidden", min=1, help="Hidden width of the MLP/ConvNet."),

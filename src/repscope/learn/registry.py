@@ -8,6 +8,7 @@ from typing import Any
 from repscope.registry import Registry
 
 LEARNERS: Registry[type[Any]] = Registry("learner")
+DEFAULT_EPOCHS = 20  # the one default of the CLI, study steps and learner classes
 _BUILTINS = {"loaded": False}  # the built-ins load once, whatever a user registered before the first lookup
 
 

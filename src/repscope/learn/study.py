@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from repscope.distributed.ray_sweep import RayParam
+from repscope.learn.registry import DEFAULT_EPOCHS
 from repscope.results import Result
 
 ANALYSIS = "learn"
@@ -27,7 +28,7 @@ class LearnParams(BaseModel):
     data: str | None = None
     layer: str | None = None
     latents: int | None = Field(None, ge=1)
-    epochs: int = Field(10, ge=0)
+    epochs: int = Field(DEFAULT_EPOCHS, ge=0)  # one default for the CLI, studies and the learner classes
     batch_size: int = Field(128, ge=2)
     lr: float = Field(1e-3, gt=0)
     hidden: int = Field(256, ge=1)
