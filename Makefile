@@ -24,7 +24,10 @@ demo: venv
 demo-extended: venv
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(VENV)/bin/repscope demo --extended
 
+# the browser tests need headless Chromium: installed through apt when missing and this user can (root or passwordless
+# sudo), else a warning says what to do (REPSCOPE_NO_APT=1 skips the install)
 test: venv
+	@bash .ci/ensure-chromium
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -ra
 
 bench: venv

@@ -4,8 +4,8 @@ On a 2-core machine Ray cannot speed anything up; what this measures is its over
 load on each worker, shipping the dataset, the driver's per-chunk commits). Goal: Ray time ≤ 1.25 × local time.
 The Ray time includes starting the actors and loading a model replica in each; `ray.init` (cluster start, paid once
 per cluster, not per job) is printed separately. Identity: the Ray store's chunk hashes and array bytes are compared
-with a local extraction run at the workers' thread count (one torch thread each), since a CPU forward pass can round
-differently with another thread count.
+with the local extraction, since on a one-node Ray the workers run the driver's thread count (a CPU forward pass can
+round differently with another thread count), and with a one-thread local run.
 
 Actor start-up and the model load cost ~3.5 s per job whatever its size, so a small corpus measures mostly that:
 on the idle 2-core machine (2026-11-29) 1000 sentences gave 2.71× (local 2.09 s), 8000 sentences 1.16× (local
@@ -73,8 +73,9 @@ def main() -> None:
     print(f"ray.init (once/cluster) {t_init:8.2f} s")
     print(f"Ray extract             {t_ray:8.2f} s   (actor start + model load on each worker included)")
     print(f"ratio Ray / local       {t_ray / t_local:8.2f}   (goal ≤ 1.25)")
-    print(f"store identical to a local run at the workers' thread count (1): {same}")
-    print(f"store identical to the local run at {torch.get_num_threads()} threads: {same_default}")
+    print(f"store identical to the local run at {torch.get_num_threads()} threads (the workers' count): "
+          f"{same_default}")
+    print(f"store identical to a local run at 1 thread: {same}")
 
 
 if __name__ == "__main__":

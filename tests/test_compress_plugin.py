@@ -109,6 +109,60 @@ def test_cli_adapter_train_and_apply(planted, tmp_path):
     assert r.returncode == 2 and "not found" in r.stderr and not (tmp_path / "o2").exists()
 
 
+@pytest.fixture(scope="module")
+def unlabelled(planted, tmp_path_factory) -> Path:
+    """The planted store's layers with the class in a column named `topic` (no `label`), as template stores have."""
+    src = RepStore.open(planted)
+    samples = src.samples.rename(columns={"label": "topic"})
+    path = tmp_path_factory.mktemp("cmp") / "unlabelled"
+    write_store(path, {la: src.get(la).numpy() for la in src.layers}, samples=samples, chunk_rows=128)
+    return path
+
+
+def _cosine_top(x: np.ndarray, k: int) -> list[set[int]]:
+    """Each row's k nearest other rows by cosine, by scikit-learn (the independent reference)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    idx = NearestNeighbors(n_neighbors=k + 1, metric="cosine", algorithm="brute").fit(x).kneighbors(x)[1]
+    return [set(row[row != i][:k]) for i, row in enumerate(idx)]
+
+
+def test_quantize_and_unsupervised_adapter_need_no_label_column(unlabelled, tmp_path):
+    """Without a `label` column (and no --target): quantize-embeddings scores recall vs float32 only, the
+    unsupervised adapter scores the cosine neighbourhoods each prefix keeps (checked against scikit-learn); the
+    supervised adapter and a missing --target are one-line errors naming the columns there are."""
+    db = tmp_path / "q.duckdb"
+    r = _run("quantize-embeddings", unlabelled, "--layer", "signal", "--db", db, "--format", "csv", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    df = pd.read_csv(io.StringIO(r.stdout))
+    assert set(df["metric"]) == {"recall@10_vs_float32"}
+    assert all(json.loads(p)["target"] is None for p in df["params"])
+    assert "no 'label' column" in r.stderr and "topic" in r.stderr
+    ad = tmp_path / "a.safetensors"
+    r = _run("adapter", "train", unlabelled, "--layer", "signal", "--dims", "4,16", "--epochs", "2", "--out", ad,
+             "--db", db, "--format", "csv", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    df = pd.read_csv(io.StringIO(r.stdout)).assign(params=lambda d: [json.loads(p) for p in d["params"]])
+    assert set(df["metric"]) == {"recall@10_vs_full"}
+    assert {p["method"] for p in df["params"]} == {"raw", "pca", "adapter"}
+    s = RepStore.open(unlabelled)
+    x_eval = s.get("signal").numpy()[(s.samples["split"] == "test").to_numpy()]  # the split's eval rows
+    full = _cosine_top(x_eval, 10)
+    for m in (4, 16, 48):
+        want = np.mean([len(a & b) / 10 for a, b in zip(_cosine_top(x_eval[:, :m], 10), full, strict=True)])
+        got = df[[p["method"] == "raw" and p["dim"] == m for p in df["params"]]]["value"]
+        assert len(got) == 1 and got.iloc[0] == pytest.approx(want, abs=1e-12), m
+    assert df[[p["method"] == "raw" and p["dim"] == 48 for p in df["params"]]]["value"].iloc[0] == 1.0
+    for args, needle in ((("--objective", "supervised"), "the supervised adapter needs a label column"),
+                         (("--target", "nope"), "target column 'nope' not in samples")):
+        out = tmp_path / "x.safetensors"
+        r = _run("adapter", "train", unlabelled, "--layer", "signal", "--out", out, "--db", tmp_path / "x.duckdb",
+                 *args)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert needle in r.stderr and "topic, split" in r.stderr, r.stderr
+        assert not out.exists() and not (tmp_path / "x.duckdb").exists()
+
+
 def _study(tmp_path: Path, store: Path, analyses: list[dict]) -> Path:
     y = tmp_path / "s.yaml"
     y.write_text(json.dumps({"name": "cmp", "workdir": "w", "stores": [

@@ -118,3 +118,87 @@ def test_int8_calibration_needs_rows():
         Int8Ranges.calibrate(np.zeros((1, 4)))
     with pytest.raises(ConfigError, match="calibration split"):
         quantize(np.zeros((3, 4)), "int8")
+
+
+def _int8_search_data(n=400, d=48, seed=5):
+    """Unit rows (quantization_scores normalises) with per-dimension offsets and scales, so that code inner products,
+    cosines of decoded vectors and ⟨q, decoded⟩ rank differently; half calibration rows, half evaluation rows."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 6, n)
+    x = rng.normal(size=(6, d))[y] * 0.8 + rng.normal(size=(n, d)) * rng.uniform(0.2, 2.0, d) + rng.normal(size=d)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    plan = eval_plan(pd.DataFrame({"label": y}), n, target="label", seed=0)
+    return x, plan
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Leave-one-out top-k by descending score, ties to the lower index."""
+    s = scores.astype(np.float64).copy()
+    np.fill_diagonal(s, -np.inf)
+    idx = np.broadcast_to(np.arange(s.shape[1]), s.shape)
+    return np.lexsort((idx, -s), axis=1)[:, :k]
+
+
+def _rescored(q: np.ndarray, cand: np.ndarray, docs: np.ndarray, k: int) -> np.ndarray:
+    """Candidates re-ranked by ⟨q, doc⟩ (descending; ties keep candidate order), top k."""
+    s = np.einsum("md,mcd->mc", q, docs[cand])
+    return np.take_along_axis(cand, np.argsort(-s, axis=1, kind="stable")[:, :k], axis=1)
+
+
+def test_int8_rankings_match_their_reference_recipes():
+    """Default `ranking="cosine"`: first stage by the cosine of decoded bucket centres, rescoring by ⟨q, unit-length
+    decoded doc⟩. `ranking="sentence-transformers"`: the recipe of sentence-transformers' `semantic_search_usearch`,
+    written here in numpy: int8 codes from its own `quantize_embeddings`, first stage by the inner product of the
+    codes ("ip" index, query coded with the same ranges), rescoring by ⟨float32 query, lo + (code + 128)·step⟩ (its
+    dequantisation, bucket lower edges) without renormalising. Both pinned through `quantization_scores`' recall
+    against exact float32 search; on this data the two rankings really differ."""
+    from sentence_transformers.util.quantization import quantize_embeddings as st_quantize
+
+    from repscope.compress.quantized_eval import first_stage
+
+    x, plan = _int8_search_data()
+    fit, ev = x[plan.fit].astype(np.float32), x[plan.eval].astype(np.float32)
+    k, r = 10, 4
+    lo, hi = fit.min(0), fit.max(0)
+    step = (hi - lo) / 255
+    codes = st_quantize(ev, precision="int8", calibration_embeddings=fit)
+    ours_q = quantize(ev, "int8", calibration=fit)
+    assert np.array_equal(ours_q.codes.numpy(), codes)
+    exact = _top(ev.astype(np.float64) @ ev.T.astype(np.float64), k)
+
+    # sentence-transformers: code inner product, then ⟨q, dequantised⟩
+    ip = codes.astype(np.int64) @ codes.T.astype(np.int64)
+    st_first = _top(ip, k * r)
+    st_final = _rescored(ev.astype(np.float64), st_first, lo + (codes.astype(np.float64) + 128) * step, k)
+    assert np.array_equal(first_stage(ours_q, k * r, ranking="sentence-transformers").numpy(), st_first)
+    # repscope's default: cosine of the decoded bucket centres, then ⟨q, unit decoded⟩
+    dec = lo + (codes.astype(np.float64) + 128.5) * step
+    unit = dec / np.linalg.norm(dec, axis=1, keepdims=True)
+    cos_first = _top(unit @ unit.T, k * r)
+    cos_final = _rescored(ev.astype(np.float64), cos_first, unit, k)
+    assert np.array_equal(first_stage(ours_q, k * r).numpy(), cos_first)
+
+    def recall(idx):
+        return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(idx, exact, strict=True)]))
+
+    for ranking, first, final in (("cosine", cos_first, cos_final), ("sentence-transformers", st_first, st_final)):
+        df = quantization_scores(x, plan, schemes="int8", rescore_r=r, k=k, probe=False, device="cpu",
+                                 ranking=ranking)
+        v = df.set_index(["scheme", "rescore", "metric"])["value"]
+        assert v[("int8", 0, "recall@10_vs_float32")] == pytest.approx(recall(first[:, :k]), abs=1e-12)
+        assert v[("int8", r, "recall@10_vs_float32")] == pytest.approx(recall(final), abs=1e-12)
+    assert not np.array_equal(st_first, cos_first) and recall(st_first[:, :k]) != recall(cos_first[:, :k])
+    with pytest.raises(ConfigError, match="unknown ranking 'usearch'; choose one of cosine, sentence-transformers"):
+        quantization_scores(x, plan, schemes="int8", ranking="usearch")
+
+
+def test_int8_ip_topk_refuses_bad_input():
+    from repscope.compress.search import int8_ip_topk
+
+    c = np.zeros((5, 4), np.int8)
+    with pytest.raises(DataError, match="int8 codes"):
+        int8_ip_topk(c.astype(np.float32), c, 2)
+    with pytest.raises(ConfigError, match="k must be between 1 and the 4"):
+        int8_ip_topk(c, c, 5, exclude_self=True)
+    s, i = int8_ip_topk(c, c, 4, exclude_self=True)  # all scores tie: lower indices first, self left out
+    assert i[0].tolist() == [1, 2, 3, 4] and i[3].tolist() == [0, 1, 2, 4] and s.abs().sum() == 0

@@ -153,3 +153,54 @@ def test_twonn_without_discarding_is_finite_and_matches_scikit_dimension():
         mle = skdim.id.TwoNN(discard_fraction=0.0, method="mle").fit(x).dimension_
     assert d0 == pytest.approx(ref, rel=1e-9)
     assert twonn_dimension(x, discard_fraction=0.0, method="mle", device="cpu") == pytest.approx(mle, rel=1e-9)
+
+
+def test_reference_settings_are_cli_and_study_options(tmp_path):
+    """Issue 20: every convention whose command exposes the metric selects the reference's setting from the CLI and
+    from a study file, and records it in the rows' params (disentangle: --sap-mode, --mi-estimator, --infoe-split,
+    --batch-pool; quantize-embeddings: --ranking; sae train: --dead-rows); a bad value is one `error:` line naming
+    the choices."""
+    import io
+    import json
+
+    import pandas as pd
+
+    from repscope.disentangle import disentanglement_scores
+    from repscope.store import write_store
+    from repscope.study import load_study
+    from tests.reliability.conftest import run_main
+
+    rng = np.random.default_rng(0)
+    f = rng.integers(0, 4, size=(300, 2))
+    z = np.column_stack([f + 0.3 * rng.normal(size=f.shape), rng.normal(size=300)]).astype(np.float32)
+    store = write_store(tmp_path / "s", {"h": z}, pd.DataFrame({"id": np.arange(300), "a": f[:, 0], "b": f[:, 1]}),
+                        provenance={"model": "toy"})
+    ref = disentanglement_scores(z, f, metrics="sap,infomec,factor_vae", sap_mode="classifier", mi_estimator="ksg",
+                                 infoe_split="train", batch_pool="shared", n_train=10000, n_eval=5000)
+    opts = {"--sap-mode": "classifier", "--mi-estimator": "ksg", "--infoe-split": "train", "--batch-pool": "shared"}
+    r = run_main("disentangle", store.root, "-f", "a,b", "-m", "sap,infomec,factor_vae", "--db",
+                 tmp_path / "r.duckdb", "--format", "csv", *[t for kv in opts.items() for t in kv])
+    assert r.returncode == 0, r.stderr
+    df = pd.read_csv(io.StringIO(r.stdout))
+    got = df.set_index("metric")["value"]
+    for name, value in ref.items():
+        assert got[name] == pytest.approx(value, abs=1e-9), name
+    params = json.loads(df["params"].iloc[0]) if isinstance(df["params"].iloc[0], str) else df["params"].iloc[0]
+    assert {k: params[k] for k in ("sap_mode", "mi_estimator", "infoe_split", "batch_pool")} == {
+        "sap_mode": "classifier", "mi_estimator": "ksg", "infoe_split": "train", "batch_pool": "shared"}
+    for args, what in ((("disentangle", store.root, "-f", "a", "--batch-pool", "one"), "batch_pool 'one'"),
+                       (("disentangle", store.root, "-f", "a", "--infoe-split", "val"), "infoe_split 'val'"),
+                       (("quantize-embeddings", store.root, "--ranking", "usearch"), "--ranking 'usearch'"),
+                       (("sae", "train", store.root, "-l", "h", "--dead-rows", "train"), "--dead-rows 'train'")):
+        r = run_main(*args, "--db", tmp_path / "x.duckdb")
+        assert r.returncode == 2 and what in r.stderr and "choose one of" in r.stderr, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1
+    y = tmp_path / "s.yaml"
+    for step, params in (("disentangle", {"factors": "a", "batch_pool": "one"}),
+                         ("quantize_embeddings", {"ranking": "usearch"}),
+                         ("sae", {"layer": "h", "dead_rows": "train"})):
+        y.write_text(json.dumps({"name": "c", "workdir": str(tmp_path / "w"), "stores": [
+            {"name": "s", "model": "digits-mlp:0", "data": "digits"}],
+            "analyses": [{"run": step, "stores": ["s"], "params": params}]}))
+        with pytest.raises(ConfigError, match="choose one of"):
+            load_study(y)

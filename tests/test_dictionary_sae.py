@@ -186,3 +186,44 @@ def test_sparse_topk_training_path_matches_dense_autograd(transcoder):
     assert torch.allclose(grads[True][1], grads[False][1], atol=1e-6)
     for name, gd in grads[False][2].items():
         assert torch.allclose(grads[True][2][name], gd, atol=1e-5), name
+
+
+def test_store_sae_dead_fraction_rows_follow_the_eval_convention(tmp_path):
+    """`train_sae_on_store` measures FVU, L0 and (by default, `dead_rows="eval"`, SAEBench's convention) the dead and
+    dense latent fractions on the same held-out rows; `dead_rows="all"` measures the two fractions on every row.
+    Each pinned to numpy on codes from `transform`; the choice is recorded in the params, and an unknown value is
+    refused before training."""
+    import pandas as pd
+
+    from repscope.dictionary.runs import holdout_rows, train_sae_on_store
+    from repscope.store import write_store
+
+    X, _ = planted(n=600, d=16, m=48, p=2, seed=3)
+    store = write_store(tmp_path / "s", {"h": X.numpy()}, pd.DataFrame({"id": np.arange(600)}),
+                        provenance={"model": "toy"})
+    train, held = holdout_rows(600, 5)
+    res = {}
+    for rows in ("eval", "all"):
+        res[rows] = train_sae_on_store(store, "h", arch="topk", k=2, n_latents=96, n_steps=60, batch_size=64,
+                                       holdout_every=5, device="cpu", n_cards=0, seed=0, dead_rows=rows)
+        assert res[rows].params["dead_rows"] == rows
+        assert {r.params["dead_rows"] for r in res[rows].rows} == {rows}
+    est = res["eval"].estimator
+    z_held = est.transform(X[held]).numpy()
+    z_all = est.transform(X).numpy()
+    x_held = X[held].double().numpy()
+    recon = est.reconstruct(X[held]).double().numpy()
+    fvu = ((x_held - recon) ** 2).sum() / ((x_held - x_held.mean(0)) ** 2).sum()
+    m = res["eval"].metrics
+    assert m["fvu"] == pytest.approx(fvu, rel=1e-9)
+    assert m["mean_l0"] == pytest.approx((z_held != 0).sum(1).mean(), rel=1e-12)
+    assert m["dead_fraction"] == pytest.approx(((z_held != 0).sum(0) == 0).mean(), abs=1e-12)
+    assert m["dense_fraction"] == pytest.approx(((z_held != 0).mean(0) > 0.1).mean(), abs=1e-12)
+    a = res["all"].metrics
+    assert torch.equal(res["all"].estimator.transform(X), est.transform(X))  # the same seeded SAE twice
+    assert a["fvu"] == m["fvu"]  # only the firing-frequency metrics change rows
+    assert a["dead_fraction"] == pytest.approx(((z_all != 0).sum(0) == 0).mean(), abs=1e-12)
+    assert a["dense_fraction"] == pytest.approx(((z_all != 0).mean(0) > 0.1).mean(), abs=1e-12)
+    assert m["dead_fraction"] > a["dead_fraction"]  # 120 held-out rows leave more latents silent than 600 rows
+    with pytest.raises(ConfigError, match="unknown dead_rows 'train'; choose one of eval, all"):
+        train_sae_on_store(store, "h", k=2, n_latents=96, n_steps=1, device="cpu", dead_rows="train")

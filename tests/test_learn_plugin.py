@@ -131,3 +131,42 @@ def test_digits_demo_rows_and_report_section():
     assert acc["ae"] > 0.5 and acc["qlae"] > 0.5  # 10 digit classes: chance is 0.1
     sections, handled = report_sections(df, [])
     assert handled == {"learn"} and sections[0].tables[0].shape[0] == 4
+
+
+def _learner_cases() -> list[tuple[str, tuple[str, ...], str]]:
+    """Every registered learner on vectors (digits; SimCLR refuses tabular data) and on images (shapes: ConvNet
+    encoders; a Matryoshka head takes vectors only), and the autoencoder's other modes (masked = SimMIM)."""
+    from repscope.learn.registry import learner_names
+
+    cases = [(kind, (), "digits@64") for kind in learner_names() if kind != "simclr"]
+    cases += [(kind, (), "shapes:32") for kind in learner_names() if kind != "matryoshka"]
+    cases += [("ae", ("--mode", mode), data) for mode in ("denoising", "masked") for data in ("digits@64", "shapes:32")]
+    return cases
+
+
+@pytest.mark.parametrize(("kind", "extra", "data"), _learner_cases(),
+                         ids=lambda v: v if isinstance(v, str) else "-".join(v) or "default")
+def test_every_learner_extracts_with_its_default_layers(kind, extra, data, tmp_path):
+    """One epoch of each learner, then `repscope layers` (every shape known) and `repscope extract` with the default
+    layers: each listed layer is one the forward pass reaches, so each is stored with a row per item. Before, a
+    decoder the forward never runs was listed with shape '?' and `extract` failed with KeyError: 'decoder'."""
+    from repscope.learn import load_learner
+
+    ck = tmp_path / f"{kind}.safetensors"
+    r = run_main("learn", "train", kind, data, "-o", ck, "--epochs", "1", "--hidden", "16", "--batch-size", "16",
+                 *extra)
+    assert r.returncode == 0, r.stderr
+    r = run_main("layers", ck, "--format", "csv", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    table = pd.read_csv(__import__("io").StringIO(r.stdout))
+    shapes = dict(zip(table.iloc[:, 0], table.iloc[:, 1].astype(str), strict=True))
+    assert "latent" in shapes and "?" not in shapes.values(), shapes
+    modules = [name for name, _ in load_learner(ck, device="cpu").named_modules() if name]
+    assert not [name for name in shapes if name.split(".")[0] == "decoder"]  # training-only modules left out
+    assert set(shapes) <= set(modules)
+    store = tmp_path / "store"
+    r = run_main("extract", ck, data, "-o", store, "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    s = RepStore.open(store)
+    assert list(s.layers) == list(shapes)
+    assert all(s.get(layer).shape[0] == s.n_rows for layer in s.layers)

@@ -245,10 +245,9 @@ def _token_data():
 def token_local(tmp_path_factory):
     from repscope.extract import extract
 
-    data, _ = _token_data()
-    with _one_thread():
-        return extract(_MaskedTokens(_TokenNet(), device="cpu"), data, tmp_path_factory.mktemp("tok") / "s",
-                       pooling="none", chunk_rows=192, batch_size=50, progress=False)
+    data, _ = _token_data()  # this process's thread count, as the workers of a one-node Ray use
+    return extract(_MaskedTokens(_TokenNet(), device="cpu"), data, tmp_path_factory.mktemp("tok") / "s",
+                   pooling="none", chunk_rows=192, batch_size=50, progress=False)
 
 
 def _same_store(a: Path, b: Path) -> None:

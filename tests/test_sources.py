@@ -147,3 +147,20 @@ def test_corrupt_npz_is_a_data_error(tmp_path):
     p.write_bytes(b"this is not a zip file")
     with pytest.raises(DataError, match=r"cannot read '.*junk.npz' as .npz images"):
         load_dataset(str(p))
+
+
+def test_digits_mlp_weights_do_not_depend_on_the_thread_count():
+    """`digits-mlp:SEED` is one model everywhere: training under 1 and under 2 caller threads gives the same bytes
+    (before training ran on a fixed thread count, the two differed by up to 2e-3); the caller's count is restored."""
+    from repscope.sources.models import state_hash
+    from repscope.sources.zoo.mlp import train_digits_mlp
+    from repscope.threads import limit_threads
+
+    hashes = {}
+    for n in (1, 2):
+        with limit_threads(n):
+            model = train_digits_mlp(3)
+            assert torch.get_num_threads() == n
+        hashes[n] = state_hash(model)
+        assert model.repscope_hash == hashes[n]
+    assert hashes[1] == hashes[2]

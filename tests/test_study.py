@@ -45,9 +45,13 @@ def test_study_runs_end_to_end_and_reuses_stores(tmp_path):
 
 
 @pytest.mark.parametrize("text,msg", [
-    ("name: x\nstores: []\nanalyses: [{run: nope, stores: []}]", "unknown analysis 'nope'"),
+    ("name: x\nstores: [{name: a, model: m, data: d}]\nanalyses: [{run: nope, stores: []}]", "unknown analysis 'nope'"),
     ("name: x\nstores: [{name: a, model: m}]", r"stores\.0\.data: Field required"),
-    ("name: x\nstores: []\nanalyses: [{run: probe, stores: [ghost]}]", "undefined store.*ghost"),
+    ("name: x\nstores: [{name: a, model: m, data: d}]\nanalyses: [{run: probe, stores: [ghost]}]",
+     "undefined store.*ghost"),
+    ("name: x\nstores: []", "stores: the study names no stores; list at least one"),
+    ("name: x\nstores: [{name: a, model: m, data: d}, {name: a, model: m2, data: d}]",
+     "stores: store name 'a' is given twice"),
     ("name: x\nstores: [}", "not valid YAML"),
 ])
 def test_study_validation_errors(tmp_path, text, msg):
@@ -68,7 +72,7 @@ analyses:
 
 @pytest.mark.parametrize("params,msg", [
     ("{measure: cka}", r"^s\.yaml: analyses\.1 \(run: compare\): unknown param 'measure'; allowed: measures, layers, "
-                       r"layers_b, max_rows, seed, device, max_memory, ray$"),
+                       r"layers_b, max_rows, seed, device, max_memory, ray, pair_by, unpaired$"),
     ("{measures: cka, max_rows: many}", r"analyses\.1 \(run: compare\): param 'max_rows': .*integer"),
     ("{measures: [cka, nope]}", r"analyses\.1 \(run: compare\): param 'measures': unknown similarity measure 'nope'; "
                                 r"choose one of linear_cka"),
@@ -138,3 +142,26 @@ analyses:
     assert len(db.artifacts("sae")) == 1  # the feature cards
     q = db.frame("quantize").set_index("metric")["value"]
     assert q["bits_per_vector"] == 512 and 0 <= q["fvu"] < 0.01  # 8 bits for each of 64 units: near-lossless
+
+
+def test_changed_store_spec_is_refused_then_overwritten(tmp_path):
+    """A rerun whose store changed model and data under the same name is refused before any work (the old store
+    would otherwise be reused silently); `overwrite=True` re-extracts it, and an unchanged spec reuses it."""
+    first = "name: t\nstores: [{name: s, model: 'digits-mlp:0', data: 'digits@30'}]\n"
+    (tmp_path / "a.yaml").write_text(first)
+    (tmp_path / "b.yaml").write_text(first.replace("digits-mlp:0", "digits-mlp:1").replace("@30", "@20"))
+    run_study(tmp_path / "a.yaml")
+    manifest = tmp_path / "runs" / "s" / "manifest.json"
+    before = manifest.read_bytes()
+    with pytest.raises(ConfigError, match=r"store 's' .* another spec \(model 'digits-mlp:0' → 'digits-mlp:1', "
+                                          r"data 'digits@30' → 'digits@20'\).*--overwrite"):
+        run_study(tmp_path / "b.yaml")
+    assert manifest.read_bytes() == before  # refused before any work
+    from repscope.store import RepStore
+
+    run_study(tmp_path / "b.yaml", overwrite=True)
+    s = RepStore.open(tmp_path / "runs" / "s")
+    assert s.n_rows == 20 and s.provenance["study_spec"]["model"] == "digits-mlp:1"
+    mtime = manifest.stat().st_mtime_ns
+    run_study(tmp_path / "b.yaml")  # the same spec again: reused, not re-extracted
+    assert manifest.stat().st_mtime_ns == mtime

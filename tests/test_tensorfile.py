@@ -7,7 +7,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from repscope.tensorfile import save_tensors
+from repscope import __version__
+from repscope.tensorfile import MARKER, save_tensors
 
 
 def test_round_trip_with_metadata(tmp_path):
@@ -16,7 +17,7 @@ def test_round_trip_with_metadata(tmp_path):
     back = load_file(str(p))
     assert torch.equal(back["w"], t["w"]) and torch.equal(back["b"], torch.ones(2))
     with safe_open(str(p), framework="pt") as f:
-        assert f.metadata() == {"kind": "x"}
+        assert f.metadata() == {"kind": "x", MARKER: __version__}  # the marker that proves repscope wrote it
     assert sorted(x.name for x in p.parent.iterdir()) == ["m.safetensors"]
 
 

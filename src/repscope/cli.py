@@ -58,7 +58,7 @@ def verify(store: Path = typer.Argument(..., help="Store directory.")) -> None:
     """
     from repscope.store import RepStore
 
-    rep = RepStore.open(store).check()
+    rep = RepStore.open(store, verify=False).check()  # check() does every read-time check itself, and more
     for note in rep.notes:
         console.print(f"[yellow]note[/]: {note}", highlight=False, soft_wrap=True)
     console.print(f"[green]ok[/]: {sum(rep.checked.values())} chunks in {len(rep.checked)} arrays verified, "
@@ -70,6 +70,8 @@ def results(
     sql: str = typer.Argument("SELECT study, store, layer, layer_b, analysis, metric, value FROM results "
                               "ORDER BY created DESC LIMIT 50", help="SQL over table `results` (and `artifacts`)."),
     out: Path = typer.Option(None, "--out", "-o", help="Export to .csv or .parquet instead of printing."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing export file at --out (a Parquet "
+                                   "file only when repscope wrote it)."),
     fmt: str = FormatOption,
     write: bool = typer.Option(False, "--write", help="Run the SQL read-write with file access (CREATE, COPY, "
                                "ATTACH); without it the console is read-only and cannot touch other files."),
@@ -82,7 +84,10 @@ def results(
     Example: repscope results "SELECT layer, value FROM results WHERE metric='accuracy'" --format csv > acc.csv
     """
     from repscope.results import save_frame
+    from repscope.store.ownership import check_export_output
 
+    if out is not None:
+        check_export_output(out, overwrite=overwrite)  # before the SQL runs
     rdb = open_db(db)
     if imports:
         for f in imports:
@@ -93,7 +98,7 @@ def results(
         return
     df = rdb.run_sql(sql, write=write)
     if out is not None:
-        console.print(f"wrote {save_frame(df, out)}", highlight=False, soft_wrap=True)
+        console.print(f"wrote {save_frame(df, out, overwrite=overwrite)}", highlight=False, soft_wrap=True)
         return
     print_table(df, fmt)
 
@@ -109,6 +114,8 @@ def report(
                                                     help="Compare two studies of one DB (--db)."),
     pair: list[str] = typer.Option(None, "--pair", metavar="STORE_B=STORE_A",
                                    help="Match a store of B to a store of A (repeatable)."),
+    unpaired: bool = typer.Option(False, "--unpaired", help="With --compare: compare a store's metrics even when the "
+                                  "two runs extracted it from different data."),
 ) -> None:
     """Write one self-contained offline HTML report from the results DB, or a comparison of two runs.
 
@@ -123,10 +130,10 @@ def report(
         pairs = parse_pairs(pair)
         if compare:
             path = build_compare(Path(compare[0]), Path(compare[1]), out or Path("compare.html"), study_a=study,
-                                 study_b=study, store_map=pairs)
+                                 study_b=study, store_map=pairs, unpaired=unpaired)
         else:
             path = build_compare(open_db(db), None, out or Path("compare.html"), study_a=compare_studies[0],
-                                 study_b=compare_studies[1], store_map=pairs)
+                                 study_b=compare_studies[1], store_map=pairs, unpaired=unpaired)
         typer.echo(str(path.resolve()))
         return
     from repscope.report.build import build_report

@@ -49,6 +49,14 @@ MaxMemoryOption = typer.Option(None, "--max-memory", metavar="SIZE", callback=_c
                                     "is subsampled, the rows used recorded in params.")
 
 
+PairByOption = typer.Option(None, "--pair-by", metavar="COLUMN",
+                            help="Opt in to stores of different samples: compare only the samples whose value of this "
+                                 "samples column (a sample id) both stores hold, aligned by it (recorded in params).")
+UnpairedOption = typer.Option(False, "--unpaired",
+                              help="Opt in to stores of different samples: take row i of each as a pair, as they "
+                                   "are (same row count; recorded in params).")
+
+
 def _check_format(value: str) -> str:
     if value not in FORMATS:
         raise typer.BadParameter(f"'{value}' is not one of {', '.join(FORMATS)}")

@@ -100,11 +100,18 @@ def run_demo(out: str | Path = "demo_out", extended: bool = False, device: str =
     """Build the demo stores, run each plugin's demo step (pipeline order), write report.html; returns its path.
 
     `steps` limits the run to the named plugins (`repscope.analyses.PLUGINS`)."""
+    from repscope.errors import OutputError
+    from repscope.store.ownership import check_report_output, is_results_db
+
     workdir = Path(out)
-    workdir.mkdir(parents=True, exist_ok=True)
+    check_report_output(workdir / "report.html", option="--out")  # refused before any work, not at the end
     db_path = workdir / "repscope.duckdb"
     if fresh and db_path.exists():
+        if not is_results_db(db_path):
+            raise OutputError(f"'{db_path}' is not a repscope results DB; repscope never deletes it: move it away or "
+                              "choose another --out")
         db_path.unlink()
+    workdir.mkdir(parents=True, exist_ok=True)
     ctx = DemoContext(workdir=workdir, db=ResultsDB(db_path, study="demo"), extended=extended, device=device)
     t0 = time.perf_counter()
     default_stores(ctx)

@@ -42,8 +42,19 @@ class CorruptChunkError(StoreError):
     """A chunk failed its checksum."""
 
 
+class UnpairedStoresError(StoreError, DataError):
+    """Two stores an analysis pairs row by row do not hold the same samples in the same order
+    (the rule lives in `repscope.store.pairing`)."""
+
+
 class ConfigError(RepscopeError, ValueError):
     """Invalid parameters or study configuration."""
+
+
+class OutputError(RepscopeError):
+    """An output path repscope will not write: it holds files repscope cannot prove it wrote, it is the current
+    folder, an input or a folder holding one, or it holds a complete result that only --overwrite may replace
+    (the rule lives in `repscope.store.ownership`)."""
 
 
 def format_choices(names: list[str], limit: int = 8) -> str:

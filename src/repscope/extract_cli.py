@@ -45,7 +45,7 @@ def extract_cmd(
     dtype: str = typer.Option("float32", "--dtype", help="float32, float16 or bfloat16."),
     chunk_rows: int = typer.Option(256, "--chunk-rows", min=1, help="Rows per stored chunk (the resume unit)."),
     device: str = DeviceOption,
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing repscope store."),
     allow_nonfinite: bool = typer.Option(False, "--allow-nonfinite", help="Store NaN/Inf instead of failing."),
     seed: int = typer.Option(0, "--seed", help="Seed for generated datasets."),
     ray: str = RayOption,
@@ -61,8 +61,10 @@ def extract_cmd(
     from repscope.errors import check_output_dir
     from repscope.extract import extract
     from repscope.sources.load import load_dataset, load_model
+    from repscope.store.ownership import check_store_output
 
     check_output_dir(out, "--out")
+    check_store_output(out, overwrite=overwrite)  # before loading anything: a folder of other files is refused
     ds = load_dataset(data, seed=seed)
     if ray:
         from functools import partial
@@ -86,17 +88,20 @@ def train_mlp(
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(None, "--out", "-o", help="Weights file (default zoo/digits_mlp_s{seed}.safetensors)."),
     epochs: int = typer.Option(20, "--epochs"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing weights file repscope wrote."),
 ) -> None:
     """Train the digits MLP for one seed and save it as safetensors.
 
     Example: repscope zoo train-mlp --seed 3
     """
     from repscope.sources.zoo.mlp import digits_inputs, save_mlp, train_digits_mlp
+    from repscope.store.ownership import check_checkpoint_output
 
+    out = check_checkpoint_output(out or Path("zoo") / f"digits_mlp_s{seed}.safetensors", overwrite=overwrite)
     model = train_digits_mlp(seed, epochs=epochs)
     x, y = digits_inputs()
     acc = float((model(x).argmax(1).numpy() == y).mean())
-    path = save_mlp(model, out or Path("zoo") / f"digits_mlp_s{seed}.safetensors")
+    path = save_mlp(model, out)
     console.print(f"[green]saved[/] {path} (digits accuracy on all 1797 images: {acc:.3f})")
 
 
@@ -121,6 +126,8 @@ def study(
     config: Path = typer.Argument(..., help="Study YAML file."),
     db: Path = DbOption,
     name: str = StudyOption,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Re-extract a store whose model, data or options "
+                                   "changed in the file since it was extracted (default: refuse)."),
 ) -> None:
     """Run a YAML study end to end (extractions, analyses, report).
 
@@ -128,7 +135,7 @@ def study(
     """
     from repscope.study import run_study
 
-    path = run_study(config, db=open_db(db, name) if db else None)
+    path = run_study(config, db=open_db(db, name) if db else None, overwrite=overwrite)
     typer.echo(f"report: {path.resolve()}")
 
 

@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from repscope.analyses import study_steps
-from repscope.errors import ConfigError, StoreError
+from repscope.errors import ConfigError, StoreError, format_choices
 from repscope.results import ResultsDB
 
 # `run:` names are the study steps declared by the analysis plugins (repscope.analyses.PLUGINS); each step has a
@@ -73,6 +73,21 @@ class Study(BaseModel):
     stores: list[StoreSpec]
     analyses: list[AnalysisSpec] = Field(default_factory=list)
 
+    @field_validator("stores", mode="after")
+    @classmethod
+    def _unique_names(cls, stores: list[StoreSpec]) -> list[StoreSpec]:
+        """At least one store, each its own folder of the workdir (a name given twice would make two specs share
+        one store)."""
+        if not stores:
+            raise ValueError("the study names no stores; list at least one, e.g. "
+                             "stores: [{name: mlp, model: digits-mlp:0, data: digits}]")
+        seen: set[str] = set()
+        for s in stores:
+            if s.name in seen:
+                raise ValueError(f"store name '{s.name}' is given twice; give each store its own name")
+            seen.add(s.name)
+        return stores
+
 
 def load_study(path: str | Path) -> Study:
     """Parse and validate a study YAML; errors name the field."""
@@ -86,7 +101,8 @@ def load_study(path: str | Path) -> Study:
                           "encoding") from None
     except ValidationError as err:
         e = err.errors()[0]
-        raise ConfigError(f"{path.name}: {'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+        raise ConfigError(f"{path.name}: {'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}") \
+            from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path.name} is not valid YAML: {str(err).splitlines()[0]}") from None
     names = {s.name for s in study.stores}
@@ -121,33 +137,87 @@ def step_params(file: str, index: int, spec: AnalysisSpec, model: type[BaseModel
         raise ConfigError(f"{where}: {err}") from None
 
 
-def run_study(path: str | Path, db: ResultsDB | None = None) -> Path:
+def spec_record(spec: StoreSpec) -> dict[str, Any]:
+    """What a study records in the provenance of a store it extracts (`study_spec`): the spec fields that decide
+    the store's content, so a rerun can tell its own store from one whose model or data changed under the name."""
+    return spec.model_dump(exclude={"name", "batch_size"})
+
+
+def spec_matches(spec: StoreSpec, store: Any) -> bool:
+    """True when the existing `store` was extracted for `spec`, or carries no study record to compare (a store
+    written by hand or by `repscope extract`)."""
+    recorded = store.provenance.get("study_spec")
+    return not isinstance(recorded, dict) or all(recorded.get(k) == v for k, v in spec_record(spec).items())
+
+
+def _changed(spec: StoreSpec, store: Any) -> str:
+    recorded, want = store.provenance.get("study_spec") or {}, spec_record(spec)
+    return ", ".join(f"{k} {recorded.get(k)!r} → {v!r}" for k, v in want.items() if recorded.get(k) != v)
+
+
+def check_columns(file: str, study: Study, params: list[BaseModel], sources: dict[str, Any]) -> None:
+    """The sample columns a step's file params name (fields marked `params.SAMPLE_COLUMN`: probe targets,
+    disentanglement factors, …) checked against each of the step's stores before anything is extracted; `sources`
+    maps a store name to the existing store or to the dataset it will be extracted from (both have `samples`)."""
+    from repscope.params import column_fields
+
+    for i, (a, p) in enumerate(zip(study.analyses, params, strict=True)):
+        for field in column_fields(type(p)):
+            value = getattr(p, field)
+            if field not in a.params or value is None:
+                continue  # a default column is the step's own business (some steps skip a missing one)
+            for name in a.stores:
+                have = [str(c) for c in sources[name].samples.columns]
+                missing = [c for c in ([value] if isinstance(value, str) else value) if c not in have]
+                if missing:
+                    raise ConfigError(f"{file}: analyses.{i} (run: {a.run}): param '{field}': column '{missing[0]}' is "
+                                      f"not in the samples of store '{name}'; available: {format_choices(have)}")
+
+
+def run_study(path: str | Path, db: ResultsDB | None = None, *, overwrite: bool = False) -> Path:
     """Extract (or reuse/resume) every store, run every analysis, write the report; returns its path.
 
-    The whole file (stores and every step's params) is validated before any extraction."""
+    The whole file (stores and every step's params) is validated before any extraction, and so is every existing
+    store: one extracted for a different spec under the same name is refused (rename it in the file) unless
+    `overwrite`, which re-extracts it."""
     from repscope.extract import extract
     from repscope.report.build import build_report
     from repscope.report.provenance import record_stores
     from repscope.sources.load import load_dataset, load_model
     from repscope.store import RepStore
+    from repscope.store.ownership import check_report_output
 
     study = load_study(path)
     steps = study_steps()
     params = [step_params(Path(path).name, i, a, steps[a.run].model()) for i, a in enumerate(study.analyses)]
     base = Path(path).parent
     workdir = base / study.workdir
-    db = db or ResultsDB(workdir / (study.db or "repscope.duckdb"), study=study.name)
+    check_report_output(workdir / study.report, option="report")  # refused before any extraction, not after
     stores: dict[str, RepStore] = {}
-    for spec in study.stores:
-        out = workdir / spec.name
+    changed: set[str] = set()
+    for spec in study.stores:  # every existing store checked before anything is extracted
         try:
-            stores[spec.name] = RepStore.open(out)
-            continue
+            existing = RepStore.open(workdir / spec.name, allow_incomplete=True)
         except StoreError:
-            pass
-        stores[spec.name] = extract(load_model(spec.model, device=study.device), load_dataset(spec.data, spec.seed),
-                                    out, layers=spec.layers, pooling=spec.pooling, batch_size=spec.batch_size,
-                                    dtype=spec.dtype, seed=spec.seed)
+            continue  # no store there yet
+        if not spec_matches(spec, existing):
+            if not overwrite:
+                raise ConfigError(f"{Path(path).name}: store '{spec.name}' in '{existing.root}' was extracted for "
+                                  f"another spec ({_changed(spec, existing)}); give the changed store a new name, or "
+                                  "rerun with --overwrite to re-extract it")
+            changed.add(spec.name)
+        elif existing.manifest["progress"]["complete"]:
+            stores[spec.name] = existing  # reused; an incomplete one is resumed below
+    datasets = {spec.name: load_dataset(spec.data, spec.seed) for spec in study.stores if spec.name not in stores}
+    check_columns(Path(path).name, study, params, {**stores, **datasets})
+    db = db or ResultsDB(workdir / (study.db or "repscope.duckdb"), study=study.name)
+    for spec in study.stores:
+        if spec.name in stores:
+            continue
+        stores[spec.name] = extract(load_model(spec.model, device=study.device), datasets[spec.name],
+                                    workdir / spec.name, layers=spec.layers, pooling=spec.pooling,
+                                    batch_size=spec.batch_size, dtype=spec.dtype, seed=spec.seed,
+                                    overwrite=spec.name in changed, extra_provenance={"study_spec": spec_record(spec)})
     record_stores(db, stores)  # provenance cards of the report
     for a, p in zip(study.analyses, params, strict=True):
         if "device" in type(p).model_fields and "device" not in a.params:

@@ -7,8 +7,11 @@ In-process (sys.argv patched, stdout/stderr captured) because a fresh interprete
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +68,93 @@ def fx(tmp_path_factory) -> Path:
     _study(d / "batch0.yaml", [{**ok, "batch_size": 0}])
     _study(d / "dtype.yaml", [{**ok, "dtype": "float8"}])
     (d / "badyaml.yaml").write_text("name: [unclosed\n", encoding="utf-8")
+    # --- issue 24: the rest of the corpus -------------------------------------------------------------------------
+    np.savez(d / "strimg.npz", images=np.array([["a"] * 8] * 4))
+    np.savez(d / "strlab.npz", images=np.zeros((4, 8, 8, 3), np.uint8), labels=np.array(["x", "y", "z", "w"]))
+    _study(d / "dup.yaml", [ok, {**ok, "model": "digits-mlp:1"}])
+    _study(d / "nostores.yaml", [])
+    _study(d / "step_ray.yaml", [ok], [{"run": "probe", "stores": ["s"], "params": {"ray": "127.0.0.1:1"}}])
+    _study(d / "step_column.yaml", [ok], [{"run": "probe", "stores": ["s"], "params": {"target": "colour"}}])
+    _study(d / "step_type.yaml", [ok], [{"run": "probe", "stores": ["s"], "params": {"cv": "five"}}])
+    _changed_store_study(d / "changed", ok)
+    _checkpoints(d, rng)
+    _pending_files(d)
     return d
+
+
+def _changed_store_study(d: Path, spec: dict) -> None:
+    """A workdir holding store `s` extracted (by a study) for `spec`, and a study file now naming another model and
+    dataset under the same name."""
+    from repscope.store import write_store
+    from repscope.study import StoreSpec, spec_record
+
+    n = 20
+    write_store(d / "runs" / "s", {"fc1": np.zeros((n, 4), np.float32)}, pd.DataFrame({"id": np.arange(n)}),
+                provenance={"model": "digits_mlp_s0", "study_spec": spec_record(StoreSpec(**spec))})
+    _study(d / "study.yaml", [{**spec, "model": "digits-mlp:1", "data": "digits@40"}])
+
+
+def _rewrite_header(src: Path, dst: Path, edit) -> None:
+    """Copy a safetensors file with its JSON header changed by `edit(header)` (data bytes untouched)."""
+    b = src.read_bytes()
+    n = struct.unpack("<Q", b[:8])[0]
+    header = json.loads(b[8:8 + n])
+    edit(header)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    dst.write_bytes(struct.pack("<Q", len(h)) + h + b[8 + n:])
+
+
+def _lie_about_shape(header: dict) -> None:
+    name = next(k for k in header if k != "__metadata__")
+    header[name]["shape"] = [2 * s for s in header[name]["shape"]]
+
+
+def _checkpoints(d: Path, rng) -> None:
+    """A small SAE folder and learner file, each with corrupted copies: truncated data, a header whose shapes lie,
+    a garbage config, and a config (hparams) that disagrees with the tensors."""
+    import shutil
+
+    from repscope.dictionary.sae import SAE
+    from repscope.learn.autoencoder import Autoencoder
+
+    x = rng.normal(size=(64, 8)).astype(np.float32)
+    SAE(k=4, n_latents=16, n_steps=2, batch_size=32, device="cpu").fit(x).save(d / "sae")
+    for v in ("trunc", "lie", "cfg", "hp"):
+        shutil.copytree(d / "sae", d / f"sae_{v}")
+    w = d / "sae_trunc" / "model.safetensors"
+    w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
+    _rewrite_header(d / "sae" / "model.safetensors", d / "sae_lie" / "model.safetensors", _lie_about_shape)
+    (d / "sae_cfg" / "config.json").write_text("{{{ not json", encoding="utf-8")
+    cfg = json.loads((d / "sae_hp" / "config.json").read_text(encoding="utf-8"))
+    cfg["module"].update(d_in=12, n_latents=24)
+    (d / "sae_hp" / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
+
+    ae = d / "ae.safetensors"
+    Autoencoder(latents=2, hidden=8, epochs=1, batch_size=16, progress=False, device="cpu").fit(x[:, :4]).save(ae)
+    (d / "ae_trunc.safetensors").write_bytes(ae.read_bytes()[:-64])  # the header intact, the data cut short
+    _rewrite_header(ae, d / "ae_lie.safetensors", _lie_about_shape)
+
+    def garbage(h: dict) -> None:
+        h["__metadata__"]["hparams"] = "{{{ garbage"
+
+    def disagree(h: dict) -> None:
+        hp = json.loads(h["__metadata__"]["hparams"])
+        h["__metadata__"]["hparams"] = json.dumps({**hp, "hidden": 5})
+
+    _rewrite_header(ae, d / "ae_cfg.safetensors", garbage)
+    _rewrite_header(ae, d / "ae_hp.safetensors", disagree)
+
+
+def _pending_files(d: Path) -> None:
+    """`results --import` side files: one with a text `value`, one whose row lacks the NOT NULL `analysis`."""
+    row = {"study": "s", "store": "x", "model": "m", "layer": "l0", "layer_b": None, "analysis": "probe",
+           "metric": "accuracy", "value": 0.5, "params": "{}", "seconds": 1.0, "created": "2024-01-01T00:00:00",
+           "layer_index": 0, "layer_b_index": None}
+    base = {"repscope_pending": 1, "id": "abc123", "db": "x", "written": "2024-01-01T00:00:00", "artifacts": []}
+    (d / "badvalue.pending.json").write_text(json.dumps({**base, "rows": [row, {**row, "value": "abc"}]}))
+    (d / "nonull.pending.json").write_text(json.dumps({**base, "rows": [{k: v for k, v in row.items()
+                                                                          if k != "analysis"}]}))
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +278,73 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("study_undefined_store", ["study", "{F}/undefined_store.yaml"], ["ghost"]),
     ("study_batch_size_0", ["study", "{F}/batch0.yaml"], ["batch_size"]),
     ("study_bad_dtype", ["study", "{F}/dtype.yaml"], ["dtype"]),
+    # --- issue 24: generic `Type: …` messages before -----------------------------------------------------------
+    ("sae_lr_negative", ["sae", "train", "{F}/store", "--layer", "l0", "--lr", "-1", "-o", "{OUT}"],
+     ["--lr", "greater than 0"]),
+    ("sae_lr_nan", ["sae", "train", "{F}/store", "--layer", "l0", "--lr", "nan", "-o", "{OUT}"], ["--lr", "finite"]),
+    ("sae_expansion_nan", ["sae", "train", "{F}/store", "--layer", "l0", "--expansion", "nan", "-o", "{OUT}"],
+     ["--expansion", "finite"]),
+    ("adapter_lr_negative", ["adapter", "train", "{F}/store", "--layer", "l0", "--lr", "-1", "-o", "{OUT}.safetensors"],
+     ["--lr", "greater than 0"]),
+    ("adapter_lr_nan", ["adapter", "train", "{F}/store", "--layer", "l0", "--lr", "nan", "-o", "{OUT}.safetensors"],
+     ["--lr", "finite"]),
+    ("learn_lr_negative", ["learn", "train", "ae", "iris", "--lr", "-1", "-o", "{OUT}.safetensors"],
+     ["--lr", "greater than 0"]),
+    ("learn_lr_nan", ["learn", "train", "ae", "iris", "--lr", "nan", "-o", "{OUT}.safetensors"], ["--lr", "finite"]),
+    ("npz_string_images", ["extract", "{F}/mlp.safetensors", "{F}/strimg.npz", "-o", "{OUT}"],
+     ["strimg.npz", "'images'", "pixel"]),
+    ("npz_string_labels", ["extract", "{F}/mlp.safetensors", "{F}/strlab.npz", "-o", "{OUT}"],
+     ["strlab.npz", "'labels'", "integer"]),
+    ("sae_checkpoint_truncated", ["sae", "inspect", "{F}/sae_trunc"], ["sae_trunc/model.safetensors", "damaged"]),
+    ("sae_checkpoint_header_lies", ["sae", "inspect", "{F}/sae_lie"], ["sae_lie/model.safetensors", "damaged"]),
+    ("sae_checkpoint_config_garbage", ["sae", "inspect", "{F}/sae_cfg"], ["sae_cfg/config.json", "not JSON"]),
+    ("sae_checkpoint_hparams_disagree", ["sae", "inspect", "{F}/sae_hp"], ["sae_hp", "W_enc", "does not match"]),
+    ("learner_truncated", ["extract", "{F}/ae_trunc.safetensors", "iris", "-o", "{OUT}"],
+     ["ae_trunc.safetensors", "damaged"]),
+    ("learner_header_lies", ["extract", "{F}/ae_lie.safetensors", "iris", "-o", "{OUT}"],
+     ["ae_lie.safetensors", "damaged"]),
+    ("learner_config_garbage", ["extract", "{F}/ae_cfg.safetensors", "iris", "-o", "{OUT}"],
+     ["ae_cfg.safetensors", "header", "damaged"]),
+    ("learner_hparams_disagree", ["extract", "{F}/ae_hp.safetensors", "iris", "-o", "{OUT}"],
+     ["ae_hp.safetensors", "does not match its own config"]),
+    ("learner_resume_hparams_disagree", ["learn", "train", "ae", "iris", "-o", "{F}/ae_hp.safetensors", "--resume"],
+     ["ae_hp.safetensors", "does not match its own config"]),
+    ("import_bad_value", ["results", "--import", "{F}/badvalue.pending.json"],
+     ["badvalue.pending.json", "row 1", "'value'", "number"]),
+    ("import_missing_not_null", ["results", "--import", "{F}/nonull.pending.json"],
+     ["nonull.pending.json", "row 0", "'analysis'", "missing"]),
+    ("ray_not_an_address", ["probe", "{F}/store", "--ray", "not an address"], ["'not an address'", "HOST:PORT"]),
+    ("ray_client_address", ["probe", "{F}/store", "--ray", "ray://127.0.0.1:1"], ["ray://127.0.0.1:1"]),
+    # --- issue 24: hangs --------------------------------------------------------------------------------------------
+    ("ray_nothing_listening", ["probe", "{F}/store", "--ray", "127.0.0.1:1"], ["127.0.0.1:1", "cannot reach"]),
+    ("ray_local_more_gpus_than_exist", ["truncate", "{F}/store", "--ray", "local", "--gpus-per-worker", "1000"],
+     ["--gpus-per-worker 1000", "GPUs"]),
+    ("study_step_ray_unreachable", ["study", "{F}/step_ray.yaml"], ["step_ray.yaml", "'ray'", "127.0.0.1:1"]),
+    # --- issue 24: accepted before, refused now ------------------------------------------------------------------
+    ("sae_epochs_negative", ["sae", "train", "{F}/store", "--layer", "l0", "--epochs", "-1", "-o", "{OUT}"],
+     ["--epochs", "greater than 0"]),
+    ("truncate_dims_empty_entry", ["truncate", "{F}/store", "--dims", "8,,16"], ["--dims", "'8,,16'", "empty"]),
+    ("quantize_embeddings_no_scheme", ["quantize-embeddings", "{F}/store", "--schemes", ""], ["schemes", "no value"]),
+    ("disentangle_max_rows_3", ["disentangle", "{F}/store", "--factors", "label", "--max-rows", "3"],
+     ["--max-rows", "10"]),
+    ("disentangle_factor_per_row", ["disentangle", "{F}/store", "--factors", "id"], ["'id'", "60 distinct values"]),
+    ("learn_simclr_tabular", ["learn", "train", "simclr", "iris", "-o", "{OUT}.safetensors"],
+     ["simclr", "tabular", "iris"]),
+    ("study_duplicate_store_names", ["study", "{F}/dup.yaml"], ["dup.yaml", "'s'", "twice"]),
+    ("study_no_stores", ["study", "{F}/nostores.yaml"], ["nostores.yaml", "no stores"]),
+    ("study_store_spec_changed", ["study", "{F}/changed/study.yaml"],
+     ["store 's'", "digits-mlp:1", "digits@40", "--overwrite"]),
+    ("study_step_unknown_column", ["study", "{F}/step_column.yaml"], ["step_column.yaml", "'colour'", "store 's'"]),
+    # --- issue 24: refusals that left files behind (default outputs land in the work folder) ------------------------
+    ("sae_k_0_default_out", ["sae", "train", "{F}/store", "--layer", "l0", "--k", "0"], ["--k"]),
+    ("sae_unknown_layer_default_out", ["sae", "train", "{F}/store", "--layer", "l3"], ["l3"]),
+    ("sae_batch_size_0_default_out", ["sae", "train", "{F}/store", "--layer", "l0", "--batch-size", "0"],
+     ["--batch-size"]),
+    ("study_type_error_with_db", ["study", "{F}/step_type.yaml", "--db", "{OUT}.duckdb"], ["step_type.yaml", "'cv'"]),
 ]
+
+NEEDS_RAY = {"ray_local_more_gpus_than_exist"}  # the package itself; every other --ray case fails before needing it
+MAX_SECONDS = 30.0  # no refusal may take longer (a hang is a failure, not a slow pass)
 
 
 def _listing(*roots: Path) -> set[str]:
@@ -237,9 +392,13 @@ def test_bad_input(case_id, argv, expected, fx, ro_dir, tmp_path, monkeypatch, c
             s = s.replace(k, v)
         return s
 
+    if case_id in NEEDS_RAY:
+        pytest.importorskip("ray")
     args = [fill(a) for a in argv]
     before = _listing(work, fx)
+    t0 = time.perf_counter()
     code, out, err = _run_in_process(args, capsys)
+    seconds = time.perf_counter() - t0
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert code == 2, f"exit {code}; stderr: {err!r}"
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}: {err!r}"
@@ -247,6 +406,7 @@ def test_bad_input(case_id, argv, expected, fx, ro_dir, tmp_path, monkeypatch, c
     for want in expected:
         assert fill(want) in lines[0], f"{fill(want)!r} not in {lines[0]!r}"
     assert _listing(work, fx) == before, "files were left behind"
+    assert seconds < MAX_SECONDS, f"took {seconds:.1f} s"
 
 
 def test_cli_subprocess_one_line(fx, tmp_path, cli):
@@ -258,3 +418,105 @@ def test_cli_subprocess_one_line(fx, tmp_path, cli):
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert r.returncode == 2 and len(lines) == 1 and want in lines[0], r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_ray_address_checks(monkeypatch):
+    """`--ray` values are checked before any work: malformed addresses are refused, a ray:// address without the
+    client extra names the extra, an address where nothing listens fails within the probe timeout, and a listening
+    address passes (the check must not refuse a reachable cluster)."""
+    import importlib.util
+    import socket
+
+    from repscope.distributed import cluster
+    from repscope.errors import ConfigError, RepscopeError
+
+    for bad in ("not an address", "host:", ":6379", "host:abc", "host:70000", "ray://", "a b:1"):
+        with pytest.raises(ConfigError, match="is not a Ray address"):
+            cluster.check_address(bad)
+    with pytest.raises(ConfigError, match="needs a value"):
+        cluster.check_address("  ")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "grpc" else real(name, *a))
+    with pytest.raises(RepscopeError, match=r"ray\[client\]"):
+        cluster.check_address("ray://127.0.0.1:1")
+    monkeypatch.undo()
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        port = srv.getsockname()[1]
+        t0 = time.perf_counter()
+        with pytest.raises(RepscopeError, match=f"cannot reach the Ray cluster at '127.0.0.1:{port}'"):
+            cluster.check_address(f"127.0.0.1:{port}")  # bound but not listening: refused at once
+        assert time.perf_counter() - t0 < 2
+    # a listening server: one answering as an HTTP/2 (gRPC) server does passes, a web server is refused
+    for reply, ok in ((bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]), True), (b"HTTP/1.1 400 Bad Request\r\n\r\n", False)):
+        with _one_reply_server(reply) as port:
+            if ok and importlib.util.find_spec("ray") is not None:
+                assert cluster.check_address(f"127.0.0.1:{port}") == f"127.0.0.1:{port}"
+            else:  # without ray installed, a reachable cluster still needs the package
+                want = "needs the ray package" if ok else f"'127.0.0.1:{port}' answers but is no Ray cluster"
+                with pytest.raises(RepscopeError, match=want):
+                    cluster.check_address(f"127.0.0.1:{port}")
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    with pytest.raises(RepscopeError, match="127.0.0.1:1"):
+        cluster.check_address("auto")  # auto follows RAY_ADDRESS, so it is probed too
+
+
+class _one_reply_server:
+    """A local TCP server (context manager yielding its port) that sends `reply` to the first client once it has
+    read the client's first bytes, then closes."""
+
+    def __init__(self, reply: bytes):
+        import socket
+        import threading
+
+        self.reply = reply
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        conn, _ = self.srv.accept()
+        with conn:
+            conn.recv(64)
+            conn.sendall(self.reply)
+
+    def __enter__(self) -> int:
+        self.thread.start()
+        return self.srv.getsockname()[1]
+
+    def __exit__(self, *exc) -> None:
+        self.thread.join(timeout=10)
+        self.srv.close()
+
+
+def test_gpu_check_refuses_more_gpus_than_exist():
+    from repscope.distributed.cluster import RayError, check_gpus
+
+    check_gpus(0.0, 0, "this machine")
+    check_gpus(0.5, 1, "this machine")
+    with pytest.raises(RayError, match="--gpus-per-worker 1 asks for GPUs but this machine has 0 GPUs"):
+        check_gpus(1.0, 0, "this machine")
+    with pytest.raises(RayError, match="has 2 GPUs"):
+        check_gpus(3.0, 2, "the Ray cluster at 'x:1'")
+
+
+def test_shared_constraints_hold_for_cli_and_study():
+    """One declaration per constraint: the study param models refuse what the CLI options refuse."""
+    from repscope.compress.study import AdapterParams, QuantizeEmbeddingsParams, TruncateParams
+    from repscope.dictionary.study import SaeParams
+    from repscope.disentangle.study import DisentangleParams
+    from repscope.errors import ConfigError
+    from repscope.learn.study import LearnParams
+
+    bad = [(SaeParams, {"layer": "l0", "lr": float("nan")}), (SaeParams, {"layer": "l0", "expansion": float("inf")}),
+           (SaeParams, {"layer": "l0", "n_epochs": -1}), (AdapterParams, {"layer": "l0", "lr": -1.0}),
+           (LearnParams, {"learner": "ae", "data": "iris", "lr": float("nan")}),
+           (TruncateParams, {"dims": "8,,16"}), (AdapterParams, {"layer": "l0", "dims": "8,"}),
+           (QuantizeEmbeddingsParams, {"schemes": ""}), (QuantizeEmbeddingsParams, {"schemes": []}),
+           (DisentangleParams, {"factors": ["label"], "max_rows": 3})]
+    for model, params in bad:
+        with pytest.raises((ConfigError, ValueError)):
+            model(**params)
+    assert TruncateParams(dims="8, 16").dims == [8, 16]
+    assert QuantizeEmbeddingsParams(schemes="int8").schemes == ["int8"]

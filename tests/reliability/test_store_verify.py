@@ -118,8 +118,10 @@ def test_reads_name_layer_and_chunk(store):
                        match=r"layer .b.c. chunk 1\.0\.0 failed its checksum \(arrays/L_b.c/c/1/0/0\).*verify"):
         s.get("b.c")
     _truncate_samples(store)
+    with pytest.raises(StoreError, match=r"samples\.parquet does not match the sha256.*repscope verify"):
+        RepStore.open(store.root)  # reads are verified: caught on open
     with pytest.raises(StoreError, match=r"samples\.parquet cannot be read"):
-        RepStore.open(store.root).labels("label")
+        RepStore.open(store.root, verify=False).labels("label")
 
 
 def test_manifest_damage_is_reported_on_open(store):

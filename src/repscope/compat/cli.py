@@ -11,7 +11,9 @@ from repscope.cli_common import (
     DbOption,
     DeviceOption,
     FormatOption,
+    PairByOption,
     StudyOption,
+    UnpairedOption,
     console,
     open_db,
     print_result,
@@ -38,6 +40,8 @@ def compat_cmd(
     bct_lambda: float = typer.Option(1.0, "--bct-lambda", help="Weight of BCT's influence loss."),
     bct_epochs: int = typer.Option(300, "--bct-epochs", help="Full-batch epochs of the BCT head."),
     seed: int = typer.Option(0, "--seed"),
+    pair_by: str = PairByOption,
+    unpaired: bool = UnpairedOption,
     device: str = DeviceOption,
     fmt: str = FormatOption,
     db: Path = DbOption,
@@ -55,6 +59,7 @@ def compat_cmd(
     from repscope.compat.store import compat_stores
     from repscope.compat.study import CompatParams
     from repscope.store import RepStore
+    from repscope.store.pairing import pair_stores
 
     try:
         p = CompatParams(target=target, layer_old=layer_old, layer_new=layer_new, transforms=split_csv(transforms),
@@ -65,13 +70,14 @@ def compat_cmd(
         cause = (e.get("ctx") or {}).get("error")
         msg = str(cause) if isinstance(cause, ConfigError) else e["msg"].removeprefix("Value error, ")
         raise ConfigError(f"--{str(e['loc'][0]).replace('_', '-')}: {msg}") from None
-    old, new = RepStore.open(old_store), RepStore.open(new_store)
+    old0, new0 = RepStore.open(old_store), RepStore.open(new_store)
+    old, new = pair_stores([old0, new0], pair_by=pair_by, unpaired=unpaired)
     result = compat_stores(old, new, target=p.target, layer_old=p.layer_old, layer_new=p.layer_new,
                            transforms=p.transforms, fit_fraction=p.fit_fraction, seed=p.seed,
                            max_rows=max_rows or None, metric=p.metric, alpha=p.alpha, bct_lambda=p.bct_lambda,
                            bct_epochs=p.bct_epochs, progress=True, device=device)
     rdb = open_db(db, study)  # only once there is something to record
-    rdb.record_result(with_provenance(result, old, new))
+    rdb.record_result(with_provenance(result, old0, new0))
     for art in result.artifacts:
         for name, why in art.payload.get("skipped", {}).items():
             console.print(f"compat: transform '{name}' skipped: {why}", highlight=False)

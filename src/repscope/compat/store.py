@@ -22,6 +22,7 @@ from repscope.compat.transforms import NEW_TO_OLD, make_maps, resolve_transforms
 from repscope.errors import ConfigError, DataError, format_choices
 from repscope.results import Result
 from repscope.selection import subset_rows
+from repscope.store.pairing import check_paired
 
 ANALYSIS = "compat"
 REFERENCE = "-"  # the transform column of the M(old,old), M(new,new) and chance rows
@@ -98,18 +99,6 @@ def compat_arrays(old: Any, new: Any, labels: Any, *, transforms: Sequence[str] 
     return pd.DataFrame(rows), info
 
 
-def _check_same_samples(old: Any, new: Any, target: str) -> None:
-    if old.n_rows != new.n_rows:
-        raise DataError(f"stores '{old.name}' ({old.n_rows} rows) and '{new.name}' ({new.n_rows} rows) do not hold "
-                        "the same samples; extract both models from the same dataset")
-    so, sn = old.samples, new.samples
-    for col in ("id", target):
-        if col in so.columns and col in sn.columns and not np.array_equal(
-                so[col].to_numpy()[: old.n_rows], sn[col].to_numpy()[: new.n_rows]):
-            raise DataError(f"stores '{old.name}' and '{new.name}' differ in column '{col}', so they do not hold the "
-                            "same samples in the same order; extract both models from the same dataset")
-
-
 def _pick_layer(store: Any, layer: str | None) -> str:
     """The named layer (glob allowed, must match one), else the store's last pooled layer."""
     if layer is None:
@@ -140,7 +129,7 @@ def compat_stores(old: Any, new: Any, *, target: str = "label", layer_old: str |
     from repscope.probe.protocols import target_values
 
     names = resolve_transforms(transforms)  # fail on a bad name before reading anything
-    _check_same_samples(old, new, target)
+    pairing = check_paired(old, new)  # row i of both stores is the same sample (or an explicit opt-in)
     lo, ln = _pick_layer(old, layer_old), _pick_layer(new, layer_new)
     rows, y = target_values(old, target)
     if max_rows is not None and len(rows) > max_rows:
@@ -153,7 +142,7 @@ def compat_stores(old: Any, new: Any, *, target: str = "label", layer_old: str |
     store = f"{old.name} → {new.name}"
     base = {"target": target, "fit_fraction": fit_fraction, "seed": seed, "n_fit": info["n_fit"],
             "n_eval": info["n_eval"], "old_store": old.name, "new_store": new.name,
-            "retrieval": options.get("metric", "cosine")}
+            "retrieval": options.get("metric", "cosine"), **pairing}
     fields = {"layer": lo, "layer_b": ln, "layer_index": list(old.layers).index(lo),
               "layer_b_index": list(new.layers).index(ln), "store": store, "model": new.model}
     result = Result()

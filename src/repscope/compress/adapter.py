@@ -15,7 +15,7 @@ from torch import nn
 
 from repscope.compress.evaluate import as_matrix
 from repscope.compress.truncate import PCABasis, prefix_dims
-from repscope.errors import ConfigError, DataError, StoreError, check_choice
+from repscope.errors import ConfigError, DataError, RepscopeError, StoreError, check_choice
 
 OBJECTIVES = ("unsupervised", "supervised")
 KINDS = ("linear", "mlp")
@@ -150,6 +150,8 @@ def load_adapter(path: str | Path) -> MatryoshkaAdapter:
     """Read an adapter written by `save_adapter` (safetensors only; never unpickles)."""
     from safetensors import SafetensorError, safe_open
 
+    from repscope.tensorfile import load_state
+
     p = Path(path)
     if not p.is_file():
         raise StoreError(f"adapter file '{p}' not found; train one with `repscope adapter train`")
@@ -160,8 +162,14 @@ def load_adapter(path: str | Path) -> MatryoshkaAdapter:
     except (KeyError, ValueError, OSError, SafetensorError) as err:
         raise StoreError(f"'{p}' is not a repscope adapter ({type(err).__name__}); train one with "
                          "`repscope adapter train`") from None
-    model = MatryoshkaAdapter(int(config["dim"]), kind=config["kind"], hidden=int(config["hidden"]))
-    model.load_state_dict(tensors)
+    try:
+        model = MatryoshkaAdapter(int(config["dim"]), kind=config["kind"], hidden=int(config["hidden"]))
+    except (KeyError, TypeError, ValueError) as err:
+        if isinstance(err, RepscopeError):  # a config the adapter refuses names the problem itself
+            raise
+        raise StoreError(f"adapter '{p}' has a damaged config ({type(err).__name__}: {str(err)[:120]}); restore it "
+                         "from a copy or train it again") from None
+    load_state(model, tensors, p, "adapter")
     model.dims_ = config.get("dims")
     model.objective_ = config.get("objective")
     model.config_ = config

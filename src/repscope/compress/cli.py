@@ -20,6 +20,7 @@ from repscope.cli_common import (
     with_provenance,
 )
 from repscope.distributed.options import GpusPerWorkerOption, RayOption
+from repscope.params import PositiveFloat, option_check
 
 MaxRowsOption = typer.Option(20000, "--max-rows", min=0, help="Cap fit and eval rows each (seeded; 0 = all).")
 SeedOption = typer.Option(0, "--seed")
@@ -29,24 +30,29 @@ adapter_app = typer.Typer(help="Matryoshka adapter on frozen embeddings: train o
 
 
 def _dims(value: str | None) -> list[int] | None:
-    from repscope.errors import ConfigError
+    from repscope.compress.truncate import check_dims
 
-    parts = split_csv(value)
-    if parts is None:
-        return None
-    try:
-        return [int(p) for p in parts]
-    except ValueError:
-        raise ConfigError(f"--dims takes comma-separated integers, got '{value}'") from None
+    return check_dims(value, "--dims")
 
 
 def _param(df: pd.DataFrame, *keys: str) -> pd.DataFrame:
     return df.assign(**{k: [p.get(k) for p in df["params"]] for k in keys})
 
 
+def _note_labels(result, store) -> None:
+    """Say on stderr when the label metrics were skipped because the store has no `label` column."""
+    from repscope.compress.evaluate import DEFAULT_TARGET, is_pair_store, label_columns
+
+    if result.rows and not any(r.params.get("target") for r in result.rows) and not is_pair_store(store.samples):
+        console.print(f"no '{DEFAULT_TARGET}' column in {store.name}: label metrics skipped (pass --target, one of "
+                      f"{', '.join(label_columns(store.samples.columns))})", highlight=False)
+
+
 def truncate_cmd(
     store: Path = typer.Argument(..., help="Store directory."),
-    target: str = typer.Option("label", "--target", "-t", help="Label column (STS pair stores: Spearman only)."),
+    target: str = typer.Option("label", "--target", "-t",
+                               help="Label column (optional when it is 'label': STS pair stores score Spearman, "
+                                    "stores without labels the neighbours kept, recall@k_vs_full)."),
     basis: str = typer.Option("raw,pca", "--basis", help="raw (first m coordinates) and/or pca (first m PCs)."),
     dims: str = typer.Option(None, "--dims", help="Prefix dims, comma separated (default 8, 16, 32, … and d)."),
     layers: str = typer.Option(None, "--layers", "-l", help="Layer names or globs, comma separated (default: all)."),
@@ -82,6 +88,7 @@ def truncate_cmd(
     rdb = open_db(db, study)
     rdb.record_result(with_provenance(result, s))
     console.print(f"truncation of {s.name}: {len(result.rows)} rows recorded in {rdb.path}", highlight=False)
+    _note_labels(result, s)
     if fmt != "table":
         print_result(result, fmt, rdb.study)
         return
@@ -97,8 +104,13 @@ def quantize_embeddings_cmd(
     schemes: str = typer.Option("int8,binary", "--schemes", help="float16, int8, binary (float32 is the reference)."),
     rescore: int = typer.Option(4, "--rescore", min=0, help="Rescore the top k·r candidates (0: no rescoring)."),
     k: int = typer.Option(10, "--k", min=1, help="Neighbours per query."),
-    target: str = typer.Option("label", "--target", "-t", help="Label column for label retrieval and the probe."),
+    target: str = typer.Option("label", "--target", "-t",
+                               help="Label column for label retrieval and the probe (optional when it is 'label': "
+                                    "without one, recall@k vs float32 search only)."),
     probe: bool = typer.Option(True, "--probe/--no-probe", help="Also report probe accuracy on decoded codes."),
+    ranking: str = typer.Option("cosine", "--ranking",
+                                help="int8 search: cosine of decoded vectors (default) or sentence-transformers "
+                                     "(code inner product, rescored without renormalising)."),
     max_rows: int = MaxRowsOption,
     seed: int = SeedOption,
     fmt: str = FormatOption,
@@ -114,13 +126,16 @@ def quantize_embeddings_cmd(
     Example: repscope quantize-embeddings runs/minilm_sst2 --layer encoder.layer.5 --schemes int8,binary --rescore 4
     """
     from repscope.compress.quantize_embeddings import check_schemes
+    from repscope.compress.quantized_eval import RANKINGS
     from repscope.compress.store import quantize_store
+    from repscope.errors import check_choice
     from repscope.store import RepStore
 
     names = check_schemes(schemes)
+    check_choice(ranking, RANKINGS, "--ranking")
     s = RepStore.open(store)
     kw = {"schemes": names, "rescore": rescore, "k": k, "target": target, "probe": probe, "seed": seed,
-          "max_rows": max_rows or None, "device": device}
+          "max_rows": max_rows or None, "device": device, "ranking": ranking}
     if ray:  # one Ray task per layer
         from repscope.distributed.ray_sweep import ray_quantize_embeddings
 
@@ -130,6 +145,7 @@ def quantize_embeddings_cmd(
     rdb = open_db(db, study)
     rdb.record_result(with_provenance(result, s))
     console.print(f"quantization of {s.name}: {len(result.rows)} rows recorded in {rdb.path}", highlight=False)
+    _note_labels(result, s)
     if fmt != "table":
         print_result(result, fmt, rdb.study)
         return
@@ -145,14 +161,18 @@ def adapter_train(
     layer: str = typer.Option(..., "--layer", "-l", help="Pooled layer to adapt."),
     objective: str = typer.Option("unsupervised", "--objective",
                                   help="unsupervised (keep pairwise cosines) or supervised (labels)."),
-    target: str = typer.Option("label", "--target", "-t", help="Label column (supervised; also scored)."),
+    target: str = typer.Option("label", "--target", "-t",
+                               help="Label column (needed by supervised; optional when it is 'label': without "
+                                    "labels or STS pairs the curves score the neighbours kept, recall@k_vs_full)."),
     kind: str = typer.Option("linear", "--kind", help="linear or mlp (residual)."),
     dims: str = typer.Option(None, "--dims", help="Prefix dims of the nested loss (default 8, 16, … and d)."),
     epochs: int = typer.Option(30, "--epochs", min=1),
     batch_size: int = typer.Option(512, "--batch-size", min=4),
-    lr: float = typer.Option(1e-3, "--lr"),
+    lr: float = typer.Option(1e-3, "--lr", callback=option_check(PositiveFloat), help="Learning rate."),
     out: Path = typer.Option(None, "--out", "-o", help="Adapter file (default adapters/<store>_<layer>.safetensors)."),
     apply_to: Path = typer.Option(None, "--apply-out", help="Also write the adapted store here."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace an existing adapter file (and --apply-out store) repscope wrote."),
     max_rows: int = MaxRowsOption,
     seed: int = SeedOption,
     fmt: str = FormatOption,
@@ -169,6 +189,7 @@ def adapter_train(
     from repscope.compress.store import adapter_store, apply_adapter
     from repscope.errors import check_choice, check_output_dir
     from repscope.store import RepStore
+    from repscope.store.ownership import check_checkpoint_output, check_store_output
 
     check_choice(objective, OBJECTIVES, "adapter objective")
     check_choice(kind, KINDS, "adapter kind")
@@ -177,14 +198,17 @@ def adapter_train(
     s.layer_info(layer)
     out = out or Path("adapters") / f"{s.name}_{layer.replace('/', '_')}.safetensors"
     check_output_dir(out.parent, "--out")
+    check_checkpoint_output(out, overwrite=overwrite)
     if apply_to is not None:
         check_output_dir(apply_to, "--apply-out")
+        check_store_output(apply_to, overwrite=overwrite, inputs=[store], option="--apply-out")
     result, model = adapter_store(s, layer, objective=objective, target=target, kind=kind, dims=dim_list,
                                   epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, max_rows=max_rows or None,
                                   device=device, out=out, progress=True)
     console.print(f"adapter saved to {out}", highlight=False)
+    _note_labels(result, s)
     if apply_to is not None:
-        adapted = apply_adapter(s, layer, out, apply_to, overwrite=True)
+        adapted = apply_adapter(s, layer, out, apply_to, overwrite=overwrite)
         console.print(f"adapted store written to {adapted.root}", highlight=False)
     rdb = open_db(db, study)
     rdb.record_result(with_provenance(result, s))
@@ -204,7 +228,7 @@ def adapter_apply(
     layer: str = typer.Option(..., "--layer", "-l", help="Layer the adapter was trained on."),
     out: Path = typer.Option(..., "--out", "-o", help="New store directory."),
     dim: int = typer.Option(None, "--dim", min=1, help="Keep only the first DIM adapted coordinates."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store at --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing repscope store at --out."),
 ) -> None:
     """Write a new store with the adapted embeddings of a layer; its provenance links the source store and adapter.
 
@@ -213,7 +237,9 @@ def adapter_apply(
     """
     from repscope.compress.store import apply_adapter
     from repscope.store import RepStore
+    from repscope.store.ownership import check_store_output
 
+    check_store_output(out, overwrite=overwrite, inputs=[store])
     s = RepStore.open(store)
     s.layer_info(layer)
     adapted = apply_adapter(s, layer, adapter, out, dim=dim, overwrite=overwrite)

@@ -101,6 +101,30 @@ def eval_plan(samples: pd.DataFrame, n: int, *, target: str | None = None, seed:
     return plan
 
 
+DEFAULT_TARGET = "label"
+
+
+def resolve_target(store: Any, target: str | None, *, needed_for: str | None = None) -> str | None:
+    """The label column to score with. The default `label` is optional: a store without it (STS pairs, template
+    sentences) gives None, and the label metrics are skipped. Any other missing column, or no label at all where
+    `needed_for` (e.g. "the supervised adapter") requires one, is a one-line DataError naming the columns."""
+    cols = list(store.samples.columns)
+    if target is not None and (target in cols or target != DEFAULT_TARGET):
+        if target not in cols:
+            raise DataError(f"target column '{target}' not in samples of store '{store.name}'; available: "
+                            f"{format_choices(label_columns(cols))}")
+        return target
+    if needed_for is not None:
+        raise DataError(f"{needed_for} needs a label column and store '{store.name}' has no '{DEFAULT_TARGET}'; "
+                        f"pass --target COLUMN, one of {format_choices(label_columns(cols))}")
+    return None
+
+
+def label_columns(columns: Sequence[str]) -> list[str]:
+    """Sample columns that can serve as a target (everything but the id and the text)."""
+    return [c for c in columns if c not in ("id", "text")]
+
+
 def variant_scores(z_fit: torch.Tensor, z_eval: torch.Tensor, plan: EvalPlan, *, ks: Sequence[int] = (10,),
                    probe: bool = True, retrieval: bool = True, device: str = "auto") -> dict[str, float]:
     """Scores of one embedding variant: `accuracy` (LogisticProbe fit on the fit rows, scored on the eval rows),

@@ -11,6 +11,7 @@ import torch
 
 from repscope.compress.evaluate import as_matrix
 from repscope.errors import ConfigError, DataError
+from repscope.params import split_list
 from repscope.registry import Registry
 
 SCHEMES: Registry[int] = Registry("embedding quantization scheme")  # obj: bits per dimension
@@ -22,8 +23,8 @@ SCHEMES.register("binary", 1, aliases=("ubinary", "sign"), paper="sign bits pack
 
 def check_schemes(schemes: Sequence[str] | str | None) -> list[str]:
     """Canonical scheme names (unknown names raise the registry's one-line error); default int8, binary."""
-    names = [s.strip() for s in schemes.split(",") if s.strip()] if isinstance(schemes, str) else list(
-        schemes or ("int8", "binary"))
+    names = split_list(schemes, "schemes", "int8,binary")
+    names = ["int8", "binary"] if names is None else names
     return list(dict.fromkeys(SCHEMES.resolve(s) for s in names))
 
 

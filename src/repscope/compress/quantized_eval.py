@@ -1,5 +1,12 @@
 """What int8 and binary embeddings cost: bytes per vector, recall@k against exact float32 search, label retrieval,
-STS Spearman and probe accuracy per scheme, with and without rescoring of the top k·r candidates."""
+STS Spearman and probe accuracy per scheme, with and without rescoring of the top k·r candidates.
+
+Ranking (`ranking`): `"cosine"` (default) ranks int8 and float16 rows by the cosine of their decoded vectors (int8:
+bucket centres) and rescores candidates by ⟨float32 query, decoded document renormalised to unit length⟩, i.e. the
+cosine the float32 reference search uses. `"sentence-transformers"` is the recipe of sentence-transformers'
+`semantic_search_usearch`: int8 candidates by the inner product of the int8 codes (query coded with the same ranges),
+rescored by ⟨float32 query, decoded document⟩ without renormalisation. Binary rows are ranked by Hamming distance and
+rescored by ⟨query, ±1 bits⟩ under both (the same order as sentence-transformers' ⟨query, 0/1 bits⟩)."""
 
 from __future__ import annotations
 
@@ -12,8 +19,10 @@ import torch
 
 from repscope.compress.evaluate import EvalPlan, as_matrix, variant_scores
 from repscope.compress.quantize_embeddings import Int8Ranges, Quantized, check_schemes, quantize
-from repscope.compress.search import hamming_topk, rescore
-from repscope.errors import ConfigError
+from repscope.compress.search import hamming_topk, int8_ip_topk, rescore
+from repscope.errors import ConfigError, check_choice
+
+RANKINGS = ("cosine", "sentence-transformers")
 
 
 def _drop_self(idx: torch.Tensor, k: int) -> torch.Tensor:
@@ -24,14 +33,17 @@ def _drop_self(idx: torch.Tensor, k: int) -> torch.Tensor:
     return idx[keep].view(idx.shape[0], -1)[:, :k]
 
 
-def first_stage(q: Quantized, kk: int, *, device: str = "auto") -> torch.Tensor:
-    """Leave-one-out top-kk of every coded row among the others: Hamming for binary, cosine of the decoded
-    vectors (int8 × int8, float16) otherwise, both ordered by (distance, index)."""
+def first_stage(q: Quantized, kk: int, *, device: str = "auto", ranking: str = "cosine") -> torch.Tensor:
+    """Leave-one-out top-kk of every coded row among the others: Hamming for binary; int8 under
+    `ranking="sentence-transformers"`: the inner product of the codes; otherwise the cosine of the decoded vectors
+    (int8 × int8, float16); all ordered by (distance, index)."""
     from repscope.probe.knn import knn_search
 
     if q.scheme == "binary":
         _, idx = hamming_topk(q.codes, q.codes, kk + 1, device=device)
         return _drop_self(idx, kk)
+    if q.scheme == "int8" and check_choice(ranking, RANKINGS, "ranking") == "sentence-transformers":
+        return int8_ip_topk(q.codes, q.codes, kk, exclude_self=True)[1]
     dec = q.decode()
     _, idx = knn_search(dec, dec, kk, metric="cosine", exclude_self=True)
     return idx.to(torch.int64)
@@ -53,9 +65,11 @@ def overlap(idx: torch.Tensor, exact: torch.Tensor) -> float:
 
 
 def quantization_scores(x: Any, plan: EvalPlan, *, schemes: Sequence[str] | str | None = None, rescore_r: int = 0,
-                        k: int = 10, probe: bool = True, device: str = "auto") -> pd.DataFrame:
+                        k: int = 10, probe: bool = True, device: str = "auto", ranking: str = "cosine") -> pd.DataFrame:
     """Per scheme (float32 first, as the reference) and rescoring factor (0 = none): columns scheme, rescore,
-    bytes_per_vector, metric, value. Rows are L2-normalised (cosine); int8 ranges come from the fit rows."""
+    bytes_per_vector, metric, value. Rows are L2-normalised (cosine); int8 ranges come from the fit rows; `ranking`:
+    "cosine" (default) or "sentence-transformers" (see the module docstring)."""
+    check_choice(ranking, RANKINGS, "ranking")
     names = ["float32", *[s for s in check_schemes(schemes) if s != "float32"]]
     if rescore_r < 0:
         raise ConfigError(f"rescore factor must be >= 0, got {rescore_r}")
@@ -76,9 +90,11 @@ def quantization_scores(x: Any, plan: EvalPlan, *, schemes: Sequence[str] | str 
             if scheme == "float32":  # r is 0: the reference search itself
                 idx = exact
             else:
-                idx = first_stage(q_ev, min(n - 1, k * r) if r else k, device=device)
-            if r:  # cosine ranking: decoded documents on the unit sphere (binary ±1 rows all have norm √d anyway)
-                idx = rescore(ev, idx, torch.nn.functional.normalize(dec_ev, dim=1), k)
+                idx = first_stage(q_ev, min(n - 1, k * r) if r else k, device=device, ranking=ranking)
+            if r:  # cosine: decoded documents on the unit sphere (binary ±1 rows all have norm √d anyway);
+                # sentence-transformers: the decoded documents as they are
+                docs = torch.nn.functional.normalize(dec_ev, dim=1) if ranking == "cosine" else dec_ev
+                idx = rescore(ev, idx, docs, k)
             out = {f"recall@{k}_vs_float32": overlap(idx, exact)}
             if plan.y_eval is not None:
                 out[f"label_recall@{k}"] = label_recall(idx, plan.y_eval)

@@ -134,6 +134,34 @@ def hamming_distances(queries: Any, codes: Any) -> torch.Tensor:
     return (a[:, None, :] != b[None, :, :]).sum(2)
 
 
+def int8_ip_topk(queries: Any, codes: Any, k: int, *, exclude_self: bool = False,
+                 block: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k by the inner product of int8 codes ⟨q, c⟩ (the int8 first stage of sentence-transformers'
+    `semantic_search_usearch`, an "ip" index over int8 codes with int8-coded queries): (scores (m, k) int64,
+    indices (m, k) int64), ordered by (−score, index). Exact: the products are summed in float64 (|sum| ≤ d·128²).
+    `exclude_self` drops database item i for query i (queries and database the same rows)."""
+    q, c = torch.as_tensor(np.asarray(queries)), torch.as_tensor(np.asarray(codes))
+    if q.dtype != torch.int8 or c.dtype != torch.int8 or q.ndim != 2 or c.ndim != 2 or q.shape[1] != c.shape[1]:
+        raise DataError("int8 inner-product search takes int8 codes (n, d) of the same width; quantize with "
+                        "repscope.compress.quantize(x, 'int8', ...)")
+    n = c.shape[0]
+    if not 1 <= k <= n - int(exclude_self):
+        raise ConfigError(f"k must be between 1 and the {n - int(exclude_self)} database codes, got {k}")
+    cd = c.to(torch.float64)
+    top = int(c.shape[1]) * 128 * 128  # |⟨q, c⟩| ≤ top
+    out_s, out_i = [], []
+    for s in range(0, q.shape[0], block):
+        score = (q[s : s + block].to(torch.float64) @ cd.T).round().to(torch.int64)
+        key = (top - score) * (n + 1) + torch.arange(n)  # (−score, index) as one exact integer
+        if exclude_self:
+            rows = torch.arange(s, s + score.shape[0])
+            key[torch.arange(score.shape[0]), rows] = torch.iinfo(torch.int64).max
+        best = torch.topk(key, k, dim=1, largest=False, sorted=True).values
+        out_s.append(top - best // (n + 1))
+        out_i.append(best % (n + 1))
+    return torch.cat(out_s), torch.cat(out_i)
+
+
 def rescore(query: torch.Tensor, candidates: torch.Tensor, docs: torch.Tensor, k: int) -> torch.Tensor:
     """Re-rank each query's candidate indices by the float32 score ⟨query, docs[candidate]⟩ (docs: decoded int8 or
     ±1 binary vectors); returns the top-k indices (m, k), ties kept in candidate order."""

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from repscope.compress.adapter import MatryoshkaAdapter, save_adapter, train_adapter
-from repscope.compress.evaluate import eval_plan, load_rows
+from repscope.compress.evaluate import eval_plan, load_rows, resolve_target
 from repscope.compress.quantized_eval import quantization_scores
 from repscope.compress.truncate import check_bases, prefix_dims, truncation_grid
 from repscope.errors import DataError
@@ -30,23 +30,22 @@ def _pooled_layer(store: Any, layer: str) -> int:
     return int(np.prod(store.layer_info(layer)["shape"]))
 
 
-def _target(store: Any, target: str | None) -> str | None:
-    cols = store.samples.columns
-    if target is not None and target not in cols:
-        if target == "label" and "score" in cols:
-            return None  # an STS pair store: no label, Spearman only
-        raise DataError(f"target column '{target}' not in samples of store '{store.name}'")
-    return target
-
-
 def quantize_store(store: Any, layers: Sequence[str] | str | None = None, *, schemes: Sequence[str] | str | None = None,
                    rescore: int = 0, k: int = 10, target: str | None = "label", probe: bool = True, seed: int = 0,
-                   max_rows: int | None = 20000, device: str = "auto") -> Result:
+                   max_rows: int | None = 20000, device: str = "auto", ranking: str = "cosine") -> Result:
     """Per layer and scheme (float32 reference, float16, int8, binary): bytes per vector, recall@k vs exact
     float32 search, label recall@k, STS Spearman, probe accuracy; with rescoring of k·`rescore` candidates too.
     Analysis `quantize_embeddings`, params scheme/rescore/bytes_per_vector; calibration and eval rows are each capped
-    at `max_rows` (seeded). Without `layers`, token-level layers are skipped."""
-    target = _target(store, target)
+    at `max_rows` (seeded). Without `layers`, token-level layers are skipped. Without a label column (`target`
+    defaults to `label`, optional: see `resolve_target`) the scores are recall@k against float32 search (neighbour
+    overlap), plus STS Spearman on pair stores; label recall and probe accuracy need the labels. `ranking`: "cosine"
+    (default) or "sentence-transformers" (int8 code inner product; `repscope.compress.quantized_eval`), recorded in
+    the params."""
+    from repscope.compress.quantized_eval import RANKINGS
+    from repscope.errors import check_choice
+
+    check_choice(ranking, RANKINGS, "ranking")
+    target = resolve_target(store, target)
     plan = eval_plan(store.samples, int(store.n_rows), target=target, seed=seed, max_rows=max_rows)
     chosen = pooled_layers(store, layers, "embedding quantization")
     order = list(store.layers)
@@ -54,14 +53,15 @@ def quantize_store(store: Any, layers: Sequence[str] | str | None = None, *, sch
     for layer in chosen:
         t0 = time.perf_counter()
         x, sub = load_rows(store, layer, plan)
-        df = quantization_scores(x, sub, schemes=schemes, rescore_r=rescore, k=k, probe=probe, device=device)
+        df = quantization_scores(x, sub, schemes=schemes, rescore_r=rescore, k=k, probe=probe, device=device,
+                                 ranking=ranking)
         sec = (time.perf_counter() - t0) / max(1, len(df))
         for r in df.itertuples(index=False):
             res.add(QUANTIZE, r.metric, float(r.value), layer=layer, layer_index=order.index(layer),
                     store=store.name, model=store.model, seconds=sec,
                     params={"scheme": r.scheme, "rescore": int(r.rescore), "bytes_per_vector": int(r.bytes_per_vector),
                             "k": k, "target": target, "calibration": plan.mode, "n_calibration": len(plan.fit),
-                            "n_eval": len(plan.eval)})
+                            "n_eval": len(plan.eval), "ranking": ranking})
     return res
 
 
@@ -72,13 +72,14 @@ def adapter_store(store: Any, layer: str, *, objective: str = "unsupervised", ta
                   progress: bool = False) -> tuple[Result, MatryoshkaAdapter]:
     """Train a Matryoshka adapter on the fit rows of `layer` and score the truncation curves of raw, PCA and
     adapted embeddings on the eval rows (analysis `adapter`, params method/dim/bytes_per_vector/objective).
-    The adapter is saved to `out` (safetensors) when given."""
+    The supervised objective needs a label column; the unsupervised one does not, and a store without labels or STS
+    pairs is scored by `recall@k_vs_full` (how much of each row's top-k cosine neighbourhood among the eval rows the
+    prefix keeps). The adapter is saved to `out` (safetensors) when given."""
     d = _pooled_layer(store, layer)
     prefix_dims(d, dims)
-    target = _target(store, target)
+    target = resolve_target(store, target,
+                            needed_for="the supervised adapter" if objective == "supervised" else None)
     plan = eval_plan(store.samples, int(store.n_rows), target=target, seed=seed, max_rows=max_rows)
-    if plan.y_fit is None and plan.gold is None:
-        raise DataError(f"store '{store.name}' has neither a label target nor STS pairs to score the adapter on")
     x, plan = load_rows(store, layer, plan)
     t0 = time.perf_counter()
     model = train_adapter(x[torch.as_tensor(plan.fit)], y=plan.y_fit, objective=objective, dims=dims, kind=kind,
@@ -120,7 +121,8 @@ def apply_adapter(store: Any, layer: str, adapter: MatryoshkaAdapter | str | Pat
             "adapter": str(path.resolve()) if path is not None else None,
             "adapter_sha256": file_sha256(path) if path is not None else None}
     chunk = int(store.manifest.get("chunk_rows", 1024))
-    w = StoreWriter.create_or_resume(out, store.samples, prov, chunk_rows=chunk, overwrite=overwrite)
+    w = StoreWriter.create_or_resume(out, store.samples, prov, chunk_rows=chunk, overwrite=overwrite,
+                                     inputs=(store.root,))
     try:
         w.set_layers({layer: ((width,), False)})
         for _, block in store.iter_chunks(layer, dtype=torch.float32):

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from repscope.distributed.ray_sweep import RayParam
 from repscope.errors import check_choice
+from repscope.params import SAMPLE_COLUMN, PositiveFloat
 from repscope.results import Result
-
-
-def _csv(value: Any) -> Any:
-    return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
 
 class TruncateParams(BaseModel):
     """Params of `run: truncate` (passed to `truncate_store`)."""
 
     model_config = ConfigDict(extra="forbid")
-    target: str | None = "label"
+    target: Annotated[str | None, SAMPLE_COLUMN] = "label"
     layers: str | list[str] | None = None
     bases: list[str] = Field(default_factory=lambda: ["raw", "pca"])
     dims: list[int] | None = None
@@ -34,17 +31,14 @@ class TruncateParams(BaseModel):
     def _bases(cls, value: Any) -> list[str]:
         from repscope.compress.truncate import check_bases
 
-        return check_bases(_csv(value))
+        return check_bases(value)
 
     @field_validator("dims", mode="before")
     @classmethod
     def _dims(cls, value: Any) -> Any:
-        dims = _csv(value)
-        if dims is not None and any(int(m) < 1 for m in dims):
-            from repscope.errors import ConfigError
+        from repscope.compress.truncate import check_dims
 
-            raise ConfigError(f"prefix dims must be >= 1, got {dims}")
-        return dims
+        return check_dims(value)
 
 
 class AdapterParams(BaseModel):
@@ -53,12 +47,12 @@ class AdapterParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     layer: str
     objective: str = "unsupervised"
-    target: str | None = "label"
+    target: Annotated[str | None, SAMPLE_COLUMN] = "label"
     kind: str = "linear"
     dims: list[int] | None = None
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(512, ge=4)
-    lr: float = Field(1e-3, gt=0)
+    lr: PositiveFloat = 1e-3
     seed: int = 0
     max_rows: int | None = Field(20000, ge=4)
     device: str = "auto"
@@ -80,7 +74,9 @@ class AdapterParams(BaseModel):
     @field_validator("dims", mode="before")
     @classmethod
     def _dims(cls, value: Any) -> Any:
-        return _csv(value)
+        from repscope.compress.truncate import check_dims
+
+        return check_dims(value)
 
 
 class QuantizeEmbeddingsParams(BaseModel):
@@ -91,11 +87,12 @@ class QuantizeEmbeddingsParams(BaseModel):
     schemes: list[str] = Field(default_factory=lambda: ["int8", "binary"])
     rescore: int = Field(4, ge=0)
     k: int = Field(10, ge=1)
-    target: str | None = "label"
+    target: Annotated[str | None, SAMPLE_COLUMN] = "label"
     probe: bool = True
     seed: int = 0
     max_rows: int | None = Field(20000, ge=4)
     device: str = "auto"
+    ranking: str = "cosine"
     ray: RayParam = None
 
     @field_validator("schemes", mode="before")
@@ -103,7 +100,15 @@ class QuantizeEmbeddingsParams(BaseModel):
     def _schemes(cls, value: Any) -> list[str]:
         from repscope.compress.quantize_embeddings import check_schemes
 
-        return check_schemes(_csv(value))
+        return check_schemes(value)
+
+    @field_validator("ranking")
+    @classmethod
+    def _ranking(cls, value: str) -> str:
+        from repscope.compress.quantized_eval import RANKINGS
+        from repscope.errors import check_choice
+
+        return check_choice(value, RANKINGS, "ranking")
 
 
 def run_truncate(stores: list, target: str | None = "label", layers: Any = None, bases: list[str] | None = None,
@@ -141,7 +146,7 @@ def run_adapter(stores: list, layer: str, objective: str = "unsupervised", targe
 
 def run_quantize(stores: list, layers: Any = None, schemes: list[str] | None = None, rescore: int = 4, k: int = 10,
                  target: str | None = "label", probe: bool = True, seed: int = 0, max_rows: int | None = 20000,
-                 device: str = "auto", ray: str | None = None) -> Result:
+                 device: str = "auto", ranking: str = "cosine", ray: str | None = None) -> Result:
     """Quantization scores (float16 / int8 / binary, with rescoring) of each store's layers; with `ray`, one Ray task
     per layer."""
     from repscope.compress.store import quantize_store
@@ -149,7 +154,7 @@ def run_quantize(stores: list, layers: Any = None, schemes: list[str] | None = N
     result = Result()
     for store in stores:
         kw = {"schemes": schemes, "rescore": rescore, "k": k, "target": target, "probe": probe, "seed": seed,
-              "max_rows": max_rows, "device": device}
+              "max_rows": max_rows, "device": device, "ranking": ranking}
         if ray:
             from repscope.distributed.ray_sweep import ray_quantize_embeddings
 

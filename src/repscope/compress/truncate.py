@@ -11,8 +11,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from repscope.compress.evaluate import EvalPlan, as_matrix, eval_plan, load_rows, variant_scores
+from repscope.compress.evaluate import EvalPlan, as_matrix, eval_plan, load_rows, resolve_target, variant_scores
+from repscope.compress.quantized_eval import overlap
 from repscope.errors import ConfigError, DataError, check_choice
+from repscope.params import split_list
 from repscope.results import Result
 
 ANALYSIS = "truncate"
@@ -37,9 +39,24 @@ def prefix_dims(d: int, dims: Sequence[int] | None = None) -> list[int]:
     return sorted(set(out) | {d})
 
 
+def check_dims(dims: Any, what: str = "dims") -> list[int] | None:
+    """Prefix dims from comma-separated text or a list (None: the default 8, 16, … and d); an empty entry, a
+    non-integer or a dim < 1 is a one-line ConfigError naming `what`."""
+    names = split_list(dims, what, "8,16,32")
+    if names is None:
+        return None
+    try:
+        out = [int(m) for m in names]
+    except ValueError:
+        raise ConfigError(f"{what} takes comma-separated integers, got {dims!r}") from None
+    if min(out) < 1:
+        raise ConfigError(f"{what}: prefix dim {min(out)} must be >= 1")
+    return out
+
+
 def check_bases(bases: Sequence[str] | str | None) -> list[str]:
     """Validated basis names (raw, pca)."""
-    names = [b.strip() for b in bases.split(",")] if isinstance(bases, str) else list(bases or BASES)
+    names = split_list(bases, "bases", "raw,pca") or list(BASES)
     for b in names:
         check_choice(b, BASES, "basis")
     return names
@@ -81,11 +98,16 @@ def truncation_grid(x: Any, plan: EvalPlan, *, dims: Sequence[int] | None = None
                     ks: Sequence[int] = (10,), device: str = "auto") -> pd.DataFrame:
     """Scores of prefix m of each basis: columns basis, dim, bytes_per_vector (float32), metric, value.
 
-    `transforms` adds named, already fitted maps (e.g. a Matryoshka adapter) scored like the bases."""
+    `transforms` adds named, already fitted maps (e.g. a Matryoshka adapter) scored like the bases. A plan with
+    neither labels nor STS pairs is scored by `recall@k_vs_full`: the mean share of each eval row's top-k cosine
+    neighbours among the eval rows in the full-width input that the prefix's top-k keeps (no labels needed)."""
     t = as_matrix(x)
     ms = prefix_dims(t.shape[1], dims)
     x_fit, x_eval = t[torch.as_tensor(plan.fit)], t[torch.as_tensor(plan.eval)]
     maps = {b: basis_transform(b, x_fit) for b in check_bases(bases)} | dict(transforms or {})
+    full = None
+    if plan.y_eval is None and plan.gold is None:  # nothing to score against but the input's own neighbourhoods
+        full = {k: _cosine_neighbours(x_eval, k) for k in ks}
     rows = []
     for name, fn in maps.items():
         z_fit, z_eval = fn(x_fit), fn(x_eval)
@@ -94,9 +116,20 @@ def truncation_grid(x: Any, plan: EvalPlan, *, dims: Sequence[int] | None = None
                 continue
             scores = variant_scores(z_fit[:, :m].contiguous(), z_eval[:, :m].contiguous(), plan, ks=ks,
                                     device=device)
+            for k, ref in (full or {}).items():
+                scores[f"recall@{k}_vs_full"] = overlap(_cosine_neighbours(z_eval[:, :m].contiguous(), k), ref)
             rows += [{"basis": name, "dim": m, "bytes_per_vector": 4 * m, "metric": k, "value": v}
                      for k, v in scores.items()]
     return pd.DataFrame(rows, columns=["basis", "dim", "bytes_per_vector", "metric", "value"])
+
+
+def _cosine_neighbours(z: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices (n, k) of each row's k nearest other rows by cosine (`knn_search`'s tie rule)."""
+    from repscope.probe.knn import knn_search
+
+    if not 1 <= k < len(z):
+        raise ConfigError(f"k must be between 1 and {len(z) - 1} (eval rows − 1), got {k}")
+    return knn_search(z, z, k, metric="cosine", exclude_self=True)[1].to(torch.int64)
 
 
 def truncation_summary(frame: pd.DataFrame, fractions: Sequence[float] = FRACTIONS) -> pd.DataFrame:
@@ -124,16 +157,12 @@ def truncate_store(store: Any, *, target: str | None = "label", layers: Sequence
                    device: str = "auto") -> Result:
     """Truncation grid of each pooled layer of `store` (analysis `truncate`: one row per layer × basis × dim ×
     metric, params basis/dim/bytes_per_vector) plus the ≥99%/≥95% summary (analysis `truncate_summary`, value = dim).
-    Fit and eval rows are each capped at `max_rows` (seeded; the counts are in params n_fit, n_eval)."""
+    Fit and eval rows are each capped at `max_rows` (seeded; the counts are in params n_fit, n_eval). The default
+    target `label` is optional (`resolve_target`): a store with neither labels nor STS pairs is scored by
+    `recall@k_vs_full` (see `truncation_grid`)."""
     samples = store.samples
-    if target is not None and target not in samples.columns:
-        if "score" in samples.columns and target == "label":
-            target = None  # an STS pair store: Spearman only
-        else:
-            raise DataError(f"target column '{target}' not in samples of store '{store.name}'")
+    target = resolve_target(store, target)
     plan = eval_plan(samples, int(store.n_rows), target=target, seed=seed, max_rows=max_rows)
-    if plan.y_fit is None and plan.gold is None:
-        raise DataError(f"store '{store.name}' has neither a label target nor STS pairs; pass --target COLUMN")
     bases = check_bases(bases)
     chosen = truncation_layers(store, layers, dims)
     order = list(store.layers)

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 
 from repscope.errors import StoreError
-from repscope.tensorfile import save_tensors
+from repscope.tensorfile import read_tensors, save_tensors
 
 FORMAT = "repscope-dictionary"
 VERSION = 1
@@ -50,15 +49,21 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     p = d / "config.json"
     if not p.is_file() or not (d / "model.safetensors").is_file():
         raise StoreError(f"'{d}' is not a repscope SAE/quantizer directory (needs config.json and model.safetensors)")
-    cfg = json.loads(p.read_text(encoding="utf-8"))
+    try:
+        cfg = json.loads(p.read_text(encoding="utf-8"))
+    except ValueError as err:  # JSON and UTF-8 errors
+        raise StoreError(f"'{p}' is damaged (not JSON: {str(err).splitlines()[0][:120]}); restore the folder from a "
+                         "copy or train it again") from None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("module"), dict):
+        raise StoreError(f"'{p}' is damaged (no 'module' config); restore the folder from a copy or train it again")
     if cfg.get("format") != FORMAT:
         raise StoreError(f"'{p}' has format {cfg.get('format')!r}, expected {FORMAT!r}; retrain with this repscope")
     return cfg
 
 
 def load_tensors(directory: str | os.PathLike, name: str = "model.safetensors") -> dict[str, torch.Tensor]:
-    """Load a safetensors file from a checkpoint directory."""
-    return load_file(str(Path(directory) / name))
+    """Load a safetensors file from a checkpoint directory (a damaged file: one-line StoreError)."""
+    return read_tensors(Path(directory) / name, "SAE checkpoint")
 
 
 def save_trainer_state(directory: str | os.PathLike, optimizer: torch.optim.Optimizer,
@@ -83,11 +88,15 @@ def save_trainer_state(directory: str | os.PathLike, optimizer: torch.optim.Opti
 def load_trainer_state(directory: str | os.PathLike, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     """Restore optimizer state from a checkpoint directory; returns the extra tensors."""
     d = Path(directory)
-    tensors = load_file(str(d / "trainer.safetensors"))
-    meta = json.loads((d / "optimizer.json").read_text(encoding="utf-8"))
-    state: dict[int, dict[str, Any]] = {}
-    for pid, keys in meta["state"].items():
-        state[int(pid)] = {k: (tensors[f"opt.{pid}.{k}"] if kind == "tensor" else json.loads(kind))
-                           for k, kind in keys.items()}
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    tensors = read_tensors(d / "trainer.safetensors", "SAE trainer state")
+    try:
+        meta = json.loads((d / "optimizer.json").read_text(encoding="utf-8"))
+        state: dict[int, dict[str, Any]] = {}
+        for pid, keys in meta["state"].items():
+            state[int(pid)] = {k: (tensors[f"opt.{pid}.{k}"] if kind == "tensor" else json.loads(kind))
+                               for k, kind in keys.items()}
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise StoreError(f"the optimizer state in '{d}' is damaged ({type(err).__name__}: {str(err)[:120]}); train "
+                         "again with --fresh, or into a new --out folder") from None
     return {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}

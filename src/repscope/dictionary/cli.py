@@ -20,6 +20,7 @@ from repscope.cli_common import (
     with_provenance,
 )
 from repscope.distributed.options import GpusPerWorkerOption, RayOption
+from repscope.params import NonNegativeFloat, PositiveFloat, option_check
 
 sae_app = typer.Typer(help="Sparse autoencoders and transcoders: train on a store layer, inspect features.",
                       no_args_is_help=True)
@@ -48,13 +49,19 @@ def train(
     arch: str = choice_option("topk", "--arch", registry="repscope.dictionary.modules:ARCHS",
                               text="SAE architecture: {choices}."),
     k: int = typer.Option(32, "--k", help="Active latents per sample (topk, batchtopk, mp)."),
-    expansion: float = typer.Option(16.0, "--expansion", help="Latents = expansion × layer width."),
-    l1: float = typer.Option(1.0, "--l1", help="L1 coefficient (relu arch)."),
-    epochs: float = typer.Option(10.0, "--epochs", help="Passes over the training rows."),
-    steps: int = typer.Option(None, "--steps", help="Optimizer steps (overrides --epochs)."),
+    expansion: float = typer.Option(16.0, "--expansion", callback=option_check(PositiveFloat),
+                                    help="Latents = expansion × layer width."),
+    l1: float = typer.Option(1.0, "--l1", callback=option_check(NonNegativeFloat), help="L1 coefficient (relu arch)."),
+    epochs: float = typer.Option(10.0, "--epochs", callback=option_check(PositiveFloat),
+                                 help="Passes over the training rows."),
+    steps: int = typer.Option(None, "--steps", min=1, help="Optimizer steps (overrides --epochs)."),
     batch_size: int = typer.Option(4096, "--batch-size"),
-    lr: float = typer.Option(None, "--lr", help="Learning rate (default: 2e-4·sqrt(16384/latents), capped)."),
+    lr: float = typer.Option(None, "--lr", callback=option_check(PositiveFloat),
+                             help="Learning rate (default: 2e-4·sqrt(16384/latents), capped)."),
     holdout: int = typer.Option(10, "--holdout", help="Hold out every N-th row for evaluation (0: none)."),
+    dead_rows: str = typer.Option("eval", "--dead-rows",
+                                  help="Rows for the dead/dense latent fractions: eval (the held-out rows FVU and L0 "
+                                       "use, SAEBench's convention; default) or all."),
     target_layer: str = typer.Option(None, "--target-layer", help="Train a transcoder predicting this layer."),
     label: str = typer.Option(None, "--label", help="Sample column for probe-after-reconstruction and AUROC."),
     out: Path = typer.Option(None, "--out", "-o", help="Checkpoint directory (default sae/<store>_<layer>_<arch>); "
@@ -75,13 +82,14 @@ def train(
     Example: repscope sae train runs/minilm_templates --layer encoder.layer.3 --arch topk --k 32 --expansion 16
     """
     from repscope.dictionary.layers import sae_dirs, train_sae_layers
-    from repscope.dictionary.runs import check_arch, check_run_params
-    from repscope.errors import ConfigError
+    from repscope.dictionary.runs import DEAD_ROWS, check_arch, check_run_params
+    from repscope.errors import ConfigError, check_choice
     from repscope.results import Result
     from repscope.store import RepStore
 
     check_arch(arch, k)
     check_run_params(holdout, batch_size=batch_size)
+    check_choice(dead_rows, DEAD_ROWS, "--dead-rows")
     s = RepStore.open(store)
     layer_list = s.resolve_layers(layer)
     if target_layer and len(layer_list) > 1:
@@ -89,7 +97,7 @@ def train(
     outs = sae_dirs(s.name, layer_list, arch, out)
     kw = {"arch": arch, "k": k, "expansion": expansion, "l1_coeff": l1, "n_epochs": epochs, "n_steps": steps,
           "batch_size": batch_size, "lr": lr, "holdout_every": holdout, "seed": seed, "device": device,
-          "resume": not fresh, "target_layer": target_layer, "label": label}
+          "resume": not fresh, "target_layer": target_layer, "label": label, "dead_rows": dead_rows}
     results = train_sae_layers(s, layer_list, outs, ray=ray, num_gpus=gpus_per_worker, progress=True, **kw)
     res = Result()
     for r in results:

@@ -31,15 +31,19 @@ def train_sae_layers(store: Any, layers: Sequence[str], outs: Sequence[str | Pat
                      num_gpus: float = 0.0, progress: bool = False, option: str = "--out", **kw: Any) -> list[Any]:
     """`train_sae_on_store(store, layers[i], out=outs[i], **kw)` for each layer, in order, or as one Ray task per
     layer when `ray` is an address ('auto', 'local', ray://…); returns the `SaeResult`s in layer order. Every named
-    folder is checked writable (`option` names it in the one-line error) before any training starts."""
+    folder is checked writable and free for an SAE checkpoint (new, empty or a repscope SAE folder; never the
+    current folder or the store: `ownership.check_sae_output`) before any training starts (`option` names it in
+    the one-line error)."""
     from repscope.dictionary.runs import train_sae_on_store
     from repscope.errors import ConfigError, check_output_dir
+    from repscope.store.ownership import check_sae_output
 
     if len(outs) != len(layers):
         raise ConfigError(f"{len(layers)} layers but {len(outs)} checkpoint folders; give one folder per layer")
     for o in outs:
         if o is not None:
             check_output_dir(o, option)
+            check_sae_output(o, inputs=[store.root], option=option)
     if ray:
         from repscope.distributed.ray_sweep import ray_train_saes
 

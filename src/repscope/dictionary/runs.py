@@ -22,12 +22,13 @@ from repscope.dictionary.inspect import (
 from repscope.dictionary.quantize import make_quantizer
 from repscope.dictionary.sae import SAE, Transcoder
 from repscope.dictionary.stream import StoreSource
-from repscope.errors import ConfigError, DataError
+from repscope.errors import ConfigError, DataError, check_choice
 from repscope.results import Result
 from repscope.selection import subset_rows
 from repscope.store.repstore import layer_position
 
 MAX_ROWS = 20000
+DEAD_ROWS = ("eval", "all")  # rows the dead/dense latent fractions are measured on (train_sae_on_store)
 
 
 @dataclass
@@ -95,14 +96,21 @@ def train_sae_on_store(store: Any, layer: str, *, arch: str = "topk", k: int | N
                        n_steps: int | None = None, batch_size: int = 4096, lr: float | None = None,
                        holdout_every: int = 10, seed: int = 0, device: str = "auto", out: str | Path | None = None,
                        resume: bool = True, progress: bool = False, target_layer: str | None = None,
-                       label: str | None = None, n_cards: int = 12, checkpoint_every: int = 200) -> SaeResult:
+                       label: str | None = None, n_cards: int = 12, checkpoint_every: int = 200,
+                       dead_rows: str = "eval") -> SaeResult:
     """Train an SAE (or transcoder) on a store layer, evaluate on held-out rows; returns metrics (analysis 'sae' rows)
     and the feature cards (artifact) as a `SaeResult`.
+
+    FVU, MSE and L0 are measured on the held-out rows; so are the dead and dense latent fractions by default
+    (`dead_rows="eval"`, SAELens/SAEBench's convention: every metric on the same evaluation tokens);
+    `dead_rows="all"` measures those two on every row (up to `MAX_ROWS` evenly spaced ones), which counts fewer
+    latents dead. The choice is recorded in params["dead_rows"].
 
     Token-level layers train on token rows (all, or `stream.MAX_TOKEN_ROWS` evenly spaced ones), hold out every
     `holdout_every`-th token row, and skip probe-after-reconstruction (labels are per sample); feature cards show
     each top token in its sentence, and label AUROCs give every token its sample's label."""
     check_run_params(holdout_every, batch_size=batch_size)
+    check_choice(dead_rows, DEAD_ROWS, "dead_rows")
     est_cls = Transcoder if target_layer else SAE
     est = est_cls(arch=arch, k=k, expansion=expansion, n_latents=n_latents, l1_coeff=l1_coeff, n_epochs=n_epochs,
                   n_steps=n_steps, batch_size=batch_size, lr=lr, holdout_every=holdout_every, seed=seed,
@@ -127,13 +135,13 @@ def train_sae_on_store(store: Any, layer: str, *, arch: str = "topk", k: int | N
     mod = est.module_
     params = {"arch": arch, "k": mod.k, "n_latents": mod.n_latents, "expansion": round(mod.n_latents / mod.d_in, 3),
               "steps": est.n_steps_, "batch_size": est.batch_size, "eval": "holdout" if holdout_every >= 2 else "train",
-              "probe_label": label if not tokens else None, "target_layer": target_layer}
+              "probe_label": label if not tokens else None, "target_layer": target_layer, "dead_rows": dead_rows}
     if tokens:
         params["token_level"] = True
     rows, z = encode_store(est, store, layer)
-    # dead/dense are properties of the dictionary: measure them on all rows, not just the held-out ones
-    metrics["dead_fraction"] = M.dead_fraction(z)
-    metrics["dense_fraction"] = M.dense_fraction(z)
+    if dead_rows == "all":  # firing frequencies over every row read for the feature cards, not the held-out rows
+        metrics["dead_fraction"] = M.dead_fraction(z)
+        metrics["dense_fraction"] = M.dense_fraction(z)
     features = describe_features(store, layer, rows, z, n_features=n_cards)
     if out is not None:
         est.save(out, metrics=metrics, params=params)

@@ -18,7 +18,8 @@ from repscope.dictionary.checkpoint import load_tensors, read_config, save_modul
 from repscope.dictionary.modules import ARCHS, DictionaryModule, build_module
 from repscope.dictionary.stream import ArraySource, ShuffledChunkStream, StoreSource, iter_source
 from repscope.dictionary.train import TrainConfig, Trainer, initialize
-from repscope.errors import ConfigError, DataError
+from repscope.errors import ConfigError, DataError, RepscopeError, StoreError
+from repscope.tensorfile import load_state
 from repscope.validation import require_fitted, validate_array, validate_input
 
 
@@ -239,10 +240,16 @@ class SAE(TransformerMixin, BaseEstimator):
         cfg = read_config(directory)
         mc = dict(cfg["module"])
         est = Transcoder() if mc.get("d_out") is not None and cls is SAE else cls()
-        est.arch, est.k, est.n_latents = mc["arch"], mc.get("k"), mc["n_latents"]
-        est.seed = cfg.get("train", {}).get("seed", 0)
-        mod = build_module(mc.pop("arch"), **mc)
-        mod.load_state_dict(load_tensors(directory))
+        try:
+            est.arch, est.k, est.n_latents = mc["arch"], mc.get("k"), mc["n_latents"]
+            est.seed = cfg.get("train", {}).get("seed", 0)
+            mod = build_module(mc.pop("arch"), **mc)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            if isinstance(err, RepscopeError):  # an unknown arch names the choices
+                raise
+            raise StoreError(f"'{Path(directory) / 'config.json'}' is damaged (module config: {type(err).__name__}: "
+                             f"{str(err)[:120]}); restore the folder from a copy or train it again") from None
+        load_state(mod, load_tensors(directory), Path(directory) / "model.safetensors", "SAE checkpoint")
         est.module_ = mod.to(resolve_device(device)).eval()
         est.source_ = cfg.get("source", {})
         est.n_steps_ = int(cfg.get("step", 0))

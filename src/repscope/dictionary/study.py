@@ -4,11 +4,12 @@ are checked when the study file loads."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from repscope.distributed.ray_sweep import RayParam
+from repscope.params import SAMPLE_COLUMN, NonNegativeFloat, PositiveFloat
 from repscope.results import Result
 
 
@@ -28,18 +29,19 @@ class SaeParams(BaseModel):
     layer: str | list[str] = Field(min_length=1)
     arch: str = "topk"
     k: int | None = Field(32, ge=1)
-    expansion: float = Field(16.0, gt=0)
+    expansion: PositiveFloat = 16.0
     n_latents: int | None = Field(None, ge=1)
-    l1_coeff: float = Field(1.0, ge=0)
-    n_epochs: float = Field(10.0, gt=0)
+    l1_coeff: NonNegativeFloat = 1.0
+    n_epochs: PositiveFloat = 10.0
     n_steps: int | None = Field(None, ge=1)
     batch_size: int = Field(4096, ge=1)
-    lr: float | None = Field(None, gt=0)
+    lr: PositiveFloat | None = None
     holdout_every: int = Field(10, ge=0)
+    dead_rows: str = "eval"
     seed: int = 0
     device: str = "auto"
     target_layer: str | None = None
-    label: str | None = None
+    label: Annotated[str | None, SAMPLE_COLUMN] = None
     n_cards: int = Field(12, ge=0)
     out: str | None = None
     resume: bool = True
@@ -49,6 +51,14 @@ class SaeParams(BaseModel):
     @classmethod
     def _arch(cls, value: str) -> str:
         return _registered("repscope.dictionary.modules:ARCHS", value)
+
+    @field_validator("dead_rows")
+    @classmethod
+    def _dead_rows(cls, value: str) -> str:
+        from repscope.dictionary.runs import DEAD_ROWS
+        from repscope.errors import check_choice
+
+        return check_choice(value, DEAD_ROWS, "dead_rows")
 
 
 class QuantizeParams(BaseModel):
@@ -61,7 +71,7 @@ class QuantizeParams(BaseModel):
     holdout_every: int = Field(10, ge=0)
     seed: int = 0
     device: str = "auto"
-    label: str | None = None
+    label: Annotated[str | None, SAMPLE_COLUMN] = None
 
     @field_validator("method")
     @classmethod

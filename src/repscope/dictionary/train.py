@@ -21,6 +21,7 @@ from repscope.dictionary.checkpoint import (
 from repscope.dictionary.modules import DictionaryModule
 from repscope.dictionary.stream import ShuffledChunkStream
 from repscope.errors import ConfigError
+from repscope.tensorfile import load_state
 
 
 @dataclass
@@ -141,7 +142,8 @@ class Trainer:
         if cfg["module"] != self.module.config():
             raise ConfigError(f"checkpoint in '{self.checkpoint_dir}' holds a different SAE ({cfg['module']['arch']}, "
                               f"{cfg['module']['n_latents']} latents); use a new --out directory")
-        self.module.load_state_dict(load_tensors(self.checkpoint_dir))
+        load_state(self.module, load_tensors(self.checkpoint_dir), self.checkpoint_dir / "model.safetensors",
+                   "SAE checkpoint")
         extra = load_trainer_state(self.checkpoint_dir, self.optimizer)
         self.since_fired.copy_(extra["since_fired"].to(self.device))
         torch.set_rng_state(extra["torch_rng"])

@@ -29,10 +29,19 @@ def disentangle_cmd(
     metrics: str = choice_option(None, "--metrics", "-m", registry="repscope.disentangle.suite:DISENTANGLEMENT_METRICS",
                                  text="Metric families (default: all but beta_vae, factor_vae): {choices}."),
     layers: str = typer.Option(None, "--layers", "-l", help="Layer names or globs, comma separated (default: all)."),
-    max_rows: int = typer.Option(10000, "--max-rows", min=0, help="Seeded random subset of rows (0 = all)."),
+    max_rows: int = typer.Option(10000, "--max-rows", min=0, help="Seeded random subset of rows (0 = all; else ≥ 10)."),
     importance: str = typer.Option("gbt", "--importance",
                                    help="DCI importances: gbt (exact, default), gbt-sklearn, gbt-hist or lasso."),
-    sap_mode: str = typer.Option("r2", "--sap-mode", help="SAP score matrix: r2 or classifier."),
+    sap_mode: str = typer.Option("r2", "--sap-mode",
+                                 help="SAP score matrix: r2 (default) or classifier (disentanglement_lib's, discrete "
+                                      "factors)."),
+    mi_estimator: str = typer.Option("histogram", "--mi-estimator",
+                                     help="InfoM/InfoC mutual information: histogram (default) or ksg (QLAE code's)."),
+    infoe_split: str = typer.Option("test", "--infoe-split",
+                                    help="InfoE readout: test (held-out, default) or train (QLAE code's in-sample)."),
+    batch_pool: str = typer.Option("split", "--batch-pool",
+                                   help="β-VAE/FactorVAE batch rows: split (held-out evaluation, default) or shared "
+                                        "(disentanglement_lib's one source)."),
     bins: int = typer.Option(20, "--bins", min=2, help="Equal-width bins per latent for mutual information."),
     seed: int = typer.Option(0, "--seed"),
     fmt: str = FormatOption,
@@ -52,15 +61,17 @@ def disentangle_cmd(
 
     try:
         p = DisentangleParams(factors=split_csv(factors) or [], metrics=split_csv(metrics), importance=importance,
-                              sap_mode=sap_mode, bins=bins)
+                              sap_mode=sap_mode, mi_estimator=mi_estimator, infoe_split=infoe_split,
+                              batch_pool=batch_pool, bins=bins, max_rows=max_rows or None)  # the study's checks
     except ValidationError as err:
         e = err.errors()[0]
         cause = (e.get("ctx") or {}).get("error")
         msg = str(cause) if isinstance(cause, ConfigError) else e["msg"].removeprefix("Value error, ")
         raise ConfigError(f"--{str(e['loc'][0]).replace('_', '-')}: {msg}") from None
     s = RepStore.open(store)
-    kw = {"metrics": p.metrics, "max_rows": max_rows or None, "seed": seed, "importance": p.importance,
-          "sap_mode": p.sap_mode, "bins": p.bins}
+    kw = {"metrics": p.metrics, "max_rows": p.max_rows, "seed": seed, "importance": p.importance,
+          "sap_mode": p.sap_mode, "mi_estimator": p.mi_estimator, "infoe_split": p.infoe_split,
+          "batch_pool": p.batch_pool, "bins": p.bins}
     if ray:
         from repscope.distributed.ray_sweep import ray_disentangle_store
 

@@ -22,9 +22,12 @@ min_impurity_decrease 0, every feature considered at every split; its trees use 
 Our design (why hand-written: DCI needs disentanglement_lib's exact estimator, and no library fits it faster): each
 feature is sorted once per fit (a stable argsort); every tree keeps one sorted sample list per feature and, at each
 split, partitions all of the node's lists stably into its children's ranges (an O(n·d) pass per level), so no node
-sorts again; candidate splits are screened with precomputed reciprocals before the exact proxy is computed. The node
-sums run over the node's samples in the sorted order of the last feature it examined, then partitioned by the chosen
-split, which is the order scikit-learn's splitter leaves them in. Leaf values are computed after each tree, outside
+sorts again; candidate splits are screened with precomputed reciprocals before the exact proxy is computed. A feature
+without two equal values in the node has one sorted order, read from its list; a feature with tied values is sorted
+again, from the node's current order, by `_tie_order_sort`, which leaves tied samples where scikit-learn's introsort
+leaves them (and copies every tie-free stretch from the presorted list, so rare ties cost O(n), not O(n log n)). The
+node sums run over the node's samples in that order (sorted by each examined feature in turn), then partitioned by
+the chosen split: the order scikit-learn's splitter leaves them in. Leaf values are computed after each tree, outside
 the compiled grower, with numpy itself: the samples are grouped by leaf in index order and each leaf's means are
 numpy sums of its slice (`np.add.reduce`), the arithmetic of scikit-learn's Python leaf update (`np.average`).
 Memory: about 20·n·d bytes (float32 copies of the features, int32 lists).
@@ -35,19 +38,14 @@ RandomState(random_state), and per node a Fisher–Yates draw over the features 
 features found in a node being passed down to its children (`_visit_order`). The visiting order decides which
 feature wins an exact tie (e.g. duplicated columns) and, through the sample order it leaves, the rounding of the
 sums that decide near-tied splits; without it DCI differs from scikit-learn by up to ~1e-2 even on continuous latents.
+And the order in which scikit-learn's node sort (introsort, median-of-3 pivots, 3-way partitions, insertion sort
+below 16 values, heapsort past its depth budget) leaves samples with equal values (`_tie_order_sort`).
 
 Agreement with scikit-learn 1.9.1 (`GradientBoostingClassifier(random_state=...)`): bit-for-bit equal fits
-(importances, tree values, predictions) whenever no two samples of a node share a float32 feature value (a sufficient
-condition: the few float32 collisions of continuous latents rarely matter, and the 10k × 32 continuous latents of
-benchmarks/disentangle.py give the same DCI). Tied float32 values (discrete, quantised or rectified latents):
-scikit-learn sorts each node with an unstable introsort, so its order of tied samples depends on the node's previous
-order; here tied samples keep the stable presorted order, so sums over them can round differently in their last bit,
-which changes a split only where two candidates score within rounding (a node whose samples all share one value keeps
-its order, as in scikit-learn, so constant features cost nothing). Measured (the tied cases of
-tests/test_disentangle_gbt.py; 2000 × 10 latents quantised to 10 levels with 3- and 5-class factors, 3 seeds):
-|Δ importance| ≤ 2.9e-4; training probabilities bit-for-bit equal, held-out |Δ predict_proba| ≤ 5.3e-2 on a few rows
-(mean ≤ 3.4e-4 on the tests) with the same labels; DCI |ΔD| ≤ 3.4e-4, |ΔC| ≤ 3.2e-5, |ΔI| = 0; the same top latent
-per factor in every case checked.
+(importances, tree values, predictions), on continuous and on tied float32 features (discrete, quantised, rounded or
+rectified latents) alike: tests/test_disentangle_gbt.py checks both, DCI on rounded and 10-level quantised latents over
+several seeds, and the tie-order sort against scikit-learn's own sort (its heapsort fallback included). While tied
+samples kept the stable presorted order instead (earlier versions), tied latents gave |ΔD| up to ~1e-3.
 """
 
 from __future__ import annotations
@@ -150,19 +148,142 @@ def _visit_order(order: np.ndarray, known: np.ndarray, n_known: int, constant: n
     return m, n_known + n_found
 
 
+# Reproduces the order in which scikit-learn's tree splitter leaves tied samples when it sorts a node by one feature
+# (scikit-learn, BSD-3-Clause, © the scikit-learn developers), for reference equality of rounding; written here from
+# its documented behaviour (introsort, Musser 1997, with Bentley–McIlroy median-of-3 pivots and 3-way partitions).
+@njit(cache=True, nogil=True)
+def _tie_order_sort(vals: np.ndarray, idx: np.ndarray, lo: int, n: int, ref: np.ndarray,
+                    tp: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Sort vals[lo:lo + n] ascending, permuting idx[lo:lo + n] alongside, leaving equal values in the order
+    scikit-learn's `simultaneous_sort(..., use_three_way_partition=True)` leaves them in.
+
+    Behaviour reproduced: a depth budget of 2·⌊log₂ n⌋; while a part holds more than 15 values, either (budget
+    spent) heapsort it, or spend one unit, take the median of its first, middle (offset ⌊m/2⌋) and last values as
+    pivot and split it in one left-to-right pass into < pivot | = pivot | > pivot (a smaller value swaps with the
+    front of the middle block, a larger one with the slot before the > block, whose new value is examined next);
+    the < part is sorted with the budget left at that point, the > part continues. Parts of ≤ 15 values: insertion
+    sort (stable). Only the order of equal values depends on these details.
+
+    Shortcut (ours): every part holds exactly the values of one value interval, i.e. one range of sorted positions,
+    so a part without two equal values can only end in its unique sorted order, which is copied from `ref` (the same
+    samples sorted, ref[lo:lo + n]); tp[p] counts the equal neighbours in ref[lo:p + 1]. With few ties a sort then
+    costs O(n) instead of O(n log n). A part holding a single value is left as it is unless it would be heapsorted (a
+    pass or an insertion moves nothing there)."""
+    if n <= 1:
+        return
+    budget = 2 * int(math.floor(math.log2(n)))
+    # explicit stack of parts still to sort: (start, size, depth budget); parts are disjoint, so the order in which
+    # they are processed does not change the result
+    st_lo = np.empty(64 + 2 * budget, np.int64)
+    st_n = np.empty(64 + 2 * budget, np.int64)
+    st_b = np.empty(64 + 2 * budget, np.int64)
+    st_lo[0], st_n[0], st_b[0] = lo, n, budget
+    top = 1
+    while top > 0:
+        top -= 1
+        a, m, b = st_lo[top], st_n[top], st_b[top]
+        while m > 0:
+            if tp[a + m - 1] == tp[a]:  # no two equal values in the part: its sorted order is unique
+                for p in range(a, a + m):
+                    idx[p] = ref[p]
+                break
+            if tp[a + m - 1] - tp[a] == m - 1 and (m <= 15 or b > 0):
+                break  # one value only: passes and insertion sort leave its order as it is (heapsort would not)
+            if m <= 15:  # insertion sort of a small part (stable)
+                for i in range(a + 1, a + m):
+                    v = vals[i]
+                    w = idx[i]
+                    j = i
+                    while j > a and vals[j - 1] > v:
+                        vals[j] = vals[j - 1]
+                        idx[j] = idx[j - 1]
+                        j -= 1
+                    vals[j] = v
+                    idx[j] = w
+                break
+            if b <= 0:
+                _heap_sort(vals, idx, a, m)
+                break
+            b -= 1
+            x, y, z = vals[a], vals[a + m // 2], vals[a + m - 1]
+            if x < y:
+                pivot = y if y < z else (z if x < z else x)
+            elif y < z:
+                pivot = x if x < z else z
+            else:
+                pivot = y
+            i = 0
+            less = 0
+            more = m
+            while i < more:
+                v = vals[a + i]
+                if v < pivot:
+                    _swap2(vals, idx, a + i, a + less)
+                    i += 1
+                    less += 1
+                elif v > pivot:
+                    more -= 1
+                    _swap2(vals, idx, a + i, a + more)
+                else:
+                    i += 1
+            if less > 0:
+                st_lo[top], st_n[top], st_b[top] = a, less, b  # the < part, with the budget left now
+                top += 1
+            a += more
+            m -= more
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _swap2(vals: np.ndarray, idx: np.ndarray, i: int, j: int) -> None:  # pragma: no cover - compiled
+    vals[i], vals[j] = vals[j], vals[i]
+    idx[i], idx[j] = idx[j], idx[i]
+
+
+@njit(cache=True, nogil=True)
+def _heap_sort(vals: np.ndarray, idx: np.ndarray, a: int, m: int) -> None:  # pragma: no cover - compiled
+    """Heapsort of vals[a:a + m] (max-heap built bottom-up from ⌊(m − 2)/2⌋, then the root swapped to the end and
+    sifted down; a child replaces its parent only when strictly larger, the left one first)."""
+    start = (m - 2) // 2
+    while True:
+        _sift(vals, idx, a, start, m)
+        if start == 0:
+            break
+        start -= 1
+    for end in range(m - 1, 0, -1):
+        _swap2(vals, idx, a, a + end)
+        _sift(vals, idx, a, 0, end)
+
+
+@njit(cache=True, nogil=True)
+def _sift(vals: np.ndarray, idx: np.ndarray, a: int, root: int, end: int) -> None:  # pragma: no cover - compiled
+    while True:
+        child = 2 * root + 1
+        top = root
+        if child < end and vals[a + top] < vals[a + child]:
+            top = child
+        if child + 1 < end and vals[a + top] < vals[a + child + 1]:
+            top = child + 1
+        if top == root:
+            return
+        _swap2(vals, idx, a + root, a + top)
+        root = top
+
+
 @njit(cache=True, nogil=True)
 def _grow_tree(xt: np.ndarray, glob: np.ndarray, inv: np.ndarray, g: np.ndarray, seed: int, max_depth: int,
                min_split: int, min_leaf: int, min_decrease: float, work: np.ndarray, side: np.ndarray, sk: np.ndarray,
                feat: np.ndarray, thr: np.ndarray, left: np.ndarray, right: np.ndarray, imp: np.ndarray,
-               leaf_of: np.ndarray) -> None:  # pragma: no cover - compiled
+               leaf_of: np.ndarray, has_ties: np.ndarray, vals: np.ndarray,
+               tp: np.ndarray) -> None:  # pragma: no cover - compiled
     """One regression tree on targets g, grown depth first (left child first; scikit-learn's node numbering).
 
     xt (d, n): the float32 features, one row per feature. Fills feat/thr/left/right (H,) (left = −1: leaf), imp (d,)
     (Σ of n·imp − n_L·imp_L − n_R·imp_R per feature, undivided) and leaf_of (n,). glob (d, n): every feature's
     stable sorted sample order; work (2, d, n): the same lists partitioned node by node (depth parity alternates the
     two buffers); inv (n + 1,): 1/m, for the split screen; sk (n,): the node's samples in the order its sums use
-    (the sorted order of the last feature the node examined that is not single-valued there, then partitioned by the
-    chosen split)."""
+    (the order scikit-learn's splitter leaves them in: sorted by each examined feature in turn, tied samples in the
+    order `_tie_order_sort` gives them, then partitioned by the chosen split); has_ties (d,): whether a feature has
+    exactly equal values anywhere; vals (n,) float32 and tp (n,) int64: scratch for `_tie_order_sort`."""
     d, n = xt.shape
     feat[:] = -1
     left[:] = -1
@@ -218,12 +339,39 @@ def _grow_tree(xt: np.ndarray, glob: np.ndarray, inv: np.ndarray, g: np.ndarray,
                 constant[f] = xt[f, rows[f, end - 1]] <= xt[f, rows[f, start]] + _THR
             m, n_known_below = _visit_order(order, known, n_known, constant, rng, visit)
             best = -np.inf
+            # the node's current sample order (scikit-learn sorts the node by every feature it examines, constant
+            # ones included): sk[start:end] when cur < 0, else rows[cur][start:end], the unique sorted order of a
+            # feature without tied values in the node
+            cur = -1
             for v_i in range(m):
                 f = visit[v_i]
+                row = rows[f]
+                n_eq = 0
+                if has_ties[f]:
+                    tp[start] = 0
+                    col = xt[f]
+                    prev = col[row[start]]
+                    for p in range(start + 1, end):
+                        v = col[row[p]]
+                        if v == prev:
+                            n_eq += 1
+                        tp[p] = n_eq
+                        prev = v
+                if n_eq == 0:
+                    cur = f
+                elif xt[f, row[start]] != xt[f, row[end - 1]]:  # an all-equal key leaves the order as it is
+                    if cur >= 0:
+                        src = rows[cur]
+                        for p in range(start, end):
+                            sk[p] = src[p]
+                        cur = -1
+                    for p in range(start, end):
+                        vals[p] = xt[f, sk[p]]
+                    _tie_order_sort(vals, sk, start, end - start, row, tp)
+                    row = sk
                 if constant[f]:
                     continue
                 col = xt[f]
-                row = rows[f]
                 pos = start
                 sl = 0.0
                 p = start
@@ -261,16 +409,8 @@ def _grow_tree(xt: np.ndarray, glob: np.ndarray, inv: np.ndarray, g: np.ndarray,
                                 best_pos = p
                                 best_thr = np.float64(prev) / 2.0 + np.float64(v) / 2.0
                     prev = v
-            # the node's samples now lie in the sorted order of the last feature examined, unless that feature takes a
-            # single value in the node: sorting by an all-equal key leaves them where they are
-            last = -1
-            for v_i in range(m - 1, -1, -1):
-                f = visit[v_i]
-                if xt[f, rows[f, start]] != xt[f, rows[f, end - 1]]:
-                    last = f
-                    break
-            if last >= 0:
-                src = rows[last]
+            if cur >= 0:
+                src = rows[cur]
                 for p in range(start, end):
                     sk[p] = src[p]
         pos = best_pos
@@ -462,6 +602,9 @@ class ExactGBTClassifier:
         h_count = min((1 << (self.max_depth + 1)) - 1, 2 * n - 1)  # nodes of one tree, at most
         xt = np.ascontiguousarray(x32.T)
         glob = np.ascontiguousarray(np.argsort(xt, axis=1, kind="stable").astype(np.int32))
+        srt = np.take_along_axis(xt, glob, axis=1)
+        has_ties = (srt[:, 1:] == srt[:, :-1]).any(axis=1)  # features with exactly equal values somewhere
+        vals, tp = np.empty(n, np.float32), np.empty(n, np.int64)
         rng = np.random.RandomState(self.random_state)  # one xorshift seed per tree, as scikit-learn draws them
         seeds = [[rng.randint(0, _SEED_BOUND) for _ in range(t_count)] for _ in range(self.n_estimators)]
         self.init_raw_ = _initial_raw(np.bincount(codes, minlength=k) / n)
@@ -484,7 +627,7 @@ class ExactGBTClassifier:
             for t in range(t_count):
                 _grow_tree(xt, glob, inv, neg[t], seeds[s][t], self.max_depth, self.min_samples_split,
                            self.min_samples_leaf, self.min_impurity_decrease, work, side, sk, feat[s, t], thr[s, t],
-                           left[s, t], right[s, t], imp[s, t], leaf_of)
+                           left[s, t], right[s, t], imp[s, t], leaf_of, has_ties, vals, tp)
                 _group_by_leaf(leaf_of, neg[t], codes, t, k == 2, g_by_leaf, hess_by_leaf, bounds)
                 _leaf_values(g_by_leaf, hess_by_leaf, bounds, left[s, t] < 0, k, val[s, t])
                 raw[:, t] += self.learning_rate * val[s, t][leaf_of]

@@ -70,11 +70,22 @@ def _log_loss(y: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(p, 1e-15, 1.0))))
 
 
+INFOE_SPLITS = ("test", "train")
+
+
 def infoe(x: np.ndarray, codes: np.ndarray, *, split: str = "test", test_fraction: float = 1 / 3, seed: int = 0,
-          C: float = 1.0) -> tuple[float, np.ndarray]:
+          C: float | None = None) -> tuple[float, np.ndarray]:
     """InfoE (Hsu et al. 2023): (1/k) Σ_j (CE₀ − CE_j) / CE₀, the fraction of the factor's cross-entropy a multinomial
-    logistic readout of standardised latents removes; CE₀ predicts the training class frequencies. `split="test"`
-    (default) scores held-out rows with an L2 (C) readout; `"train"` is the QLAE code's in-sample variant."""
+    logistic readout of standardised latents removes.
+
+    `split="test"` (default): fit on the training rows with an L2 penalty (C, default 1), score held-out rows; CE₀
+    predicts the training class frequencies. `split="train"`: the QLAE code's in-sample variant (its
+    `compute_infoe`): standardise on all rows, fit and score all rows, unpenalised (C default ∞), class-balanced
+    weights, lbfgs for at most 100 iterations; CE₀ is that recipe's null readout on all-zero features, which with
+    balanced weights predicts the uniform distribution, so CE₀ = log K. Returns (InfoE, per-factor values)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
     if split == "test":
@@ -82,16 +93,24 @@ def infoe(x: np.ndarray, codes: np.ndarray, *, split: str = "test", test_fractio
     elif split == "train":
         tr = te = np.arange(len(x))
     else:
-        raise ConfigError(f"unknown InfoE split '{split}'; choose test or train")
+        raise ConfigError(f"unknown InfoE split '{split}'; choose one of {', '.join(INFOE_SPLITS)}")
+    reference = split == "train"
+    c = (np.inf if reference else 1.0) if C is None else float(C)
     check_train_codes(codes[tr])
     xtr, xte = standardize_by_train(x[tr], x[te])
     per = np.zeros(codes.shape[1])
-    with limit_threads(1):
+    with limit_threads(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the reference's 100 lbfgs steps need not converge
         for j in range(codes.shape[1]):
             classes, counts = np.unique(codes[tr, j], return_counts=True)
-            prior = np.broadcast_to(counts / counts.sum(), (len(te), len(classes)))
-            ce0 = _log_loss(codes[te, j], prior, classes)
-            m = LogisticRegression(C=C, max_iter=1000).fit(xtr, codes[tr, j])
+            if reference:
+                ce0 = float(np.log(len(classes)))
+                m = LogisticRegression(C=c, class_weight="balanced", max_iter=100, tol=1e-4)
+            else:
+                prior = np.broadcast_to(counts / counts.sum(), (len(te), len(classes)))
+                ce0 = _log_loss(codes[te, j], prior, classes)
+                m = LogisticRegression(C=c, max_iter=1000)
+            m.fit(xtr, codes[tr, j])
             ce = _log_loss(codes[te, j], m.predict_proba(xte), m.classes_)
             per[j] = (ce0 - ce) / ce0 if ce0 > 0 else 0.0
     return float(per.mean()), per
@@ -99,7 +118,11 @@ def infoe(x: np.ndarray, codes: np.ndarray, *, split: str = "test", test_fractio
 
 def infomec(latents: Any, factors: Any, *, bins: int = 20, estimator: str = "histogram", infoe_split: str = "test",
             test_fraction: float = 1 / 3, seed: int = 0) -> dict[str, Any]:
-    """InfoMEC (Hsu et al. 2023): {infom, infoe, infoc, nmi (d, k), active (d,)} over NMI_ij = I(z_i; s_j)/H(s_j)."""
+    """InfoMEC (Hsu et al. 2023): {infom, infoe, infoc, nmi (d, k), active (d,)} over NMI_ij = I(z_i; s_j)/H(s_j).
+
+    repscope's defaults: NMI from a 20-bin histogram (`estimator="histogram"`) and held-out InfoE
+    (`infoe_split="test"`); `estimator="ksg", infoe_split="train"` is the QLAE reference code's setting for
+    continuous latents (they can differ by ~0.2 in InfoM)."""
     x = as_latents(latents)
     v, _ = encode_factors(factors, n_rows=len(x))
     nmi = normalized_mi(x, v, bins=bins, estimator=estimator, seed=seed)

@@ -37,8 +37,8 @@ def encode_factors(factors: Any, *, n_rows: int | None = None, factor_bins: int 
     """(codes (n, k) int64 in 0..C_j-1, factor names) from a DataFrame, a {name: column} mapping or an (n, k) array.
 
     A column is discrete when it is non-float, or float with integer values and at most `max_classes` distinct values;
-    other (continuous) columns are cut into `factor_bins` equal-width bins. Missing values or a single value are
-    refused.
+    other (continuous) columns are cut into `factor_bins` equal-width bins. Missing values, a single value, or more
+    values than half the rows (an id-like column, e.g. an integer measurement with one value per row) are refused.
     """
     if isinstance(factors, pd.DataFrame):
         cols = {str(c): factors[c].to_numpy() for c in factors.columns}
@@ -70,6 +70,10 @@ def encode_factors(factors: Any, *, n_rows: int | None = None, factor_bins: int 
         if len(uniq) < 2:
             raise DataError(f"factor '{name}' has a single value ({uniq[0]!r}); drop it from the factors or use "
                             "samples where it varies")
+        if 2 * len(uniq) > len(col):  # most values name one row: an id or a raw measurement, not a grouping
+            raise DataError(f"factor '{name}' takes {len(uniq)} distinct values in {len(col)} rows (under 2 rows per "
+                            "value), so it identifies samples rather than grouping them; give a factor with repeated "
+                            "values (store a continuous quantity as float to have it cut into bins)")
         codes.append(inv.reshape(-1).astype(np.int64))
         names.append(name)
     return np.stack(codes, axis=1), names

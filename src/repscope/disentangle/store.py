@@ -23,7 +23,8 @@ def disentangle_store(store: Any, factors: Sequence[str] | str, *, metrics: Sequ
     (layer, score) with `layer_index` = position in `store.layers`, plus one heatmap artifact per layer.
 
     At most `max_rows` rows are used (a seeded subsample, its size recorded in `params["n_rows"]`); `options` go to
-    `disentanglement_details` (bins, importance, sap_mode, mi_estimator, test_fraction, n_train, …)."""
+    `disentanglement_details` (bins, importance, sap_mode, mi_estimator, infoe_split, batch_pool, test_fraction,
+    n_train, …) and are recorded in the rows' params."""
     names = [s.strip() for s in factors.split(",") if s.strip()] if isinstance(factors, str) else list(factors)
     if not names:
         raise ConfigError("no factors given; name sample columns, e.g. --factors topic,sentiment,tense")

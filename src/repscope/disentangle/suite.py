@@ -9,12 +9,20 @@ from typing import Any
 import numpy as np
 
 from repscope.disentangle.dci import IMPORTANCES, dci, dci_from_importance, importance_matrix
-from repscope.disentangle.infomec import MI_ESTIMATORS, active_latents, infoe, infom_infoc, infomec, normalized_mi
+from repscope.disentangle.infomec import (
+    INFOE_SPLITS,
+    MI_ESTIMATORS,
+    active_latents,
+    infoe,
+    infom_infoc,
+    infomec,
+    normalized_mi,
+)
 from repscope.disentangle.inputs import as_latents, bin_equal_width, encode_factors, split_indices
 from repscope.disentangle.mi import entropy_codes, mig, mig_from_mi, mutual_info_codes
 from repscope.disentangle.modularity import explicitness, explicitness_from_split, modularity, modularity_from_mi
 from repscope.disentangle.sap import SAP_MODES, sap, sap_from_matrix, sap_score_matrix
-from repscope.disentangle.scores import beta_vae_score, factor_vae_score
+from repscope.disentangle.scores import BATCH_POOLS, beta_vae_score, factor_vae_score
 from repscope.errors import ConfigError, check_choice
 from repscope.registry import Registry
 
@@ -53,15 +61,22 @@ def resolve_metrics(metrics: Sequence[str] | str | None) -> list[str]:
 
 def disentanglement_details(latents: Any, factors: Any, *, metrics: Sequence[str] | str | None = None,
                             bins: int = 20, importance: str = "gbt", sap_mode: str = "r2",
-                            mi_estimator: str = "histogram", test_fraction: float = 1 / 3, batch_size: int = 64,
-                            n_train: int = 10000, n_eval: int = 5000, seed: int = 0,
-                            threads: int | None = 1) -> dict[str, Any]:
+                            mi_estimator: str = "histogram", infoe_split: str = "test", batch_pool: str = "split",
+                            test_fraction: float = 1 / 3, batch_size: int = 64, n_train: int = 10000,
+                            n_eval: int = 5000, seed: int = 0, threads: int | None = 1) -> dict[str, Any]:
     """{"scores": {name: value}, "factors": names, "per_factor": {name: (k,) list}, "nmi": (d, k) I/H(v_j),
-    "dci_importance": (d, k)} for the chosen metric families (default: all but the batch-vote scores)."""
+    "dci_importance": (d, k)} for the chosen metric families (default: all but the batch-vote scores).
+
+    Conventions (README "Metric conventions"; the reference's setting in brackets): `sap_mode` "r2"
+    [disentanglement_lib, discrete factors: "classifier"], `mi_estimator` for InfoM/InfoC "histogram" [QLAE: "ksg"],
+    `infoe_split` "test" [QLAE: "train"], `batch_pool` for β-VAE/FactorVAE "split" [disentanglement_lib: "shared"];
+    MIG and modularity always use the `bins`-bin histogram (disentanglement_lib's)."""
     chosen = resolve_metrics(metrics)
     check_choice(importance, IMPORTANCES, "DCI importance")
     check_choice(sap_mode, SAP_MODES, "SAP mode")
     check_choice(mi_estimator, MI_ESTIMATORS, "MI estimator")
+    check_choice(infoe_split, INFOE_SPLITS, "InfoE split")
+    check_choice(batch_pool, BATCH_POOLS, "batch pool")
     x = as_latents(latents)
     v, names = encode_factors(factors, n_rows=len(x))
     h = entropy_codes(v)
@@ -91,15 +106,16 @@ def disentanglement_details(latents: Any, factors: Any, *, metrics: Sequence[str
         pf["explicitness"] = per.tolist()
     if "beta_vae" in chosen:
         s["beta_vae"] = beta_vae_score(x, v, batch_size=batch_size, n_train=n_train, n_eval=n_eval,
-                                       test_fraction=test_fraction, seed=seed)["eval_accuracy"]
+                                       test_fraction=test_fraction, seed=seed, batch_pool=batch_pool)["eval_accuracy"]
     if "factor_vae" in chosen:
         s["factor_vae"] = factor_vae_score(x, v, batch_size=batch_size, n_train=n_train, n_eval=n_eval,
-                                           test_fraction=test_fraction, seed=seed)["eval_accuracy"]
+                                           test_fraction=test_fraction, seed=seed,
+                                           batch_pool=batch_pool)["eval_accuracy"]
     if "infomec" in chosen:
         nmi = out["nmi"] if mi_estimator == "histogram" else normalized_mi(x, v, estimator="ksg", seed=seed)
         out["nmi"] = nmi
         s["infom"], s["infoc"] = infom_infoc(nmi, active_latents(x))
-        s["infoe"], per = infoe(x, v, test_fraction=test_fraction, seed=seed)
+        s["infoe"], per = infoe(x, v, split=infoe_split, test_fraction=test_fraction, seed=seed)
         pf["infoe"] = per.tolist()
     return out
 

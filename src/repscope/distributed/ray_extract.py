@@ -38,7 +38,7 @@ from repscope.extract.runner import batch_ranges, extract_provenance, resume_com
 from repscope.sources.datasets import Dataset
 from repscope.sources.models import ModelAdapter
 from repscope.store import RepStore, StoreWriter
-from repscope.store.manifest import array_name, chunk_hash
+from repscope.store.manifest import array_name, chunk_digests
 from repscope.store.repstore import chunk_file
 from repscope.store.writer import encode_rows, open_layer_array
 from repscope.threads import limit_threads
@@ -61,7 +61,7 @@ class ChunkWorker:
         self.arrays = {name: open_layer_array(self.root, key) for name, key in self.keys.items()} if write else {}
 
     def run_chunk(self, c: int) -> tuple[int, int, Any]:
-        """Extract rows of chunk `c` in the local run's batches; write them and return (c, end row, {layer: hash}),
+        """Extract rows of chunk `c` in the local run's batches; write them and return (c, end row, {layer: digests}),
         or in driver-writes mode return (c, end row, [batch, …]) for the driver to append."""
         n = len(self.data)
         start, end = c * self.chunk_rows, min((c + 1) * self.chunk_rows, n)
@@ -74,12 +74,12 @@ class ChunkWorker:
             self._maybe_fault(c)
             return c, end, batches
         parts = {name: [b[name] for b in batches] for name in self.names}
-        hashes: dict[str, str | None] = {}
+        hashes: dict[str, tuple[str | None, str | None]] = {}
         for name in self.names:
             arr = self.arrays[name]
             arr[start:end] = encode_rows(torch.cat(parts[name]), _dtype_name(arr))
             self._maybe_fault(c)
-            hashes[name] = chunk_hash(chunk_file(self.root / "arrays" / self.keys[name], c, arr.ndim))
+            hashes[name] = chunk_digests(chunk_file(self.root / "arrays" / self.keys[name], c, arr.ndim))
         return c, end, hashes
 
     def _maybe_fault(self, c: int) -> None:
@@ -93,6 +93,15 @@ class ChunkWorker:
         except FileExistsError:
             return
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _one_local_node(ray: Any) -> bool:
+    """Whether the connected Ray cluster is a single node on this machine (a local Ray)."""
+    try:
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        return len(nodes) == 1 and nodes[0].get("NodeManagerAddress") == ray.util.get_node_ip_address()
+    except Exception:  # a client connection or a Ray without these calls: assume a remote cluster
+        return False
 
 
 def _dtype_name(arr: Any) -> str:
@@ -112,8 +121,11 @@ def ray_extract(model: ModelAdapter, data: Dataset, out: str | Path, layers: lis
     """`extract` on a Ray cluster with `workers` actors; the store is byte-identical to a local extraction.
 
     Each actor reserves `cpus_per_worker` CPUs and `gpus_per_worker` GPUs and runs torch with `threads` intra-op
-    threads (default: Ray's, one per reserved CPU). A CPU forward pass can round differently with another thread
-    count, so bytes match a local run that used the same thread count (as a GPU run matches on the same GPU).
+    threads. A CPU forward pass can round differently with another thread count (MKL's GEMM does for a few small
+    batch shapes), so bytes match a local run that used the same thread count (as a GPU run matches on the same GPU).
+    The default is therefore this process's thread count when the cluster is one node on this machine (the store is
+    then byte-identical to a local `extract` here, at the price of oversubscribing the cores), else Ray's default of
+    one thread per reserved CPU.
     `model` is used on the driver (provenance, checks, the first batch); actors get `model_loader()` when given
     (e.g. load the model from its spec on the worker's GPU), else a pickled copy of `model`. The store folder must
     be on a filesystem every worker can reach. Errors and cleanup follow `extract`: bad input leaves no store, any
@@ -135,7 +147,12 @@ def ray_extract(model: ModelAdapter, data: Dataset, out: str | Path, layers: lis
     first = data.items(0, min(len(data), batch_size))
     model.check_items(first, data.name)
     prov = extract_provenance(model, data, names, pooling, seed, extra_provenance)
-    ray = connect(address)  # before the store exists: an unreachable cluster leaves nothing on disk
+    ray = connect(address, num_gpus=gpus_per_worker)  # before the store exists: a bad cluster leaves nothing on disk
+    actor_opts: dict[str, Any] = {}
+    if threads is None and _one_local_node(ray):
+        threads = torch.get_num_threads()  # a local run's count here: the same bytes as `extract`
+        if "OMP_WAIT_POLICY" not in os.environ:  # workers × threads > cores: idle OpenMP threads sleep, not spin
+            actor_opts["runtime_env"] = {"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}}
     writer = StoreWriter.create_or_resume(out, data.samples, prov, chunk_rows=chunk_rows, dtype=dtype,
                                           overwrite=overwrite, resume_command=resume_command())
     n = len(data)
@@ -153,7 +170,8 @@ def ray_extract(model: ModelAdapter, data: Dataset, out: str | Path, layers: lis
         fault = os.environ.get("REPSCOPE_FAULT")
         source = ray.put(model_loader if model_loader is not None else model)
         data_ref = ray.put(data)
-        cls = ray.remote(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker or None, max_restarts=0)(ChunkWorker)
+        cls = ray.remote(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker or None, max_restarts=0,
+                         **actor_opts)(ChunkWorker)
 
         def start() -> Any:
             actor = cls.remote(source, data_ref, root, names, pooling=pooling, modes=modes,

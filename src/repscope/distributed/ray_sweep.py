@@ -17,7 +17,6 @@ address), checked when the study file loads.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,22 +25,24 @@ import numpy as np
 import pandas as pd
 from pydantic import BeforeValidator
 
-from repscope.distributed.cluster import connect, remote_cause
+from repscope.distributed.cluster import check_address, connect, remote_cause
 from repscope.errors import ConfigError, RepscopeError
 from repscope.results import Result
 
 
 def check_ray_param(value: Any) -> str | None:
     """A study step's `ray` param: None (run locally), 'auto', 'local' or a cluster address such as
-    ray://head:10001; anything else, or a missing ray package, fails when the study file loads."""
+    ray://head:10001, checked as `--ray` is (`cluster.check_address`: ray installed, a well-formed address that
+    accepts a connection) when the study file loads, before any extraction."""
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"ray must be auto, local or a cluster address such as ray://head:10001 (omit it to run "
                          f"locally), got {value!r}")
-    if importlib.util.find_spec("ray") is None:
-        raise ValueError("ray needs the ray package; install repscope[ray] (pip install 'repscope[ray]')")
-    return value.strip()
+    try:
+        return check_address(value)
+    except RepscopeError as err:  # RayError is no ValueError: as a ConfigError pydantic reports it with the step
+        raise ConfigError(str(err)) from None
 
 
 RayParam = Annotated[str | None, BeforeValidator(check_ray_param)]
@@ -77,7 +78,7 @@ def _drain(ray: Any, refs: list[Any]) -> None:
 def _run_tasks(fn: Callable[..., Any], calls: list[tuple[tuple, dict]], address: str | None,
                num_cpus: float = 1.0, num_gpus: float = 0.0) -> list[Any]:
     """Run fn(*args, **kw) for each call as a Ray task (retried if its worker dies); results in call order."""
-    ray = connect(address)
+    ray = connect(address, num_gpus=num_gpus)
     task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus or None, max_retries=3)(fn)
     return _gather(ray, [task.remote(*args, **kw) for args, kw in calls])
 
@@ -159,8 +160,9 @@ def ray_geometry_profile(store, measures: list[str] | None = None, layers: Any =
 
 # ---- compare ----------------------------------------------------------------------------------------------------
 def _compare_pair(root_a: str, root_b: str, layer_a: str, layer_b: str, measure: str, rows: np.ndarray | None,
-                  role_b: str, device: str) -> tuple[float, float]:
-    """(value, seconds) of one measure on one layer pair, prepared exactly as `similarity_matrices` prepares it."""
+                  role_b: str, device: str, rows_b: np.ndarray | None = None) -> tuple[float, float]:
+    """(value, seconds) of one measure on one layer pair, prepared exactly as `similarity_matrices` prepares it;
+    `rows` of store A pair with `rows_b` of store B (default: the same rows)."""
     import time
 
     from repscope.similarity.matrix import load_layers
@@ -170,9 +172,10 @@ def _compare_pair(root_a: str, root_b: str, layer_a: str, layer_b: str, measure:
     (m,) = measures(measure)
     a = RepStore.open(root_a)
     b = a if root_b == root_a else RepStore.open(root_b)
+    rows_b = rows if rows_b is None else rows_b
     t0 = time.perf_counter()
     xa = load_layers(a, [layer_a], rows)[layer_a]
-    xb = xa if (b is a and layer_b == layer_a) else load_layers(b, [layer_b], rows)[layer_b]
+    xb = xa if (b is a and layer_b == layer_a and rows_b is rows) else load_layers(b, [layer_b], rows_b)[layer_b]
     value = float(m.compare(m.prepare(xa, device, "a"), m.prepare(xb, device, role_b)))
     return value, time.perf_counter() - t0
 
@@ -189,6 +192,7 @@ def ray_compare_stores(store_a, store_b=None, measure_names: str | Sequence[str]
     from repscope import budget as mb
     from repscope.similarity.matrix import COMPARE_COPIES, compare_stores, matrix_rows, pick_rows
     from repscope.similarity.registry import measures
+    from repscope.store.pairing import base_rows, pairing_params
 
     la = store_a.resolve_layers(layers_a)
     other = store_b if store_b is not None else store_a
@@ -206,6 +210,8 @@ def ray_compare_stores(store_a, store_b=None, measure_names: str | Sequence[str]
     ms = measures(measure_names) if isinstance(measure_names, str) or measure_names is None \
         else [measures(m)[0] for m in measure_names]
     ra, rb = _root(store_a), _root(other)
+    rows_a, rows_b = base_rows(store_a, rows), base_rows(other, rows)  # aligned views (--pair-by) read their rows
+    rows_b = None if rows_b is rows_a else rows_b
     calls, cells = [], []
     for m in ms:
         role_b = "a" if within and m.prepare_b_fn is None else "b"
@@ -213,7 +219,7 @@ def ray_compare_stores(store_a, store_b=None, measure_names: str | Sequence[str]
             for j, b in enumerate(lb):
                 if within and m.symmetric and j < i:
                     continue
-                calls.append(((ra, rb, a, b, m.name, rows, role_b, device), {}))
+                calls.append(((ra, rb, a, b, m.name, rows_a, role_b, device, rows_b), {}))
                 cells.append((m.name, i, j))
     values = _run_tasks(_compare_pair, calls, address, num_gpus=num_gpus)
     mats = {m.name: np.full((len(la), len(lb)), np.nan) for m in ms}
@@ -229,7 +235,8 @@ def ray_compare_stores(store_a, store_b=None, measure_names: str | Sequence[str]
             low = np.tril_indices(len(la), -1)
             mat[low] = mat.T[low]
         frame = pd.DataFrame(mat, index=la, columns=lb)
-        params = {"measure": m.name, "kind": m.kind, "n": n, "store_b": other.name, **m.params}
+        params = {"measure": m.name, "kind": m.kind, "n": n, "store_b": other.name, **m.params,
+                  **pairing_params(store_a)}
         result.extend(matrix_rows(frame, m.name, label, store_a.model, params, secs[m.name] / max(1, mat.size),
                                   store_a=store_a, store_b=other))
     return result

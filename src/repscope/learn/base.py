@@ -9,19 +9,19 @@ moments, epoch) ends with the same weights as an uninterrupted one on CPU.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from repscope.device import resolve_device
 from repscope.errors import ConfigError, DataError, StoreError
 from repscope.learn.registry import DEFAULT_EPOCHS
-from repscope.tensorfile import save_tensors
+from repscope.tensorfile import load_state, read_tensors, save_tensors
 from repscope.threads import limit_threads
 
 FORMAT = "repscope-learner"
@@ -159,12 +159,15 @@ class Learner(nn.Module):
 
     KIND = "learner"
     INIT_STD = 0.5  # std of each encoder output at init (see `data_init`)
+    DATASETS = ("tensor", "image")  # dataset modalities `fit` takes (raw arrays and store layers are not checked)
+    DATASETS_WHY = ""  # why other modalities are refused (the error's fix)
 
     def __init__(self, *, latents: int = 10, hidden: int = 256, epochs: int = DEFAULT_EPOCHS, batch_size: int = 128,
                  lr: float = 1e-3, weight_decay: float = 0.0, seed: int = 0, device: str = "auto",
                  threads: int | None = None, progress: bool = True):
         super().__init__()
-        if latents < 1 or hidden < 1 or epochs < 0 or batch_size < 2 or lr <= 0 or weight_decay < 0:
+        if latents < 1 or hidden < 1 or epochs < 0 or batch_size < 2 or not 0 < lr < math.inf \
+                or not 0 <= weight_decay < math.inf:  # NaN fails both comparisons
             raise ConfigError(f"bad {self.KIND} config: latents, hidden ≥ 1, epochs ≥ 0, batch_size ≥ 2, lr > 0 and "
                               f"weight_decay ≥ 0 (got {latents}, {hidden}, {epochs}, {batch_size}, {lr}, "
                               f"{weight_decay})")
@@ -225,6 +228,12 @@ class Learner(nn.Module):
             checkpoint_every: int = 0) -> Learner:
         """Train until `self.epochs` epochs are done (continuing from `epoch_` after `load_learner`); with
         `checkpoint`, save there every `checkpoint_every` epochs (0: at the end) with the optimizer state."""
+        modality = getattr(X, "modality", None) if hasattr(X, "items") and hasattr(X, "samples") else None
+        if modality is not None and modality != "text" and modality not in self.DATASETS:
+            plain = {"tensor": "tabular"}
+            raise DataError(f"{self.KIND} does not train on {plain.get(modality, modality)} datasets such as "
+                            f"'{X.name}' (it takes {' or '.join(plain.get(m, m) for m in self.DATASETS)} data); "
+                            f"{self.DATASETS_WHY}")
         raw = as_array(X, layer=layer)
         self._setup(raw)
         dev = resolve_device(self.device_name)
@@ -330,8 +339,10 @@ def read_metadata(path: str | Path) -> dict[str, str] | None:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-    except Exception:  # not a safetensors file at all
-        return None
+    except Exception:  # not safetensors, or damaged: a learner's header may still be readable (then load reports it)
+        from repscope.store.ownership import safetensors_metadata
+
+        meta = safetensors_metadata(path) or {}
     return meta if meta.get("format") == FORMAT else None
 
 
@@ -342,14 +353,20 @@ def load_learner(path: str | Path, *, device: str = "auto", progress: bool = Tru
     meta = read_metadata(path)
     if meta is None:
         raise StoreError(f"'{path}' is not a repscope learner checkpoint; give a file saved by `repscope learn train`")
-    model = learner_class(meta["kind"])(**json.loads(meta["hparams"]), device=device, progress=progress)
-    model.input_kind_, model.input_shape_ = meta["input_kind"], tuple(json.loads(meta["input_shape"]))
-    model.build()
-    tensors = load_file(str(path))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    model.epoch_ = int(meta["epoch"])
-    model.history_ = json.loads(meta.get("history", "[]"))
-    layout = json.loads(meta.get("optim", "{}"))
+    cls = learner_class(str(meta.get("kind")))
+    try:
+        model = cls(**json.loads(meta["hparams"]), device=device, progress=progress)
+        model.input_kind_, model.input_shape_ = meta["input_kind"], tuple(json.loads(meta["input_shape"]))
+        model.build()
+        model.epoch_ = int(meta["epoch"])
+        model.history_ = json.loads(meta.get("history", "[]"))
+        layout = json.loads(meta.get("optim", "{}"))
+    except (KeyError, TypeError, ValueError, AttributeError) as err:  # JSON errors are ValueErrors
+        why = (str(err).strip().splitlines() or [""])[0][:160]
+        raise StoreError(f"the header of learner checkpoint '{path}' is damaged ({type(err).__name__}: {why}); "
+                         "restore it from a copy or train it again") from None
+    tensors = read_tensors(path, "learner checkpoint")
+    load_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path, "learner checkpoint")
     if layout:
         state: dict[int, dict[str, Tensor]] = {}
         for k, v in tensors.items():

@@ -9,6 +9,7 @@ import typer
 
 from repscope.cli_common import DeviceOption, console
 from repscope.learn.registry import DEFAULT_EPOCHS
+from repscope.params import NonNegativeFloat, PositiveFloat, option_check
 
 learn_app = typer.Typer(help="Train small representation learners (AE, β-VAE, QLAE, SimCLR, a Matryoshka head) on data "
                         "or a store layer.", no_args_is_help=True)
@@ -36,11 +37,12 @@ def train_cmd(
     epochs: int = typer.Option(DEFAULT_EPOCHS, "--epochs", min=0,
                                help="Total epochs (a resumed run continues up to this)."),
     batch_size: int = typer.Option(128, "--batch-size", min=2),
-    lr: float = typer.Option(1e-3, "--lr"),
+    lr: float = typer.Option(1e-3, "--lr", callback=option_check(PositiveFloat), help="Learning rate."),
     hidden: int = typer.Option(256, "--hidden", min=1, help="Hidden width of the MLP/ConvNet."),
-    beta: float = typer.Option(4.0, "--beta", help="β of the β-VAE."),
+    beta: float = typer.Option(4.0, "--beta", callback=option_check(NonNegativeFloat), help="β of the β-VAE."),
     mode: str = typer.Option("plain", "--mode", help="Autoencoder mode: plain, denoising or masked."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint at --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a checkpoint repscope wrote."),
     checkpoint_every: int = typer.Option(1, "--checkpoint-every", min=0, help="Save every N epochs (0: at the end)."),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for training."),
@@ -54,6 +56,7 @@ def train_cmd(
     from repscope.errors import ConfigError, check_output_dir
     from repscope.learn.base import load_learner
     from repscope.learn.registry import learner_class
+    from repscope.store.ownership import check_checkpoint_output, require_replaceable_checkpoint
 
     cls = learner_class(kind)
     if out.suffix != ".safetensors":
@@ -62,6 +65,7 @@ def train_cmd(
     if resume:
         if not out.is_file():
             raise ConfigError(f"--resume: no checkpoint at '{out}'; drop --resume to start a new run")
+        require_replaceable_checkpoint(out, "--out")
         model = load_learner(out, device=device)
         if model.KIND != cls.KIND:
             raise ConfigError(f"--resume: '{out}' holds a {model.KIND} checkpoint, not {cls.KIND}")
@@ -75,6 +79,7 @@ def train_cmd(
             kw["beta"] = beta
         if cls.KIND == "ae":
             kw["mode"] = mode
+        check_checkpoint_output(out, overwrite=overwrite, hint=" (or --resume to continue it)")
         model = cls(**kw)
     source = load_training_data(data, layer=layer, seed=seed)
     model.fit(source, layer=layer, checkpoint=out, checkpoint_every=checkpoint_every)

@@ -26,6 +26,9 @@ class SimCLR(Learner):
     """Contrastive learner; the representation is the encoder output (layer `latent`), the head is `head`."""
 
     KIND = "simclr"
+    DATASETS = ("image",)
+    DATASETS_WHY = ("its views (crops, flips, colour jitter) are defined for images, and feature dropout on a few "
+                    "tabular columns teaches no invariance; use ae, vae or qlae on tabular data")
 
     def __init__(self, *, latents: int = 64, proj_dim: int = 32, temperature: float = 0.5, noise: float = 0.05,
                  drop: float = 0.2, min_crop: float = 0.2, color: float = 0.5, **kw):

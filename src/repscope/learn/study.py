@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from repscope.distributed.ray_sweep import RayParam
 from repscope.learn.registry import DEFAULT_EPOCHS
+from repscope.params import PositiveFloat
 from repscope.results import Result
 
 ANALYSIS = "learn"
@@ -30,7 +31,7 @@ class LearnParams(BaseModel):
     latents: int | None = Field(None, ge=1)
     epochs: int = Field(DEFAULT_EPOCHS, ge=0)  # one default for the CLI, studies and the learner classes
     batch_size: int = Field(128, ge=2)
-    lr: float = Field(1e-3, gt=0)
+    lr: PositiveFloat = 1e-3
     hidden: int = Field(256, ge=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     options: dict[str, Any] = Field(default_factory=dict)

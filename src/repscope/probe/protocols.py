@@ -377,13 +377,11 @@ def concat_stores(stores: Sequence[Any], layer: str, probe: str = "logistic", ta
     concatenation do not fit `max_memory`, a seeded subset of rows is used (params rows_used, rows_total)."""
     if len(stores) < 2:
         raise ConfigError("concatenation needs at least two stores")
+    from repscope.store.pairing import check_all_paired
+
     ref = stores[0]
-    ids = ref.samples["id"].to_numpy() if "id" in ref.samples.columns else None
+    pairing = check_all_paired(stores)  # row i of every store is the same sample (or an explicit opt-in)
     for s in stores[1:]:
-        if s.n_rows != ref.n_rows or (ids is not None and "id" in s.samples.columns
-                                      and not np.array_equal(s.samples["id"].to_numpy(), ids)):
-            raise DataError(f"stores '{ref.name}' and '{s.name}' do not hold the same samples in the same order; "
-                            "extract them from the same dataset")
         if layer not in s.layers:
             raise DataError(f"layer '{layer}' missing from store '{s.name}'; available: {format_choices(s.layers)}")
         pooled_layers(s, layer, "probe concatenation")
@@ -411,7 +409,8 @@ def concat_stores(stores: Sequence[Any], layer: str, probe: str = "logistic", ta
             lo, hi = wilson_ci(mean, len(split.folds[0][1]))
         secs = time.perf_counter() - t0
         members = sname.count("+") + 1
-        params = {"probe": name, "target": target, "members": members, "eval": split.mode, "seed": seed, **extra}
+        params = {"probe": name, "target": target, "members": members, "eval": split.mode, "seed": seed, **extra,
+                  **pairing}
         for mname, v in (("accuracy", mean), ("accuracy_ci_low", lo), ("accuracy_ci_high", hi)):
             result.add("probe_concat", mname, v, layer=layer, layer_index=layer_position(ref, layer), store=sname,
                        model=ref.model, params=params, seconds=secs)

@@ -6,12 +6,13 @@ records it. Heavy imports stay inside the functions so validating a study file i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from repscope.budget import MaxMemory
 from repscope.distributed.ray_sweep import RayParam
+from repscope.params import SAMPLE_COLUMN
 from repscope.results import Result
 
 
@@ -30,7 +31,7 @@ class ProbeParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     probes: list[str] = Field(default_factory=lambda: ["logistic"])
-    target: str = "label"
+    target: Annotated[str, SAMPLE_COLUMN] = "label"
     layers: str | list[str] | None = None
     cv: int | None = Field(None, ge=2)
     test_size: float = Field(0.25, gt=0, lt=1)

@@ -9,6 +9,7 @@ target and layer, which the page's offline filters use.
 from __future__ import annotations
 
 import os
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -110,12 +111,18 @@ def render_html(template: str, **context: Any) -> str:
 
 
 def write_atomic(out: str | os.PathLike, html: str) -> Path:
-    """Write `html` to `out` through a temporary file (a reader never sees half a report)."""
-    out = Path(out)
+    """Write `html` to `out` through a unique temporary file (a reader never sees half a report). An existing file
+    at `out` is replaced only when it is a report repscope wrote (`ownership.check_report_output`)."""
+    from repscope.store.ownership import check_report_output
+
+    out = check_report_output(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
 
 

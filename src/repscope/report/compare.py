@@ -11,6 +11,7 @@ same study). A difference *exceeds its CIs* when both sides carry a confidence i
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,35 @@ def delta_figures(cmp: pd.DataFrame) -> list[go.Figure]:
     return figs
 
 
+def _datasets(db: ResultsDB | str | os.PathLike, study: str | None) -> dict[str, dict[str, Any]]:
+    """{store name: its recorded provenance} of a run (artifacts of analysis 'stores'; the newest record wins)."""
+    from repscope.report.provenance import ANALYSIS as STORES
+
+    rdb = db if isinstance(db, ResultsDB) else ResultsDB(db)
+    return {str(a["name"]): a["payload"] for a in rdb.artifacts(analysis=STORES, study=study)
+            if isinstance(a.get("payload"), dict)}
+
+
+def check_same_inputs(cmp: pd.DataFrame, prov_a: dict[str, dict[str, Any]], prov_b: dict[str, dict[str, Any]],
+                      store_map: dict[str, str] | None = None) -> None:
+    """Refuse (ConfigError) when a store whose rows are compared (alone, or inside 'A vs B' / 'old → new' keys) was
+    extracted from different data in the two runs: both runs recorded its provenance and the dataset content
+    hashes differ. Runs without provenance records are not checked."""
+    back = {a: b for b, a in (store_map or {}).items()}
+    involved: set[str] = set()
+    for key in cmp["store"].unique():
+        involved |= {str(key), *re.split(r" vs | → ", str(key))}
+    for name in sorted(involved):
+        pa, pb = prov_a.get(name) or {}, prov_b.get(back.get(name, name)) or {}
+        ha, hb = pa.get("dataset_hash"), pb.get("dataset_hash")
+        if ha and hb and ha != hb:
+            da, db = (f"{p.get('dataset_spec') or p.get('dataset')} #{str(p['dataset_hash'])[:8]}, "
+                      f"{p.get('n_rows')} rows" for p in (pa, pb))
+            raise ConfigError(f"store '{name}' holds different samples in the two runs (A: {da}; B: {db}), so its "
+                              "metrics do not pair; compare runs over the same data, or pass --unpaired to compare "
+                              "them anyway")
+
+
 def _load(db: ResultsDB | str | os.PathLike, study: str | None) -> pd.DataFrame:
     rdb = db if isinstance(db, ResultsDB) else ResultsDB(db)
     if not Path(rdb.path).exists():
@@ -127,17 +157,23 @@ def _load(db: ResultsDB | str | os.PathLike, study: str | None) -> pd.DataFrame:
 
 def build_compare(db_a: ResultsDB | str | os.PathLike, db_b: ResultsDB | str | os.PathLike | None = None,
                   out: str | os.PathLike = "compare.html", study_a: str | None = None, study_b: str | None = None,
-                  store_map: dict[str, str] | None = None, title: str = "repscope comparison") -> Path:
+                  store_map: dict[str, str] | None = None, title: str = "repscope comparison",
+                  unpaired: bool = False) -> Path:
     """Write the comparison page of run A (DB `db_a`, study `study_a`) against run B (`db_b` or the same DB,
-    `study_b`); returns its path."""
+    `study_b`); returns its path. A store compared across runs must hold the same samples in both
+    (`check_same_inputs`) unless `unpaired`."""
     from repscope.report.build import _figure_json, render_html, write_atomic
 
     a = _load(db_a, study_a)
     b = _load(db_b if db_b is not None else db_a, study_b)
+    store_map = auto_store_map(a, b) if store_map is None else store_map
     cmp = compare_frames(a, b, store_map)
     if not len(cmp):
         raise ConfigError("the two runs share no (store, layer, analysis, metric, setting); compare runs of the same "
                           "study, or pair the stores with --pair STORE_B=STORE_A")
+    if not unpaired:
+        check_same_inputs(cmp, _datasets(db_a, study_a), _datasets(db_b if db_b is not None else db_a, study_b),
+                          store_map)
     label = {"a": _label(db_a, study_a), "b": _label(db_b if db_b is not None else db_a, study_b)}
     opts = filter_options(pd.concat([a, b], ignore_index=True))
     figs = delta_figures(cmp)
@@ -175,5 +211,5 @@ def parse_pairs(pairs: list[str] | None) -> dict[str, str] | None:
     return out
 
 
-__all__ = ["KEY", "SETTING_KEYS", "auto_store_map", "build_compare", "compare_frames", "delta_figures",
-           "parse_pairs", "setting_of"]
+__all__ = ["KEY", "SETTING_KEYS", "auto_store_map", "build_compare", "check_same_inputs", "compare_frames",
+           "delta_figures", "parse_pairs", "setting_of"]

@@ -280,20 +280,36 @@ class ResultsDB:
             for s, a, n, p in df.itertuples(index=False)
         ]
 
-    def export(self, sql: str, out: str | os.PathLike) -> Path:
-        """Write a query's result to CSV or Parquet, chosen by the file extension."""
-        return save_frame(self.query(sql), out)
+    def export(self, sql: str, out: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write a query's result to CSV or Parquet, chosen by the file extension (see `save_frame`)."""
+        return save_frame(self.query(sql), out, overwrite=overwrite)
 
 
-def save_frame(df: pd.DataFrame, out: str | os.PathLike) -> Path:
-    """Write a frame to .csv or .parquet (by extension); a one-line ConfigError for any other name."""
+def save_frame(df: pd.DataFrame, out: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write a frame to .csv or .parquet (by extension; a one-line ConfigError for any other name) through a temp
+    file. Parquet carries repscope's marker in its schema metadata; an existing file is replaced only with
+    `overwrite`, and a Parquet file only when repscope wrote it (`ownership.check_export_output`)."""
+    from repscope import __version__
+    from repscope.store.ownership import check_export_output
+
     out = Path(out)
-    if out.suffix == ".parquet":
-        df.to_parquet(out, index=False)
-    elif out.suffix == ".csv":
-        df.to_csv(out, index=False)
-    else:
+    if out.suffix not in (".parquet", ".csv"):
         raise ConfigError(f"cannot export to '{out.name}'; use a .csv or .parquet file name")
+    check_export_output(out, overwrite=overwrite)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        if out.suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"repscope": __version__.encode()})
+            pq.write_table(table, tmp)
+        else:
+            df.to_csv(tmp, index=False)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
 
 

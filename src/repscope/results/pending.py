@@ -62,13 +62,43 @@ def read_side_file(path: Path, columns: list[str]) -> tuple[str, list[tuple], li
             raise ValueError("not a pending-results file")
         rows = [tuple(_decode(c, r.get(c)) for c in columns) for r in doc["rows"]]
         arts = [tuple(_decode(k, a[k]) for k in ART_COLUMNS) for a in doc["artifacts"]]
-        return str(doc["id"]), rows, arts
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
         raise ConfigError(f"--import '{path}' is not a repscope pending-results file ({err}); give a "
                           ".pending-*.json file that repscope wrote when the results DB was locked") from err
+    for what, cols, records in (("row", columns, rows), ("artifact", ART_COLUMNS, arts)):
+        for i, rec in enumerate(records):
+            for col, v in zip(cols, rec, strict=True):
+                problem = _column_problem(col, v)
+                if problem:
+                    got = "" if v is None else f" (got {v!r})"
+                    raise ConfigError(f"--import '{path}': {what} {i} column '{col}' {problem}{got}; nothing was "
+                                      "imported — fix or drop that entry in the file and import it again")
+    return str(doc["id"]), rows, arts
+
+
+_REQUIRED = ("analysis", "metric", "name")  # NOT NULL in the results / artifacts tables
+_NUMBERS = ("value", "seconds")
+_INTEGERS = ("layer_index", "layer_b_index")
+
+
+def _column_problem(col: str, v: Any) -> str | None:
+    """Why `v` cannot go into column `col` of the results DB, or None when it can (the tables' types)."""
+    if v is None:
+        return "is missing (the results DB requires it)" if col in _REQUIRED else None
+    if col in _NUMBERS:
+        ok = isinstance(v, int | float) and not isinstance(v, bool)
+        return None if ok else "must be a number or null"
+    if col in _INTEGERS:
+        return None if isinstance(v, int) and not isinstance(v, bool) else "must be an integer or null"
+    if col == "created":
+        return None if isinstance(v, datetime) else "must be an ISO 8601 time"
+    return None if isinstance(v, str) else "must be text"
 
 
 def _decode(key: str, v: Any) -> Any:
     if key == "created" and isinstance(v, str):
-        return datetime.fromisoformat(v)
+        try:
+            return datetime.fromisoformat(v)
+        except ValueError:
+            return v  # reported by `_column_problem` with the row and column
     return v

@@ -11,7 +11,9 @@ from repscope.cli_common import (
     DeviceOption,
     FormatOption,
     MaxMemoryOption,
+    PairByOption,
     StudyOption,
+    UnpairedOption,
     choice_option,
     console,
     open_db,
@@ -38,6 +40,8 @@ def compare(
                                                                "only cka/debiased_cka)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the row subset."),
     max_memory: str = MaxMemoryOption,
+    pair_by: str = PairByOption,
+    unpaired: bool = UnpairedOption,
     list_measures: bool = typer.Option(False, "--list", help="List the registered measures and exit."),
     fmt: str = FormatOption,
     device: str = DeviceOption,
@@ -54,6 +58,7 @@ def compare(
     from repscope.similarity.matrix import compare_stores, compare_stores_streaming, result_matrices
     from repscope.similarity.registry import measures
     from repscope.store import RepStore
+    from repscope.store.pairing import pair_stores
 
     if list_measures:
         for m in measures(None):
@@ -61,9 +66,11 @@ def compare(
         return
     if store_a is None:
         raise click.UsageError("Missing argument 'STORE_A'.")
-    a = RepStore.open(store_a)
-    b = RepStore.open(store_b) if store_b is not None else None
+    a0 = RepStore.open(store_a)
+    b0 = RepStore.open(store_b) if store_b is not None else None
     names = [m.name for m in measures(measure)]  # unknown names fail here, before any data is read
+    paired = pair_stores([s for s in (a0, b0) if s is not None], pair_by=pair_by, unpaired=unpaired)
+    a, b = paired[0], (paired[1] if b0 is not None else None)
     rdb = open_db(db, study)
     if streaming:
         result = compare_stores_streaming(a, b, names, layers, layers_b, device=device)
@@ -80,7 +87,7 @@ def compare(
             result = compare_stores(a, b, names, layers, layers_b, max_rows=max_rows, seed=seed, device=device,
                                     max_memory=max_memory)
         note = f" ({a.name}{'' if b is None else ' vs ' + b.name})"
-    n = rdb.record_result(with_provenance(result, a, b))
+    n = rdb.record_result(with_provenance(result, a0, b0))
     if fmt == "table":
         for name, mat in result_matrices(result).items():
             _print_matrix(name + note, mat)
@@ -97,6 +104,8 @@ def match(
     lasso: bool = typer.Option(False, "--lasso", help="Also fit the one-to-many Lasso map (held-out R²)."),
     alpha: float = typer.Option(0.01, "--alpha", help="Lasso penalty on standardised neurons."),
     max_rows: int = typer.Option(5000, "--max-rows", help="Use a seeded random subset of at most this many rows."),
+    pair_by: str = PairByOption,
+    unpaired: bool = UnpairedOption,
     fmt: str = FormatOption,
     device: str = DeviceOption,
     db: Path = DbOption,
@@ -109,15 +118,17 @@ def match(
     from repscope.similarity.layer_pairs import match_layer_pair
     from repscope.similarity.matrix import pick_rows
     from repscope.store import RepStore
+    from repscope.store.pairing import pair_stores
 
-    a, b = RepStore.open(store_a), RepStore.open(store_b)
+    a0, b0 = RepStore.open(store_a), RepStore.open(store_b)
+    a, b = pair_stores([a0, b0], pair_by=pair_by, unpaired=unpaired)
     lb = layer_b or layer
     a.layer_info(layer)
     b.layer_info(lb)
     rdb = open_db(db, study)
     result = match_layer_pair(a, b, layer, lb, rows=pick_rows(a, b, max_rows), lasso=lasso, alpha=alpha,
                               device=device)
-    rdb.record_result(with_provenance(result, a, b))
+    rdb.record_result(with_provenance(result, a0, b0))
     if fmt == "table":
         print_table(result.frame()[["metric", "value"]], fmt, title=f"{a.name}:{layer} vs {b.name}:{lb}")
     else:

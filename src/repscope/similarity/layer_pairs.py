@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from repscope.results import Result
+from repscope.store.pairing import check_paired
 from repscope.store.repstore import layer_position
 
 
@@ -29,12 +30,14 @@ def match_layer_pair(store_a: Any, store_b: Any, layer: str, layer_b: str | None
     from repscope.similarity.neurons import lasso_one_to_many, match_neurons
 
     layer_b = layer_b or layer
+    pairing = check_paired(store_a, store_b) if xa is None or xb is None else {}
     xa = load_layers(store_a, [layer], rows)[layer] if xa is None else xa
     xb = load_layers(store_b, [layer_b], rows)[layer_b] if xb is None else xb
     t0 = time.perf_counter()
     m = match_neurons(xa, xb, device)
     secs = time.perf_counter() - t0
-    params = {"n": int(xa.shape[0]), "d_a": int(xa.shape[1]), "d_b": int(xb.shape[1]), "store_b": store_b.name}
+    params = {"n": int(xa.shape[0]), "d_a": int(xa.shape[1]), "d_b": int(xb.shape[1]), "store_b": store_b.name,
+              **pairing}
     vals = {"mean_matched_corr": m.mean, "median_matched_corr": float(np.median(m.corr)),
             "frac_matched_corr_gt_0.5": float(np.mean(m.corr > 0.5)), "mean_best_corr": float(m.best.mean())}
     if lasso:
@@ -64,6 +67,7 @@ def stitch_layer_pair(store_a: Any, store_b: Any, layer: str, label: str = "labe
     from repscope.similarity.stitching import stitching_score
 
     layer_b = layer_b or layer
+    pairing = check_paired(store_a, store_b)  # the rows pair (or an explicit opt-in, recorded in params)
     xa = load_layers(store_a, [layer], rows)[layer]
     xb = load_layers(store_b, [layer_b], rows)[layer_b]
     labels = store_a.labels(label)
@@ -75,12 +79,12 @@ def stitch_layer_pair(store_a: Any, store_b: Any, layer: str, label: str = "labe
         res = stitching_score(xa, xb, labels, kind=kind, device=device)
         secs = time.perf_counter() - t0
         for k, v in res.items():
-            result.add("stitching", k, v, params={"kind": kind, "label": label}, seconds=secs, **fields)
+            result.add("stitching", k, v, params={"kind": kind, "label": label, **pairing}, seconds=secs, **fields)
     if n_anchors:
         t0 = time.perf_counter()
         rel = zero_shot_stitching(xa, xb, labels, n_anchors=n_anchors, device=device)
         secs = time.perf_counter() - t0
         for k, v in rel.items():
-            result.add("relative_stitching", k, v, params={"n_anchors": n_anchors, "label": label}, seconds=secs,
-                       **fields)
+            result.add("relative_stitching", k, v, params={"n_anchors": n_anchors, "label": label, **pairing},
+                       seconds=secs, **fields)
     return result

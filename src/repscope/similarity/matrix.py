@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from repscope.errors import ConfigError, DataError, StoreError
+from repscope.errors import ConfigError, StoreError
 from repscope.results import Result, Row
 from repscope.similarity.registry import SimilarityMeasure, measures
+from repscope.store.pairing import check_paired, pairing_params
 from repscope.store.repstore import layer_position
 
 LayerDict = Mapping[str, Any]
@@ -63,16 +64,10 @@ def load_layers(store, layers: Sequence[str], rows: np.ndarray | None = None) ->
 
 
 def pick_rows(store_a, store_b=None, max_rows: int | None = None, seed: int = 0) -> np.ndarray | None:
-    """Row subset shared by both stores (checks they describe the same samples); None means all rows."""
+    """Row subset shared by both stores (which must pair: `repscope.store.pairing.check_paired`); None means all
+    rows."""
+    check_paired(store_a, store_b)
     n = store_a.n_rows
-    if store_b is not None and store_b is not store_a:
-        if store_b.n_rows != n:
-            raise DataError(f"stores '{store_a.name}' ({n} rows) and '{store_b.name}' ({store_b.n_rows} rows) hold "
-                            "different samples; compare stores extracted on the same dataset")
-        ia, ib = store_a.samples.get("id"), store_b.samples.get("id")
-        if ia is not None and ib is not None and not np.array_equal(ia.to_numpy()[:n], ib.to_numpy()[:n]):
-            raise DataError(f"stores '{store_a.name}' and '{store_b.name}' list different sample ids; compare stores "
-                            "extracted on the same samples in the same order")
     if max_rows is None or max_rows >= n:
         return None
     from repscope.selection import subset_rows
@@ -137,7 +132,8 @@ def compare_stores(store_a, store_b=None, measure_names: str | Sequence[str] | N
         mat = streaming_cka_matrix(store_a, store_b, la, lb, debiased=m.name == "debiased_cka", device=device,
                                    rows=rows)
         secs = (time.perf_counter() - t0) / max(1, mat.size)
-        params = {"measure": m.name, "kind": m.kind, "n": n, "store_b": other.name, **m.params, "streaming": True}
+        params = {"measure": m.name, "kind": m.kind, "n": n, "store_b": other.name, **m.params, "streaming": True,
+                  **pairing_params(store_a)}
         result.extend(matrix_rows(mat, m.name, label, store_a.model, params, secs, store_a=store_a, store_b=other))
     return result
 
@@ -159,7 +155,8 @@ def _compare_loaded(store_a, store_b, ms: list[SimilarityMeasure], la: list[str]
         t0 = time.perf_counter()
         mat = similarity_matrices(xa, xb, [m], device)[m.name]
         secs = (time.perf_counter() - t0) / max(1, mat.size)
-        params = {"measure": m.name, "kind": m.kind, "n": n, "store_b": other.name, **m.params}
+        params = {"measure": m.name, "kind": m.kind, "n": n, "store_b": other.name, **m.params,
+                  **pairing_params(store_a)}
         result.extend(matrix_rows(mat, m.name, label, store_a.model, params, secs, store_a=store_a, store_b=other))
     return result
 
@@ -175,6 +172,7 @@ def compare_stores_streaming(store_a, store_b=None, measure_names: str | Sequenc
     if bad:
         raise ConfigError(f"--streaming computes only cka and debiased_cka, not {', '.join(bad)}; drop them "
                           "or leave out --streaming")
+    pairing = check_paired(store_a, store_b)
     result = Result()
     other = store_b if store_b is not None else store_a
     label = store_a.name if store_b is None else f"{store_a.name} vs {store_b.name}"
@@ -183,7 +181,8 @@ def compare_stores_streaming(store_a, store_b=None, measure_names: str | Sequenc
         mat = streaming_cka_matrix(store_a, store_b, layers_a, layers_b, debiased=m.name == "debiased_cka",
                                    device=device)
         secs = (time.perf_counter() - t0) / max(1, mat.size)
-        params = {"measure": m.name, "kind": m.kind, "n": store_a.n_rows, "store_b": other.name, "streaming": True}
+        params = {"measure": m.name, "kind": m.kind, "n": store_a.n_rows, "store_b": other.name, "streaming": True,
+                  **pairing}
         result.extend(matrix_rows(mat, m.name, label, store_a.model, params, secs, store_a=store_a, store_b=other))
     return result
 

@@ -152,12 +152,12 @@ def streaming_cka_matrix(store_a, store_b=None, layers_a=None, layers_b=None, ch
                          debiased: bool = False, device: str = "auto", rows: np.ndarray | None = None) -> pd.DataFrame:
     """Exact linear (or debiased) CKA layer × layer matrix read chunk by chunk from one or two RepStores, over all
     rows or the row indices `rows` (in the stores' order)."""
+    from repscope.store.pairing import check_paired
+
     la = store_a.resolve_layers(layers_a)
     sb = store_b if store_b is not None else store_a
     lb = sb.resolve_layers(layers_b) if (store_b is not None or layers_b is not None) else la
-    if sb.n_rows != store_a.n_rows:
-        raise DataError(f"stores '{store_a.name}' ({store_a.n_rows} rows) and '{sb.name}' ({sb.n_rows} rows) differ; "
-                        "compare stores extracted on the same samples")
+    check_paired(store_a, store_b)  # row i of each store is the same input (or an explicit opt-in)
     step = int(chunk_rows or store_a.manifest.get("chunk_rows", 1024))
     if sb is store_a:  # one store: read each layer once
         names = [(store_a, layer) for layer in dict.fromkeys(la + lb)]

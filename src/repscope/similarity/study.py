@@ -24,6 +24,8 @@ class CompareParams(BaseModel):
     device: str = "auto"
     max_memory: MaxMemory = None
     ray: RayParam = None
+    pair_by: str | None = None  # opt-ins for two stores of different samples (see repscope.store.pairing)
+    unpaired: bool = False
 
     @field_validator("measures", mode="before")
     @classmethod
@@ -35,13 +37,17 @@ class CompareParams(BaseModel):
 
 
 def run(stores: list, measures: list[str], layers: Any = None, layers_b: Any = None, max_rows: int | None = 5000,
-        seed: int = 0, device: str = "auto", max_memory: int | str | None = None, ray: str | None = None) -> Result:
-    """One store: its layers against each other. Two stores: A's layers against B's. With `ray`, one Ray task per
+        seed: int = 0, device: str = "auto", max_memory: int | str | None = None, ray: str | None = None,
+        pair_by: str | None = None, unpaired: bool = False) -> Result:
+    """One store: its layers against each other. Two stores: A's layers against B's (their rows must pair, or
+    `pair_by`/`unpaired` opt in, see `repscope.store.pairing.pair_stores`). With `ray`, one Ray task per
     (measure, layer pair)."""
     from repscope.similarity.matrix import compare_stores
+    from repscope.store.pairing import pair_stores
 
     if len(stores) not in (1, 2):
         raise ConfigError(f"compare takes one or two stores, got {len(stores)}")
+    stores = pair_stores(stores, pair_by=pair_by, unpaired=unpaired)
     b = stores[1] if len(stores) == 2 else None
     if ray:
         from repscope.distributed.ray_sweep import ray_compare_stores

@@ -271,6 +271,7 @@ class NpzImages(ArrayDataset):
                 else _first_line(err)
             raise DataError(f"cannot read '{path}' as .npz images ({why}); give an .npz saved by numpy.savez with "
                             "an 'images' array") from None
+        check_npz_dtypes(images, labels, path.name)
         check_pixel_range(images, path.name)
         super().__init__(images, None if labels is None else {"label": labels.astype(np.int64)},
                          name=name or path.stem, modality="image")
@@ -279,6 +280,17 @@ class NpzImages(ArrayDataset):
 
 def _first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def check_npz_dtypes(images: np.ndarray, labels: np.ndarray | None, source: str) -> None:
+    """Refuse non-numeric `images` (strings, objects) and `labels` that are not integers (class indices)."""
+    if images.dtype.kind not in "biuf":
+        raise DataError(f"'{source}': 'images' holds {images.dtype} values, not pixels; save uint8 or float pixel "
+                        "arrays")
+    if labels is not None and labels.dtype.kind not in "biu" and not (
+            labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(labels == np.round(labels))):
+        raise DataError(f"'{source}': 'labels' holds {labels.dtype} values; save integer class indices (and the "
+                        "class names as 'classes')")
 
 
 def check_pixel_range(images: np.ndarray, source: str) -> None:

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from repscope.errors import ConfigError, DataError, RepscopeError
+from repscope.errors import ConfigError, DataError, RepscopeError, StoreError
 from repscope.paths import shared_dir
 from repscope.sources.datasets import (
     SKLEARN_SETS,
@@ -76,7 +76,9 @@ def _load_model(spec: str, device: str, max_length: int) -> ModelAdapter:
 
         try:
             mlp = load_mlp(p)
-        except Exception as err:  # safetensors raises its own types for corrupt files; torch for wrong keys/shapes
+        except StoreError:  # a damaged safetensors file: named as such (`tensorfile.read_tensors`)
+            raise
+        except Exception as err:  # torch raises for wrong keys/shapes
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
             raise ConfigError(f"model '{spec}' is not a digits-MLP safetensors file ({first}); give a file saved by "
                               "`repscope zoo train-mlp`") from None

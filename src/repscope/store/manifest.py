@@ -5,7 +5,11 @@ Integrity fields (absent in stores written before repscope recorded them; `verif
 - `checksum`: sha256 of the manifest's own canonical JSON without this field (`manifest_checksum`);
 - `samples`: `{"sha256": …, "rows": …}` of samples.parquet;
 - per layer, `chunk_hashes` (and `offset_hashes` for token layers): blake2b-64 of each stored chunk file, by chunk
-  index along the row axis, recorded when the chunk is committed.
+  index along the row axis, recorded when the chunk is committed (`verify` recomputes them);
+- per layer, `chunk_crc32c` (and `offset_crc32c`): CRC32C of each chunk's payload (the file less zarr's 4-byte CRC32C
+  trailer), recorded at the same commit. Reads check it at no extra cost: zarr already verifies that the payload
+  matches the trailer it reads, and the reader compares that trailer with the recorded value. Layers without it
+  (older stores) are checked on read against `chunk_hashes` (blake2b of the bytes zarr read), or not at all.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import os
 import uuid
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from repscope.errors import StoreError
 
@@ -138,6 +144,33 @@ def file_sha256(path: Path) -> str:
 def chunk_hash(path: Path) -> str | None:
     """blake2b-64 of a stored chunk file's bytes (None when the file does not exist)."""
     try:
-        return hashlib.blake2b(path.read_bytes(), digest_size=8).hexdigest()
+        return bytes_hash(path.read_bytes())
     except FileNotFoundError:
         return None
+
+
+# per-layer manifest field of the read-path CRC32C list that goes with each blake2b list
+CRC_FIELD = {"chunk_hashes": "chunk_crc32c", "offset_hashes": "offset_crc32c"}
+
+
+def bytes_hash(data: bytes | memoryview) -> str:
+    """blake2b-64 hex digest of a chunk's bytes (the `chunk_hashes` entries)."""
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def crc_hex(value: int) -> str:
+    """A CRC32C as recorded in `chunk_crc32c`: 8 lowercase hex digits."""
+    return f"{value:08x}"
+
+
+def chunk_digests(path: Path) -> tuple[str | None, str | None]:
+    """(blake2b-64 of the file, CRC32C of its payload) of a stored chunk file, from one read; (None, None) when the
+    file does not exist. The payload is the file less zarr's 4-byte CRC32C trailer."""
+    import google_crc32c  # zarr's own CRC32C dependency
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    payload = np.frombuffer(data, dtype=np.uint8)[:-4]  # no copy; google_crc32c takes it as zarr passes it
+    return bytes_hash(data), crc_hex(google_crc32c.value(payload))

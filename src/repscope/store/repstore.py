@@ -10,12 +10,17 @@ Layout::
     .writer.lock       advisory lock held by the process writing the store (PID and host inside)
 
 Reading is lazy, by layer and by row range. bfloat16 is stored as its raw uint16 bits (numpy has no bfloat16).
-A read that touches a missing chunk file or a chunk failing its CRC32C raises `CorruptChunkError` naming the layer
-and chunk; `verify()` checks everything (manifest self-checksum, samples.parquet hash, per-chunk content hashes).
+Reads are verified: `RepStore.open` checks the manifest self-checksum and the samples.parquet sha256, and every chunk
+read is checked against the content hash recorded when it was committed (the CRC32C that zarr verifies anyway, so
+a chunk swapped, copied or brought from another store is refused at no extra cost). A read that touches a missing,
+damaged or misplaced chunk raises `CorruptChunkError` naming the layer and chunk; `verify()` checks everything
+(also the blake2b hash of every chunk file). `to_xarray()` reads the files through xarray, unverified.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +31,8 @@ import numpy as np
 import pandas as pd
 import torch
 import zarr
+from zarr.codecs import Crc32cCodec
+from zarr.storage import LocalStore, WrapperStore
 
 from repscope.errors import (
     CorruptChunkError,
@@ -37,13 +44,15 @@ from repscope.errors import (
     format_choices,
 )
 from repscope.store.manifest import (
+    CRC_FIELD,
     MANIFEST,
     SAMPLES,
     SCHEMA_VERSION,
     array_name,
+    bytes_hash,
     check_manifest_checksum,
-    chunk_hash,
-    file_sha256,
+    chunk_digests,
+    crc_hex,
     read_manifest,
 )
 
@@ -67,6 +76,24 @@ class VerifyReport:
 
     checked: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+
+class _CheckedChunks(WrapperStore[LocalStore]):
+    """One layer array's folder as a zarr store that hands each whole chunk it reads (keys 'c/<row chunk>/0/…') to
+    `check(row chunk index, buffer or None)` before zarr decodes it."""
+
+    def __init__(self, store: LocalStore, check: Callable[[int, Any], None]):
+        super().__init__(store)
+        self._check = check
+
+    def _with_store(self, store: LocalStore) -> _CheckedChunks:
+        return type(self)(store, self._check)
+
+    async def get(self, key: str, prototype: Any = None, byte_range: Any = None) -> Any:
+        buf = await self._store.get(key, prototype, byte_range)
+        if byte_range is None and key.startswith("c/"):
+            self._check(int(key.split("/")[1]), buf)
+        return buf
 
 
 def decode(arr: np.ndarray, dtype: str) -> torch.Tensor:
@@ -101,18 +128,25 @@ def pooled_layers(store: Any, layers: Any = None, purpose: str = "this analysis"
 class RepStore:
     """Read access to a store written by `repscope.extract` (or `StoreWriter`)."""
 
-    def __init__(self, root: Path, manifest: dict[str, Any]):
+    def __init__(self, root: Path, manifest: dict[str, Any], verify: bool = True):
         self.root = root
         self.manifest = manifest
+        self._verify = verify  # check samples.parquet and every chunk read against the manifest's hashes
         self._samples: pd.DataFrame | None = None
         self._arrays: dict[str, zarr.Array] = {}
         self._missing: dict[str, set[int]] = {}  # committed chunks without a file, per array key
+        self._n_chunks: dict[str, int] = {}  # committed chunks, per array key
+        self._verified: dict[str, set[int]] = {}  # chunks whose blake2b was checked (stores without CRC32C lists)
         self._offsets: dict[str, np.ndarray] = {}
 
     # ---- opening -----------------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, allow_incomplete: bool = False) -> RepStore:
-        """Open a store directory; refuses incomplete stores and other schema versions with a one-line error."""
+    def open(cls, path: str | Path, allow_incomplete: bool = False, verify: bool = True) -> RepStore:
+        """Open a store directory; refuses incomplete stores and other schema versions with a one-line error.
+
+        Checks the manifest self-checksum and samples.parquet's sha256 now, and each chunk when it is read (see the
+        module docstring). `verify=False` skips these checks; it is internal (benchmark baselines, and `check`, which
+        does them all itself), not a user setting."""
         root = Path(path)
         if not (root / MANIFEST).is_file():
             raise StoreError(f"'{root}' is not a repscope store (no {MANIFEST}); create one with `repscope extract`")
@@ -130,7 +164,16 @@ class RepStore:
                 f"store '{root}' is incomplete ({prog.get('rows_done', 0)}/{man.get('n_samples')} rows): "
                 f"an extraction was interrupted; rerun {cmd} to resume"
             )
-        return cls(root, man)
+        store = cls(root, man, verify=verify)
+        if verify:
+            check_manifest_checksum(root, man)
+            if man.get("samples"):
+                store._samples_bytes(f"run `repscope verify {root}`, then re-extract the store")
+        return store
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle (e.g. to a worker process) without the open arrays: they are reopened, with their checks, on use."""
+        return {**self.__dict__, "_arrays": {}, "_missing": {}, "_n_chunks": {}, "_verified": {}}
 
     # ---- metadata ----------------------------------------------------------------------------------------------
     @property
@@ -209,7 +252,10 @@ class RepStore:
         if key not in self._arrays:
             path = self.root / "arrays" / key
             try:
-                arr = zarr.open_array(path, mode="r")
+                store: LocalStore | _CheckedChunks = LocalStore(path, read_only=True)
+                if self._verify:
+                    store = _CheckedChunks(store, self._chunk_check(layer, suffix))
+                arr = zarr.open_array(store=store, mode="r")
             except Exception as err:  # missing or unreadable zarr.json
                 raise CorruptChunkError(
                     f"store '{self.root}': layer '{layer}'{suffix} cannot be opened ({path / GROUP_META}: "
@@ -218,8 +264,43 @@ class RepStore:
             self._arrays[key] = arr
             extent = self._extent(layer, suffix)
             c = arr.chunks[0]
-            self._missing[key] = {i for i in range(-(-extent // c)) if not chunk_file(path, i, arr.ndim).exists()}
+            self._n_chunks[key] = -(-extent // c)
+            self._missing[key] = {i for i in range(self._n_chunks[key]) if not chunk_file(path, i, arr.ndim).exists()}
         return self._arrays[key]
+
+    def _chunk_check(self, layer: str, suffix: str) -> Callable[[int, Any], None]:
+        """The check run on each chunk of a layer's array as zarr reads it: the chunk is committed and its bytes
+        are the ones recorded at commit (CRC32C trailer, which zarr then verifies against the payload; else the
+        blake2b of the bytes, once per chunk per open store; layers with neither: nothing to check against)."""
+        info = self.layer_info(layer)
+        field_name = "offset_hashes" if suffix else "chunk_hashes"
+        hashes, crcs = info.get(field_name), info.get(CRC_FIELD[field_name])
+        key = self._key(layer, suffix)
+        verified = self._verified.setdefault(key, set())
+        use_crc: list[bool] = []  # decided once the array (and its codecs) is open
+
+        def check(i: int, buf: Any) -> None:
+            if i >= self._n_chunks[key]:  # past the committed rows: never read for committed rows
+                return
+            if buf is None:
+                raise self._chunk_error(layer, suffix, i, "is missing")
+            if not use_crc:
+                codecs = getattr(self._arrays[key].metadata, "codecs", ())
+                use_crc.append(crcs is not None and bool(codecs) and isinstance(codecs[-1], Crc32cCodec))
+            data = buf.as_numpy_array()
+            if use_crc[0]:
+                ok = i < len(crcs) and crc_hex(int.from_bytes(data[-4:].tobytes(), "little")) == crcs[i]
+            elif hashes is None or i in verified:
+                return
+            else:
+                ok = i < len(hashes) and bytes_hash(memoryview(np.ascontiguousarray(data))) == hashes[i]
+                if ok:
+                    verified.add(i)
+            if not ok:
+                raise self._chunk_error(layer, suffix, i, "failed its checksum",
+                                        "bytes differ from the content hash recorded at write")
+
+        return check
 
     def _extent(self, layer: str, suffix: str) -> int:
         """Committed length along the row axis: rows, rows + 1 offsets, or the tokens of the committed rows."""
@@ -256,10 +337,14 @@ class RepStore:
                     raise self._chunk_error(layer, suffix, i, "is missing")
         try:
             return fn(arr)
+        except CorruptChunkError:  # raised by the chunk check, naming the chunk
+            raise
         except Exception as err:
             for i in chunks():
                 try:
                     arr[i * c : min((i + 1) * c, arr.shape[0])]
+                except CorruptChunkError:
+                    raise
                 except Exception:
                     raise self._chunk_error(layer, suffix, i, "failed its checksum") from err
             raise
@@ -395,7 +480,7 @@ class RepStore:
                         list(arr.shape):
                     raise CorruptChunkError(f"store '{self.root}': {path / GROUP_META} has shape {arr.shape}, the "
                                             f"manifest says {tuple(want_shape)}; re-extract the store")
-                hashes = info.get(field_name)
+                hashes, crcs = info.get(field_name), info.get(CRC_FIELD[field_name])
                 legacy |= hashes is None
                 c, n_chunks = arr.chunks[0], -(-self._extent(layer, suffix) // arr.chunks[0])
                 for i in range(n_chunks):
@@ -403,7 +488,9 @@ class RepStore:
                     if not f.is_file():
                         raise self._chunk_error(layer, suffix, i, "is missing", verifying=True)
                     if hashes is not None:
-                        if i >= len(hashes) or hashes[i] != chunk_hash(f):
+                        blake, crc = chunk_digests(f)
+                        if i >= len(hashes) or hashes[i] != blake or \
+                                (crcs is not None and (i >= len(crcs) or crcs[i] != crc)):
                             raise self._chunk_error(layer, suffix, i, "failed its checksum",
                                                     "bytes differ from the content hash recorded at write",
                                                     verifying=True)
@@ -420,23 +507,35 @@ class RepStore:
         return rep
 
     def _check_samples(self, rep: VerifyReport) -> None:
-        path = self.root / SAMPLES
-        if not path.is_file():
-            raise StoreError(f"store '{self.root}': {path} is missing; re-extract the store")
-        rec = self.manifest.get("samples")
-        if rec:
-            if file_sha256(path) != rec.get("sha256"):
-                raise StoreError(f"store '{self.root}': {path} does not match the sha256 recorded in the manifest "
-                                 "(damaged or replaced); re-extract the store")
-        else:
+        if not self.manifest.get("samples"):
             rep.notes.append(f"{SAMPLES} has no recorded hash (older store): checked that it reads")
-        self._read_samples()
+        self._read_samples(self._samples_bytes("re-extract the store"))
 
-    def _read_samples(self) -> pd.DataFrame:
-        """Read samples.parquet, raising a StoreError naming it when unreadable or short."""
+    def _samples_bytes(self, todo: str) -> bytes:
+        """samples.parquet's bytes, checked against the sha256 recorded in the manifest (when it has one); a
+        missing or mismatching file raises a StoreError naming it and ending with `todo`."""
         path = self.root / SAMPLES
         try:
-            df = pd.read_parquet(path)
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise StoreError(f"store '{self.root}': {path} is missing; re-extract the store") from None
+        except OSError as err:
+            raise StoreError(f"store '{self.root}': cannot read {path} ({err.strerror}); {todo}") from None
+        rec = self.manifest.get("samples")
+        if rec and hashlib.sha256(data).hexdigest() != rec.get("sha256"):
+            raise StoreError(f"store '{self.root}': {path} does not match the sha256 recorded in the manifest "
+                             f"(damaged or replaced); {todo}")
+        return data
+
+    def _read_samples(self, data: bytes | None = None) -> pd.DataFrame:
+        """Parse samples.parquet (from `data` when given, else read and, when verifying, hash-checked here),
+        raising a StoreError naming it when unreadable or short."""
+        path = self.root / SAMPLES
+        if data is None:
+            data = self._samples_bytes(f"run `repscope verify {self.root}`, then re-extract the store") \
+                if self._verify else None
+        try:
+            df = pd.read_parquet(io.BytesIO(data) if data is not None else path)
         except Exception as err:
             raise StoreError(f"store '{self.root}': {path} cannot be read ({type(err).__name__}: "
                              f"{str(err).splitlines()[0] if str(err) else ''}); run `repscope verify {self.root}`"

@@ -12,6 +12,7 @@ Test-only fault injection: `REPSCOPE_FAULT=after-samples` (samples.parquet in pl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -31,25 +32,23 @@ from repscope import __version__
 from repscope.errors import StoreError
 from repscope.store.lock import StoreLock
 from repscope.store.manifest import (
-    LOCK,
-    MANIFEST,
+    CRC_FIELD,
     SAMPLES,
     SCHEMA_VERSION,
     array_name,
-    chunk_hash,
+    chunk_digests,
     file_sha256,
     read_manifest,
     write_json_atomic,
     write_manifest,
 )
+from repscope.store.ownership import check_store_output, clean_store_temp, remove_store_files
 from repscope.store.repstore import GROUP_META, RepStore, chunk_file, dimension_names
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 TOKEN_CHUNK = 8192
 # provenance for re-loading the source later; informational, never part of the resume check (old stores lack them)
 RELOAD_KEYS = ("model_spec", "dataset_spec", "max_length")
-# what an interrupted creation by an older repscope (samples written, no manifest yet) can leave behind
-_CREATION_LEFTOVERS = {SAMPLES, "arrays", "zarr.json"}
 _WRITE_CONFIG = {"write_empty_chunks": True}  # every committed chunk exists on disk, so a missing file is damage
 
 
@@ -84,27 +83,6 @@ def _remove(p: Path) -> None:
         p.unlink(missing_ok=True)
 
 
-def _clean_temp(root: Path) -> None:
-    """Remove temp files a killed writer left: `.tmp-*` in the store root and zarr's `*.partial` chunk files."""
-    for p in [*root.glob(".tmp-*"), *root.glob("*.partial")]:
-        _remove(p)
-    arrays = root / "arrays"
-    if arrays.is_dir():
-        for dirpath, _dirs, files in os.walk(arrays):
-            for f in files:
-                if f.endswith(".partial"):
-                    os.unlink(os.path.join(dirpath, f))
-
-
-def _abandoned_creation(root: Path, entries: list[Path]) -> bool:
-    """True when `entries` are only what an interrupted store creation leaves (no manifest, no layer data)."""
-    if not entries or any(p.name not in _CREATION_LEFTOVERS for p in entries):
-        return False
-    arrays = root / "arrays"
-    return not arrays.exists() or (arrays.is_dir() and all(
-        p.name == "zarr.json" or (p.is_dir() and p.name.startswith("L_")) for p in arrays.iterdir()))
-
-
 def _set_hash(hashes: list[str | None], i: int, h: str | None) -> None:
     """Record `h` as the hash of chunk `i`, padding the list with None up to it."""
     hashes.extend([None] * (i + 1 - len(hashes)))
@@ -135,16 +113,17 @@ class StoreWriter:
     @classmethod
     def create_or_resume(cls, path: str | Path, samples: pd.DataFrame, provenance: dict[str, Any],
                          chunk_rows: int = 256, dtype: str = "float32", overwrite: bool = False,
-                         resume_command: str | None = None) -> StoreWriter:
-        """Open an incomplete store with matching provenance for resuming, or start a new one (under its lock)."""
+                         resume_command: str | None = None, inputs: tuple[str | Path, ...] = ()) -> StoreWriter:
+        """Open an incomplete store with matching provenance for resuming, or start a new one (under its lock).
+
+        The path must pass `ownership.check_store_output` (new, empty, or a repscope store; a complete one only with
+        `overwrite`; never the current folder or an input in `inputs`): a replaced store loses only the entries the
+        store format owns, never other files in its folder."""
         root = Path(path)
         if dtype not in DTYPES:
             raise StoreError(f"unknown storage dtype '{dtype}'; use one of {', '.join(DTYPES)}")
-        if root.exists() and not root.is_dir():
-            raise StoreError(f"'{root}' is a file, not a folder; choose a new or empty folder for the store")
         shash = provenance.get("dataset_hash") or samples_hash(samples)  # extract passes the data's own hash
-        if (root / MANIFEST).is_file() and not overwrite:
-            _refuse_complete(root, read_manifest(root))
+        check_store_output(root, overwrite=overwrite, inputs=inputs)
         made_dir = not root.exists()
         try:
             root.mkdir(parents=True, exist_ok=True)
@@ -153,10 +132,10 @@ class StoreWriter:
         lock = StoreLock.acquire(root)
         w: StoreWriter | None = None
         try:
-            _clean_temp(root)
-            if (root / MANIFEST).is_file() and not overwrite:
+            state = check_store_output(root, overwrite=overwrite, inputs=inputs)  # again, now under the lock
+            clean_store_temp(root)
+            if state == "resume":
                 man = read_manifest(root)
-                _refuse_complete(root, man)
                 same = (man.get("schema_version") == SCHEMA_VERSION
                         and man["provenance"].get("dataset_hash") == shash
                         and man["provenance"].get("dtype") == dtype
@@ -173,11 +152,7 @@ class StoreWriter:
                 w._finish_creation(samples)
                 w._truncate_tokens()
                 return w
-            entries = [p for p in root.iterdir() if p.name != LOCK]
-            if entries and not overwrite and not _abandoned_creation(root, entries):
-                raise StoreError(f"'{root}' exists and is not a repscope store; choose an empty or new path")
-            for p in entries:
-                _remove(p)
+            remove_store_files(root)  # only what the store format owns: other files in the folder stay
             prov = dict(provenance)
             prov.update(dataset_hash=shash, dtype=dtype, repscope_version=__version__,
                         created=datetime.now(UTC).isoformat(timespec="seconds"))
@@ -266,13 +241,14 @@ class StoreWriter:
                               dtype=np_dtype, compressors=[Crc32cCodec()], fill_value=0,
                               dimension_names=dimension_names(key, len(shape), tokens), config=_WRITE_CONFIG)
             info = {"shape": list(shape), "dtype": self.dtype, "tokens": bool(tokens), "array": key,
-                    "chunk_hashes": []}
+                    "chunk_hashes": [], "chunk_crc32c": []}
             if tokens:
                 zarr.create_array(arrays / (key + ".offsets"), shape=(n + 1,), chunks=(max(cr, 1),), dtype="int64",
                                   compressors=[Crc32cCodec()], fill_value=0,
                                   dimension_names=["row_edge"], config=_WRITE_CONFIG)
                 self._arr(key + ".offsets")[0:1] = np.zeros(1, dtype=np.int64)
-                info["offset_hashes"] = [chunk_hash(chunk_file(arrays / (key + ".offsets"), 0, 1))]
+                info["offset_hashes"], info["offset_crc32c"] = [], []
+                self._rehash(info, "offset_hashes", key + ".offsets", 0, 0)
             layers[name] = info
             _fault("in-set-layers")
         self.manifest["layers"] = layers
@@ -294,13 +270,17 @@ class StoreWriter:
                     arr.resize((end, *arr.shape[1:]))
 
     def _rehash(self, info: dict[str, Any], field: str, key: str, lo: int, hi: int) -> None:
-        """Record the content hash of chunks [lo, hi] (row-axis indices) of array `key` in `info[field]`."""
-        hashes = info.get(field)
+        """Record the content hash of chunks [lo, hi] (row-axis indices) of array `key` in `info[field]`, and
+        their payload CRC32C (checked on every read) in the matching CRC list when the layer has one."""
+        hashes, crcs = info.get(field), info.get(CRC_FIELD[field])
         if hashes is None:  # a layer begun by a repscope without content hashes: verify falls back to CRC32C
             return
         arr = self._arr(key)
         for i in range(lo, hi + 1):
-            _set_hash(hashes, i, chunk_hash(chunk_file(self.root / "arrays" / key, i, arr.ndim)))
+            blake, crc = chunk_digests(chunk_file(self.root / "arrays" / key, i, arr.ndim))
+            _set_hash(hashes, i, blake)
+            if crcs is not None:  # absent in layers begun before reads were verified: reads then use `hashes`
+                _set_hash(crcs, i, crc)
 
     # ---- writing -----------------------------------------------------------------------------------------------
     def append(self, batch: dict[str, torch.Tensor | list[torch.Tensor]]) -> None:
@@ -346,10 +326,10 @@ class StoreWriter:
         self.manifest["progress"]["rows_done"] = start + n
         self._save()
 
-    def commit_chunk(self, end: int, hashes: dict[str, str | None]) -> None:
+    def commit_chunk(self, end: int, hashes: dict[str, tuple[str | None, str | None]]) -> None:
         """Commit rows up to `end` after another process wrote the chunk ending there (pooled layers only).
 
-        `hashes` is {layer: content hash of that chunk file}; the chunk must be the next one in order, so the
+        `hashes` is {layer: `chunk_digests` of that chunk file}; the chunk must be the next one in order, so the
         manifest advances chunk by chunk exactly as `flush` does (used by the Ray driver, the only committer).
         """
         start, cr = self.rows_done, self.manifest["chunk_rows"]
@@ -358,9 +338,12 @@ class StoreWriter:
         for name, info in self.manifest["layers"].items():
             if info["tokens"]:
                 raise StoreError(f"layer '{name}' is token-level; its chunks cannot be committed by row range")
-            recorded = info.get("chunk_hashes")
+            recorded, crcs = info.get("chunk_hashes"), info.get(CRC_FIELD["chunk_hashes"])
             if recorded is not None:
-                _set_hash(recorded, start // cr, hashes[name])
+                blake, crc = hashes[name]
+                _set_hash(recorded, start // cr, blake)
+                if crcs is not None:
+                    _set_hash(crcs, start // cr, crc)
         self.manifest["progress"]["rows_done"] = end
         self._save()
 
@@ -387,27 +370,20 @@ class StoreWriter:
         """Remove the store if this writer started it, or if `force` and no row is committed (nothing to resume);
         with `keep_committed`, a store holding committed rows is kept for a resume instead.
 
-        Bad input must not leave a half-written store behind; a folder that existed before is kept, emptied.
+        Bad input must not leave a half-written store behind. Only the entries the store format owns are removed
+        (`ownership.remove_store_files`); the folder itself only when this writer made it and nothing else is in it.
         """
         try:
             if keep_committed and self.rows_done:
                 return
             if not (self.created or (force and self.rows_done == 0)) or not self.root.exists():
                 return
+            remove_store_files(self.root, lock=True)
             if self.made_dir:
-                shutil.rmtree(self.root, ignore_errors=True)
-                return
-            for p in self.root.iterdir():
-                if p.name != LOCK:
-                    _remove(p)
-            (self.root / LOCK).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # not empty: someone put a file there meanwhile; keep it
+                    self.root.rmdir()
         finally:
             self.release()
-
-
-def _refuse_complete(root: Path, man: dict[str, Any]) -> None:
-    if man.get("progress", {}).get("complete"):
-        raise StoreError(f"store '{root}' already exists and is complete; pass --overwrite to replace it")
 
 
 def write_store(path: str | Path, layers: dict[str, Any], samples: pd.DataFrame | None = None,

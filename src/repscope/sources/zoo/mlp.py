@@ -6,13 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from repscope.sources.models import state_hash
-from repscope.tensorfile import save_tensors
+from repscope.tensorfile import read_tensors, save_tensors
+from repscope.threads import limit_threads
 
 DIGITS_LAYERS = ["fc1", "act1", "fc2", "act2", "out"]
+TRAIN_THREADS = 1  # training runs on this many torch/BLAS threads on every machine, so a seed gives one set of weights
 
 
 def build_digits_mlp(hidden: int = 64, seed: int = 0) -> nn.Sequential:
@@ -45,7 +46,9 @@ def train_digits_mlp(seed: int = 0, epochs: int = 20, hidden: int = 64, train_fr
                      lr: float = 1e-2) -> nn.Sequential:
     """Train the digits MLP with Adam on a seed-fixed split (first `train_frac` of a seeded permutation).
 
-    Deterministic on CPU for a given seed: init, split and batch order all come from `seed`.
+    Deterministic on CPU for a given seed: init, split and batch order all come from `seed`, and training runs on
+    `TRAIN_THREADS` threads whatever the machine's or the caller's thread count (a CPU matmul or reduction can round
+    differently with another thread count, and 20 epochs of Adam turn that into differences of ~1e-3).
     """
     x, y = digits_inputs()
     g = torch.Generator().manual_seed(seed)
@@ -54,14 +57,15 @@ def train_digits_mlp(seed: int = 0, epochs: int = 20, hidden: int = 64, train_fr
     model = build_digits_mlp(hidden, seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     yt = torch.as_tensor(y)
-    for _ in range(epochs):
-        order = tr[torch.randperm(len(tr), generator=g)]
-        for i in range(0, len(order), 64):
-            b = order[i : i + 64]
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(model(x[b]), yt[b])
-            loss.backward()
-            opt.step()
+    with limit_threads(TRAIN_THREADS):
+        for _ in range(epochs):
+            order = tr[torch.randperm(len(tr), generator=g)]
+            for i in range(0, len(order), 64):
+                b = order[i : i + 64]
+                opt.zero_grad()
+                loss = nn.functional.cross_entropy(model(x[b]), yt[b])
+                loss.backward()
+                opt.step()
     model.eval()
     model.repscope_name = f"digits_mlp_s{seed}"  # type: ignore[attr-defined]
     model.repscope_hash = state_hash(model)  # type: ignore[attr-defined]
@@ -75,7 +79,7 @@ def save_mlp(model: nn.Module, path: str | Path) -> Path:
 
 def load_mlp(path: str | Path, hidden: int | None = None) -> nn.Sequential:
     """Load a digits MLP saved by `save_mlp`."""
-    sd = load_file(str(path))
+    sd = read_tensors(path, "model")
     model = build_digits_mlp(hidden or sd["fc1.weight"].shape[0])
     model.load_state_dict(sd)
     model.eval()

@@ -1,0 +1,309 @@
+"""What repscope deletes or replaces: only what it can prove it wrote. Every command that writes goes through here.
+
+Proof of authorship, per kind of output:
+
+- a store folder: a valid repscope manifest in it (or only what an interrupted creation leaves). Only the entries
+  the store format owns (`STORE_ENTRIES`: manifest.json, samples.parquet, arrays/, zarr.json, the writer lock, and
+  the writer's own temp files `.tmp-*` and `*.partial`) are ever removed, never other files in that folder;
+- a checkpoint file: a safetensors header whose metadata carries `tensorfile.MARKER` (or the metadata of an older
+  repscope learner or adapter), or a file of a repscope SAE folder;
+- an SAE checkpoint folder: its config.json says format repscope-dictionary; only its own files are written;
+- an HTML report: `<meta name="generator" content="repscope …">` (or the header line of an older repscope report);
+- a Parquet export: `repscope` in its schema metadata.
+
+Anything else at an output path is refused with a one-line `OutputError` (exit 2), with --overwrite or without. A
+new path or an empty folder is free to write. Replacing a complete store or checkpoint needs `overwrite`
+(--overwrite); an interrupted store is resumed. The current folder, its parents, an input store and the folders
+holding it are never outputs. The one exception to the marker rule is a CSV export, which has no place for a marker:
+an existing CSV file is replaced only with --overwrite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+from repscope.errors import OutputError, StoreError
+from repscope.store.manifest import LOCK, MANIFEST, SAMPLES, read_manifest
+from repscope.store.repstore import GROUP_META
+
+STORE_ENTRIES = frozenset({MANIFEST, SAMPLES, "arrays", GROUP_META, LOCK})
+# what an interrupted creation by an older repscope (samples written, no manifest yet) can leave behind
+CREATION_LEFTOVERS = frozenset({SAMPLES, "arrays", GROUP_META})
+SAE_FILES = frozenset({"config.json", "model.safetensors", "trainer.safetensors", "optimizer.json"})
+REPORT_GENERATOR = '<meta name="generator" content="repscope'
+_LEGACY_REPORT = re.compile(rb"<header><h1>.*?</h1>\s*<small>repscope ", re.S)
+_LEGACY_CHECKPOINT_FORMATS = ("repscope-learner",)
+_LEGACY_CHECKPOINT_KEYS = ("repscope_adapter",)
+
+StoreState = Literal["new", "empty", "resume", "replace", "leftovers"]
+
+
+# ---- shared ------------------------------------------------------------------------------------------------------
+def check_not_protected(out: str | Path, inputs: Iterable[str | Path] = (), option: str = "--out") -> None:
+    """Refuse `out` when it is the current folder or one of its parents, or an input (store) or a folder holding
+    one: an output there could only be written by removing or mixing with what is already there."""
+    p = Path(out).resolve()
+    cwd = Path.cwd().resolve()
+    if p == cwd or p in cwd.parents:
+        raise OutputError(f"{option} '{out}' is the current folder or a folder holding it; repscope never writes an "
+                          f"output there: give a new folder, e.g. {option} runs/NAME")
+    for src in inputs:
+        s = Path(src).resolve()
+        if p == s or p in s.parents:
+            raise OutputError(f"{option} '{out}' is the input '{src}' or a folder holding it; give a new folder "
+                              "for the output")
+
+
+def _remove(p: Path) -> None:
+    """Delete one entry (a symlink itself, never what it points to)."""
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    else:
+        p.unlink(missing_ok=True)
+
+
+# ---- stores ------------------------------------------------------------------------------------------------------
+def is_store_temp(name: str) -> bool:
+    """True for the temp files a store writer leaves when killed (`.tmp-*` renames, zarr's `*.partial` chunks)."""
+    return name.startswith(".tmp-") or name.endswith(".partial")
+
+
+def store_manifest(root: str | Path) -> dict[str, Any] | None:
+    """The manifest of `root` when it is a readable repscope manifest (any schema version), else None."""
+    try:
+        man = read_manifest(Path(root))
+    except StoreError:
+        return None
+    keys = {"provenance": dict, "layers": dict, "progress": dict, "schema_version": int}
+    return man if all(isinstance(man.get(k), t) for k, t in keys.items()) else None
+
+
+def abandoned_creation(root: Path, entries: list[Path]) -> bool:
+    """True when `entries` are only what an interrupted store creation leaves (no manifest, no layer data)."""
+    if not entries or any(p.name not in CREATION_LEFTOVERS for p in entries):
+        return False
+    arrays = root / "arrays"
+    return not arrays.exists() or (arrays.is_dir() and not arrays.is_symlink() and all(
+        p.name == GROUP_META or (p.is_dir() and p.name.startswith("L_")) for p in arrays.iterdir()))
+
+
+def check_store_output(out: str | Path, *, overwrite: bool = False, inputs: Iterable[str | Path] = (),
+                       option: str = "--out") -> StoreState:
+    """Classify a store output path, or refuse it with a one-line OutputError.
+
+    Returns 'new' (absent), 'empty' (an empty folder), 'resume' (an interrupted store; the writer checks that its
+    settings match), 'replace' (a store, with `overwrite`) or 'leftovers' (an older interrupted creation). Refused:
+    a file, a folder holding anything but a repscope store (with `overwrite` too), a complete store without
+    `overwrite`, the current folder or its parents, an input store or a folder holding one."""
+    root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise OutputError(f"{option} '{root}' is an existing file, not a folder; give a new or empty folder for the "
+                          "store")
+    check_not_protected(root, inputs, option)
+    if not root.exists():
+        return "new"
+    entries = sorted(p for p in root.iterdir() if p.name != LOCK and not is_store_temp(p.name))
+    if not entries:
+        return "empty"
+    if (root / MANIFEST).exists() or (root / MANIFEST).is_symlink():
+        man = store_manifest(root)
+        if man is None:
+            raise OutputError(f"{option} '{root}' holds a {MANIFEST} that is not a readable repscope manifest; "
+                              "repscope replaces only stores it can recognise: repair or remove that folder "
+                              "yourself, or choose another one")
+        if man["progress"].get("complete"):
+            if not overwrite:
+                raise OutputError(f"store '{root}' already exists and is complete; pass --overwrite to replace it")
+            return "replace"
+        return "replace" if overwrite else "resume"
+    if abandoned_creation(root, entries):
+        return "leftovers"
+    raise OutputError(f"{option} '{root}' is not empty and holds no repscope store (it has '{entries[0].name}'); "
+                      "repscope writes a store only into a new or empty folder or over a store it wrote "
+                      "(--overwrite too): choose another folder")
+
+
+def remove_store_files(root: str | Path, *, lock: bool = False) -> None:
+    """Remove from `root` only the entries the store format owns (`STORE_ENTRIES` and the writer's temp files); the
+    writer lock too when `lock`. Every other file or folder in `root` is left alone."""
+    root = Path(root)
+    for p in list(root.iterdir()):
+        if (p.name in STORE_ENTRIES and p.name != LOCK) or is_store_temp(p.name) or (lock and p.name == LOCK):
+            _remove(p)
+
+
+def clean_store_temp(root: str | Path) -> None:
+    """Remove the temp files a killed writer left: `.tmp-*` and `*.partial` in the store root, `*.partial` chunk
+    files under arrays/."""
+    root = Path(root)
+    for p in root.iterdir():
+        if is_store_temp(p.name):
+            _remove(p)
+    arrays = root / "arrays"
+    if arrays.is_dir() and not arrays.is_symlink():
+        for dirpath, _dirs, files in os.walk(arrays):
+            for f in files:
+                if f.endswith(".partial"):
+                    os.unlink(os.path.join(dirpath, f))
+
+
+# ---- checkpoints -------------------------------------------------------------------------------------------------
+def safetensors_metadata(path: str | Path) -> dict[str, Any] | None:
+    """The `__metadata__` of a safetensors file's header ({} when it has none), or None when it is not one."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else 0
+            if not 2 <= n <= 100_000_000:
+                return None
+            header = json.loads(f.read(n))
+    except (OSError, ValueError):  # JSON and UTF-8 errors are ValueErrors
+        return None
+    if not isinstance(header, dict):
+        return None
+    meta = header.get("__metadata__") or {}
+    return meta if isinstance(meta, dict) else None
+
+
+def is_sae_folder(directory: str | Path) -> bool:
+    """True when `directory` holds a repscope SAE/quantizer checkpoint (config.json with format
+    repscope-dictionary)."""
+    from repscope.dictionary.checkpoint import FORMAT
+
+    try:
+        cfg = json.loads((Path(directory) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(cfg, dict) and cfg.get("format") == FORMAT
+
+
+def is_repscope_checkpoint(path: str | Path) -> bool:
+    """True when `path` is a safetensors file repscope wrote: its header carries `tensorfile.MARKER` (or an older
+    learner's or adapter's metadata), or it is one of the files of a repscope SAE folder."""
+    from repscope.tensorfile import MARKER
+
+    p = Path(path)
+    meta = safetensors_metadata(p)
+    if meta is None:
+        return False
+    if MARKER in meta or meta.get("format") in _LEGACY_CHECKPOINT_FORMATS or \
+            any(k in meta for k in _LEGACY_CHECKPOINT_KEYS):
+        return True
+    return p.name in SAE_FILES and is_sae_folder(p.parent)
+
+
+def check_checkpoint_output(out: str | Path, *, overwrite: bool = False, option: str = "--out",
+                            hint: str = "") -> Path:
+    """Refuse, before training, a checkpoint path that is a folder or a file repscope did not write (always), or
+    an existing repscope checkpoint without `overwrite` (`hint` is added to that message, e.g. "or --resume")."""
+    p = Path(out)
+    if p.is_dir():
+        raise OutputError(f"{option} '{p}' is a folder; give a .safetensors file path")
+    if p.exists():
+        require_replaceable_checkpoint(p, option)
+        if not overwrite:
+            raise OutputError(f"checkpoint '{p}' already exists; pass --overwrite to replace it{hint}")
+    return p
+
+
+def require_replaceable_checkpoint(path: str | Path, option: str | None = None) -> None:
+    """The guard of every checkpoint write: an existing file at `path` must be a checkpoint repscope wrote."""
+    p = Path(path)
+    what = f"{option} '{p}'" if option else f"'{p}'"
+    if p.is_dir():
+        raise OutputError(f"{what} is a folder; give a .safetensors file path")
+    if p.exists() and not is_repscope_checkpoint(p):
+        raise OutputError(f"{what} exists and is not a checkpoint repscope wrote; repscope never replaces it "
+                          "(--overwrite too): choose another file name")
+
+
+def check_sae_output(out: str | Path, *, inputs: Iterable[str | Path] = (), option: str = "--out") -> str:
+    """Classify an SAE checkpoint folder ('new', 'empty', 'checkpoint' to resume or retrain) or refuse it: a file,
+    a folder holding anything but a repscope SAE checkpoint, the current folder or its parents, an input store or
+    a folder holding one."""
+    d = Path(out)
+    if d.exists() and not d.is_dir():
+        raise OutputError(f"{option} '{d}' is an existing file, not a folder; give a new or empty folder for the SAE "
+                          "checkpoint")
+    check_not_protected(d, inputs, option)
+    if not d.exists():
+        return "new"
+    entries = sorted(p for p in d.iterdir() if not (p.name.endswith(".tmp") and any(f in p.name for f in SAE_FILES)))
+    if not entries:
+        return "empty"
+    if is_sae_folder(d):
+        return "checkpoint"
+    foreign = [p for p in entries if p.name not in SAE_FILES or p.name == "config.json"
+               or (p.suffix == ".safetensors" and not is_repscope_checkpoint(p))]
+    if foreign:
+        raise OutputError(f"{option} '{d}' is not empty and holds no repscope SAE checkpoint (it has "
+                          f"'{foreign[0].name}'); give a new or empty folder")
+    return "checkpoint"  # the weights of a first save killed before its config.json
+
+
+# ---- single files: reports, exports, results DBs -------------------------------------------------------------------
+def is_repscope_report(path: str | Path) -> bool:
+    """True when `path` is an HTML report repscope wrote (its generator meta tag, or an older report's header)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return False
+    return REPORT_GENERATOR.encode() in head[:4096] or (
+        head.startswith(b"<!DOCTYPE html>") and _LEGACY_REPORT.search(head) is not None)
+
+
+def check_report_output(out: str | Path, option: str = "--out") -> Path:
+    """Refuse a report path that is a folder or an existing file that is not a repscope report; a repscope report
+    there is replaced (a report is a view of the results DB, rewritten on every run)."""
+    p = Path(out)
+    if p.is_dir():
+        raise OutputError(f"{option} '{p}' is a folder; give an .html file path")
+    if p.exists() and not is_repscope_report(p):
+        raise OutputError(f"{option} '{p}' exists and is not a report repscope wrote; repscope never replaces it: "
+                          "choose another file name")
+    return p
+
+
+def is_repscope_parquet(path: str | Path) -> bool:
+    """True when `path` is a Parquet file whose schema metadata carries repscope's marker."""
+    try:
+        import pyarrow.parquet as pq
+
+        meta = pq.read_schema(str(path)).metadata or {}
+    except Exception:  # not Parquet, unreadable: not ours
+        return False
+    return b"repscope" in meta
+
+
+def check_export_output(out: str | Path, *, overwrite: bool = False, option: str = "--out") -> Path:
+    """Refuse an export path that is a folder, an existing Parquet file repscope did not write (always), or any
+    existing file without `overwrite` (a CSV carries no marker, so --overwrite is the user's word for it)."""
+    p = Path(out)
+    if p.is_dir():
+        raise OutputError(f"{option} '{p}' is a folder; give a .csv or .parquet file path")
+    if p.exists():
+        if p.suffix == ".parquet" and not is_repscope_parquet(p):
+            raise OutputError(f"{option} '{p}' exists and is not a Parquet export repscope wrote; repscope never "
+                              "replaces it (--overwrite too): choose another file name")
+        if not overwrite:
+            raise OutputError(f"{option} '{p}' already exists; pass --overwrite to replace it")
+    return p
+
+
+def is_results_db(path: str | Path) -> bool:
+    """True when `path` is a DuckDB file holding repscope's `results` table."""
+    from repscope.results.connect import connection
+
+    try:
+        with connection(Path(path), read_only=True, timeout=5) as con:
+            names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    except Exception:  # not DuckDB, locked, unreadable: not a DB repscope can vouch for
+        return False
+    return {"results", "artifacts"} <= names
