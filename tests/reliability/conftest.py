@@ -56,3 +56,24 @@ def mlp_file(tmp_path_factory) -> Path:
     from repscope.sources.zoo.mlp import build_digits_mlp, save_mlp
 
     return save_mlp(build_digits_mlp(seed=0), tmp_path_factory.mktemp("zoo") / "mlp.safetensors")
+
+
+@pytest.fixture
+def token_store(tmp_path, monkeypatch):
+    """A token-level store of 30 sentences (1–5 tokens each) in many small chunks: (store, per-row tensors, lengths)."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from repscope.store import StoreWriter
+    from repscope.store import writer as writer_mod
+
+    monkeypatch.setattr(writer_mod, "TOKEN_CHUNK", 10)  # many small token chunks
+    lengths = np.random.default_rng(1).integers(1, 6, size=30)
+    toks = [torch.randn(int(t), 4) for t in lengths]
+    w = StoreWriter.create_or_resume(tmp_path / "t", pd.DataFrame({"id": np.arange(30)}), {"model": "m"},
+                                     chunk_rows=8)
+    w.set_layers({"tok": ((4,), True)})
+    for s in range(0, 30, 8):
+        w.append({"tok": toks[s : s + 8]})
+    return w.close(), toks, lengths

@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from repscope.errors import CorruptChunkError, StoreError
-from repscope.store import RepStore, StoreWriter, write_store
-from repscope.store import writer as writer_mod
+from repscope.store import RepStore, write_store
 
 from .conftest import run_cli, run_main
 
@@ -134,16 +133,8 @@ def test_manifest_damage_is_reported_on_open(store):
         RepStore.open(store.root)
 
 
-def test_token_layer_chunks_and_offsets_are_checked(tmp_path, monkeypatch):
-    monkeypatch.setattr(writer_mod, "TOKEN_CHUNK", 10)  # many small token chunks
-    lengths = np.random.default_rng(1).integers(1, 6, size=30)
-    toks = [torch.randn(int(t), 4) for t in lengths]
-    w = StoreWriter.create_or_resume(tmp_path / "t", pd.DataFrame({"id": np.arange(30)}), {"model": "m"},
-                                     chunk_rows=8)
-    w.set_layers({"tok": ((4,), True)})
-    for s in range(0, 30, 8):
-        w.append({"tok": toks[s : s + 8]})
-    s = w.close()
+def test_token_layer_chunks_and_offsets_are_checked(token_store):
+    s, toks, lengths = token_store
     n_tok = int(lengths.sum())
     assert s.verify() == {"tok.offsets": -(-31 // 8), "tok": -(-n_tok // 10)}
     torch.testing.assert_close(s.get("tok", [7, 2]), torch.cat([toks[7], toks[2]]))

@@ -146,19 +146,8 @@ def test_samples_and_manifest_checked_on_open(stores, tmp_path):
         RepStore.open(root)
 
 
-def test_token_layers_and_offsets_verified(tmp_path, monkeypatch):
-    from repscope.store import StoreWriter
-    from repscope.store import writer as writer_mod
-
-    monkeypatch.setattr(writer_mod, "TOKEN_CHUNK", 10)
-    lengths = np.random.default_rng(1).integers(1, 6, size=30)
-    toks = [torch.randn(int(t), 4) for t in lengths]
-    w = StoreWriter.create_or_resume(tmp_path / "t", pd.DataFrame({"id": np.arange(30)}), {"model": "m"},
-                                     chunk_rows=8)
-    w.set_layers({"tok": ((4,), True)})
-    for s in range(0, 30, 8):
-        w.append({"tok": toks[s : s + 8]})
-    s = w.close()
+def test_token_layers_and_offsets_verified(token_store):
+    s, toks, _lengths = token_store
     torch.testing.assert_close(s.get("tok", [7, 2]), torch.cat([toks[7], toks[2]]))
     shutil.copyfile(s.root / "arrays/L_tok/c/0/0", s.root / "arrays/L_tok/c/1/0")
     fresh = RepStore.open(s.root)

@@ -60,6 +60,16 @@ def check_not_protected(out: str | Path, inputs: Iterable[str | Path] = (), opti
                               "for the output")
 
 
+def _existing_folder(path: Path, inputs: Iterable[str | Path], option: str, what: str) -> bool:
+    """Refuse a file or a protected path (cwd, its parents, an input store or its parents) as a `what` folder;
+    True when the folder already exists."""
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{option} '{path}' is an existing file, not a folder; give a new or empty folder for the "
+                          f"{what}")
+    check_not_protected(path, inputs, option)
+    return path.exists()
+
+
 def _remove(p: Path) -> None:
     """Delete one entry (a symlink itself, never what it points to)."""
     if p.is_dir() and not p.is_symlink():
@@ -102,11 +112,7 @@ def check_store_output(out: str | Path, *, overwrite: bool = False, inputs: Iter
     a file, a folder holding anything but a repscope store (with `overwrite` too), a complete store without
     `overwrite`, the current folder or its parents, an input store or a folder holding one."""
     root = Path(out)
-    if root.exists() and not root.is_dir():
-        raise OutputError(f"{option} '{root}' is an existing file, not a folder; give a new or empty folder for the "
-                          "store")
-    check_not_protected(root, inputs, option)
-    if not root.exists():
+    if not _existing_folder(root, inputs, option, "store"):
         return "new"
     entries = sorted(p for p in root.iterdir() if p.name != LOCK and not is_store_temp(p.name))
     if not entries:
@@ -228,11 +234,7 @@ def check_sae_output(out: str | Path, *, inputs: Iterable[str | Path] = (), opti
     a folder holding anything but a repscope SAE checkpoint, the current folder or its parents, an input store or
     a folder holding one."""
     d = Path(out)
-    if d.exists() and not d.is_dir():
-        raise OutputError(f"{option} '{d}' is an existing file, not a folder; give a new or empty folder for the SAE "
-                          "checkpoint")
-    check_not_protected(d, inputs, option)
-    if not d.exists():
+    if not _existing_folder(d, inputs, option, "SAE checkpoint"):
         return "new"
     entries = sorted(p for p in d.iterdir() if not (p.name.endswith(".tmp") and any(f in p.name for f in SAE_FILES)))
     if not entries:
