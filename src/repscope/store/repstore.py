@@ -133,6 +133,7 @@ class RepStore:
         self.manifest = manifest
         self._verify = verify  # check samples.parquet and every chunk read against the manifest's hashes
         self._samples: pd.DataFrame | None = None
+        self._samples_data: bytes | None = None  # samples.parquet as checked by `open`, until parsed
         self._arrays: dict[str, zarr.Array] = {}
         self._missing: dict[str, set[int]] = {}  # committed chunks without a file, per array key
         self._n_chunks: dict[str, int] = {}  # committed chunks, per array key
@@ -168,7 +169,8 @@ class RepStore:
         if verify:
             check_manifest_checksum(root, man)
             if man.get("samples"):
-                store._samples_bytes(f"run `repscope verify {root}`, then re-extract the store")
+                # keep the checked bytes: `samples` parses them instead of reading and hashing the file again
+                store._samples_data = store._samples_bytes(f"run `repscope verify {root}`, then re-extract the store")
         return store
 
     def __getstate__(self) -> dict[str, Any]:
@@ -229,7 +231,8 @@ class RepStore:
     def samples(self) -> pd.DataFrame:
         """Per-sample table: id, labels/factors, text or image index, split."""
         if self._samples is None:
-            self._samples = self._read_samples()
+            self._samples = self._read_samples(self._samples_data)
+            self._samples_data = None
         return self._samples
 
     def labels(self, column: str = "label") -> np.ndarray:
