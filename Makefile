@@ -37,8 +37,10 @@ bench: venv
 	$(PIP) --no-deps lightly==1.6.0
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) benchmarks/run_all.py
 
+# ruff, then the import contracts of pyproject.toml [tool.importlinter] (layers, independent plugins, no cycles)
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) demo_out repscope.duckdb report.html .pytest_cache

@@ -1,12 +1,10 @@
 """Logistic-probe sweep: 7 layers × 5 folds × 4 C values on 4,000 × 384 MiniLM features of SST-2 sentences.
 
-repscope, two ways: (1) batched: per layer, all 5 folds × 4 C as one batched problem
-(`repscope.distributed.batched_probe.logistic_sweep`: fat GEMMs, one batched L-BFGS); (2) per fit: per (layer, fold)
-one standardization and a warm-started C path through `fit_logistic` (`LogisticProbe`'s solver). Anchor: the plain
-scikit-learn loop, `StandardScaler` + `LogisticRegression(lbfgs)` per fit (140 fits). Same folds, same C grid, same
-objective; one process, CPU. Prints the time ratios and the largest per-cell accuracy gaps (goal from issue 15:
-≥ 5× faster, every cell within ±0.5 pt). Features are built once with repscope's own extraction (masked-mean,
-7 hidden states) and cached in benchmarks/.cache.
+repscope: per (layer, fold) one standardization and a warm-started C path through `fit_logistic` (`LogisticProbe`'s
+solver, the product path). Anchor: the plain scikit-learn loop, `StandardScaler` + `LogisticRegression(lbfgs)` per
+fit (140 fits). Same folds, same C grid, same objective; one process, CPU. Prints the time ratio and the largest
+per-cell accuracy gap (goal from issue 15: ≥ 5× faster, every cell within ±0.5 pt). Features are built once with
+repscope's own extraction (masked-mean, 7 hidden states) and cached in benchmarks/.cache.
 
 Run: python benchmarks/sweep.py [--n 4000]   (needs ../shared/data/text/sst2 and the text extra)
 """
@@ -55,8 +53,8 @@ def ours(layers: dict[str, np.ndarray], y: np.ndarray, folds: list) -> dict[tupl
     """Accuracy per (layer, fold, C): one standardization per fold, C path warm-started."""
     import torch
 
-    from repscope.probe.base import Standardizer
-    from repscope.probe.logistic import fit_logistic
+    from repscope.kernels.estimator import Standardizer
+    from repscope.kernels.logistic import fit_logistic
 
     classes, codes = np.unique(y, return_inverse=True)
     out = {}
@@ -76,17 +74,6 @@ def ours(layers: dict[str, np.ndarray], y: np.ndarray, folds: list) -> dict[tupl
     return out
 
 
-def batched(layers: dict[str, np.ndarray], y: np.ndarray, folds: list) -> dict[tuple[str, int, float], float]:
-    """Accuracy per (layer, fold, C): every fold × C of a layer fitted as one batched problem."""
-    from repscope.distributed.batched_probe import logistic_sweep
-
-    out = {}
-    for name, x in layers.items():
-        acc = logistic_sweep(x, y, folds, CS, device="cpu")
-        out.update({(name, f, c): float(acc[f, j]) for f in range(len(folds)) for j, c in enumerate(CS)})
-    return out
-
-
 def theirs(layers: dict[str, np.ndarray], y: np.ndarray, folds: list) -> dict[tuple[str, int, float], float]:
     """Accuracy per (layer, fold, C): StandardScaler + LogisticRegression(lbfgs) for every fit."""
     from sklearn.linear_model import LogisticRegression
@@ -103,7 +90,7 @@ def theirs(layers: dict[str, np.ndarray], y: np.ndarray, folds: list) -> dict[tu
 
 
 def main() -> None:
-    """Run the three sweeps once and print the ratios and the accuracy gaps."""
+    """Run both sweeps once and print the ratio and the accuracy gaps."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=4000)
     args = ap.parse_args()
@@ -117,7 +104,7 @@ def main() -> None:
 
     folds = list(StratifiedKFold(FOLDS, shuffle=True, random_state=0).split(np.zeros(len(y)), y))
     times, res = {}, {}
-    for label, fn in (("batched", batched), ("per-fit", ours), ("sklearn", theirs)):
+    for label, fn in (("per-fit", ours), ("sklearn", theirs)):
         t = time.perf_counter()
         res[label] = fn(layers, y, folds)
         times[label] = time.perf_counter() - t
@@ -126,7 +113,7 @@ def main() -> None:
           f"features (SST-2), CPU, torch threads {torch.get_num_threads()}")
     ref = res["sklearn"]
     print(f"sklearn loop (140 fits)               {times['sklearn']:8.2f} s")
-    for label in ("batched", "per-fit"):
+    for label in ("per-fit",):
         gap = max(abs(res[label][k] - ref[k]) for k in ref)
         print(f"repscope {label:8s} {times[label]:8.2f} s   speed-up {times['sklearn'] / times[label]:6.2f}× "
               f"(goal ≥ 5×)   largest per-cell accuracy gap {100 * gap:.2f} pt (goal ≤ 0.5)")

@@ -84,9 +84,9 @@ def test_rescore_orders_by_float_score():
     assert rescore(q, torch.tensor([[0, 2, 3, 1]]), docs, 3).tolist() == [[3, 1, 2]]  # tie kept in candidate order
 
 
-def test_label_recall_matches_the_probe_package_definition():
-    from repscope.probe.knn import knn_search
-    from repscope.probe.metrics import retrieval_metrics
+def test_label_recall_matches_the_one_label_retrieval():
+    from repscope.kernels.knn import knn_search
+    from repscope.kernels.retrieval import retrieval_metrics
 
     x = _emb(200, 16)
     y = np.random.default_rng(3).integers(0, 6, 200)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from conftest import CACHE, require_shared
 
-from repscope.compress.store import adapter_store, quantize_store
+from repscope.compress.store import adapter_store, quantize_embeddings_store
 from repscope.store import write_store
 
 LAYER = "encoder.layer.5"
@@ -67,7 +67,8 @@ def sst2_store(minilm_sst2, tmp_path_factory):
 
 @pytest.mark.shared
 def test_binary_with_rescoring_keeps_95_percent_of_float32_label_recall(sst2_store):
-    res = quantize_store(sst2_store, LAYER, schemes="int8,binary", rescore=4, k=10, probe=False, device="cpu")
+    res = quantize_embeddings_store(sst2_store, LAYER, schemes="int8,binary", rescore=4, k=10, probe=False,
+                                    device="cpu")
     df = res.frame()
     df["scheme"] = [p["scheme"] for p in df["params"]]
     df["rescore"] = [p["rescore"] for p in df["params"]]

@@ -101,17 +101,22 @@ def test_cli_sae_train_inspect_quantize_and_report(store, tmp_path):
     out = tmp_path / "sae"
     r = runner.invoke(app, ["sae", "train", str(store.root), "--layer", "h", "--k", "4", "--expansion", "4",
                             "--batch-size", "256", "--steps", "60", "-o", str(out), "--db", str(db),
-                            "--device", "cpu"])
+                            "--device", "cpu", "--target", "label"])
     assert r.exit_code == 0, r.output
     assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
     frame = ResultsDB(db).frame("sae")
     got = dict(zip(frame["metric"], frame["value"], strict=False))
     assert 0 < got["fvu"] < 1 and got["mean_l0"] <= 4 and "probe_acc_drop" in got
     assert set(frame["layer"]) == {"h"} and frame["params"].iloc[0]["eval"] == "holdout"
+    assert frame["params"].iloc[0]["probe_label"] == "label"  # the recorded key keeps its name
     r = runner.invoke(app, ["sae", "inspect", str(out), "--top", "3", "--db", str(db), "--device", "cpu"])
     assert r.exit_code == 0, r.output
+    for flag in ("--target", "--label"):  # --label: the old name of --target, the same option
+        r = runner.invoke(app, ["quantize", str(store.root), "--layer", "h", "--method", "pq", "--bits", "32",
+                                "--db", str(tmp_path / "x.duckdb"), "--device", "cpu", flag, "nope"])
+        assert r.exit_code != 0 and "column 'nope' not in samples" in str(r.exception), r.output
     r = runner.invoke(app, ["quantize", str(store.root), "--layer", "h", "--method", "pq", "--bits", "32",
-                            "--db", str(db), "--device", "cpu"])
+                            "--db", str(db), "--device", "cpu", "--label", "label"])
     assert r.exit_code == 0, r.output
     q = ResultsDB(db).frame("quantize")
     assert dict(zip(q["metric"], q["value"], strict=False))["bits_per_vector"] == 32

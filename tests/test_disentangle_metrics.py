@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from repscope.disentangle import disentanglement_scores, mig
-from repscope.disentangle.dci import dci_from_importance
-from repscope.disentangle.modularity import modularity_from_mi
-from repscope.disentangle.sap import sap_from_matrix, sap_score_matrix
+from repscope.disentangle.dci_score import dci_from_importance
+from repscope.disentangle.modularity_score import modularity_from_mi
+from repscope.disentangle.sap_score import sap_from_matrix, sap_score_matrix
 
 N, K, C = 1200, 4, 8
 ALL = "mig,dci,sap,modularity,explicitness,infomec,beta_vae,factor_vae"

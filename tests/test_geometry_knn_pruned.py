@@ -1,4 +1,4 @@
-"""Exact k-NN by lower-bound screening (geometry.knn._pruned_candidates) against scikit-learn's exact search."""
+"""Exact k-NN by lower-bound screening (kernels.knn._pruned_candidates) against scikit-learn's exact search."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 from sklearn.neighbors import NearestNeighbors
 
-import repscope.geometry.knn as knn
-from repscope.geometry.knn import knn_distances
+import repscope.kernels.knn as knn
+from repscope.kernels.knn import knn_distances
 
 
 def _curved(n: int, d: int, latent: int, noise: float, seed: int) -> np.ndarray:

@@ -52,7 +52,7 @@ def test_profile_records_rows_in_model_order(store, tmp_path):
 
 
 def test_profile_without_labels_skips_label_measures(store):
-    df = geometry_profile(store, measures=["twonn", "clusters", "coding_rate"], label_col=None, device="cpu").frame()
+    df = geometry_profile(store, measures=["twonn", "clusters", "coding_rate"], target=None, device="cpu").frame()
     assert {p["measure"] for p in df["params"]} == {"twonn", "coding_rate"}
     assert "rate_reduction" not in set(df["metric"])
 
@@ -102,6 +102,26 @@ def test_cli_and_report(store, tmp_path):
     assert other[0].figures and list(other[0].figures[0].data[0].y) == [0.5, 0.7]
     bad = CliRunner().invoke(app, ["geometry", str(store.root), "--db", str(db_path), "--params", "{oops"])
     assert bad.exit_code != 0
+
+
+@pytest.mark.parametrize("flag", ["--target", "--label"])
+def test_cli_target_and_its_old_name_label(store, tmp_path, flag):
+    """`--target COLUMN` (and `--label`, its old name) feeds the label-based measures; 'none' skips them. The rows
+    equal the Python API's and still record the column under params['label']."""
+    from repscope.cli import app
+
+    got = {}
+    for value in ("label", "none"):
+        db_path = tmp_path / f"{value}.duckdb"
+        res = CliRunner().invoke(app, ["geometry", str(store.root), "--db", str(db_path), "-m", "twonn,clusters",
+                                       "-l", "l1", flag, value, "--device", "cpu"])
+        assert res.exit_code == 0, res.output
+        got[value] = ResultsDB(db_path).frame("geometry")
+    assert "silhouette" not in set(got["none"]["metric"]) and "twonn_id" in set(got["none"]["metric"])
+    ref = geometry_profile(store, ["twonn", "clusters"], layers="l1", target="label", device="cpu").frame()
+    cli = got["label"].set_index("metric")
+    assert cli.loc["silhouette", "value"] == ref.set_index("metric").loc["silhouette", "value"]
+    assert cli.loc["silhouette", "params"]["label"] == "label"
 
 
 def test_demo_step_on_small_stores(tmp_path):

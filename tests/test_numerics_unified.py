@@ -16,8 +16,8 @@ from sklearn.preprocessing import StandardScaler
 
 from repscope.dictionary.metrics import probe_after_reconstruction
 from repscope.errors import ConfigError
-from repscope.geometry.knn import knn_distances
-from repscope.probe.readout import transfer_accuracy
+from repscope.kernels.knn import knn_distances
+from repscope.kernels.readout import transfer_accuracy
 from repscope.selection import subset_rows
 from repscope.similarity import neighbors
 from repscope.similarity.relative import zero_shot_stitching
@@ -46,7 +46,7 @@ def test_knn_tie_rule_is_distance_then_lower_index(dtype, block):
 
 
 def test_knn_tie_rule_holds_on_the_pruned_path(monkeypatch):
-    import repscope.geometry.knn as knn
+    import repscope.kernels.knn as knn
 
     monkeypatch.setattr(knn, "PRUNE_MIN_WORK", 0)
     engaged = []

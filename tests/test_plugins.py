@@ -69,13 +69,27 @@ def toy_sections(frame: pd.DataFrame, artifacts: list[dict]) -> tuple[list[Secti
     return [Section(title="Toy plugin: mean norms", analysis="toy", tables=[table])], {"toy"}
 
 
+def toy_findings(frame: pd.DataFrame, artifacts: list[dict]) -> list:
+    """Per store, the layer with the largest mean norm (no `group`: listed under the plugin's title)."""
+    from repscope.report.findings import Finding
+
+    d = frame[(frame["analysis"] == "toy") & (frame["metric"] == "mean_norm")] if len(frame) else frame
+    out = []
+    for store, g in d.groupby("store", sort=True) if len(d) else []:
+        top = g.loc[g["value"].idxmax()]
+        out.append(Finding("toy", f"{store}: largest mean norm at {top['layer']} ({top['value']:.4f})",
+                           store=str(store), layer=str(top["layer"]), data={"value": float(top["value"])}))
+    return out
+
+
 def toy_demo(ctx) -> None:
     for store in ctx.stores.values():
         ctx.db.record_result(toy_norms(store, 2.0))
 
 
 TOY = AnalysisPlugin("toy", analyses.DICTIONARIES + 5, cli=toy_register,
-                     steps=(StudyStep("toy", toy_step, ToyParams),), report=toy_sections, demo=toy_demo)
+                     steps=(StudyStep("toy", toy_step, ToyParams),), report=toy_sections, demo=toy_demo,
+                     findings=toy_findings, title="Toy analyses")
 
 
 @pytest.fixture()
@@ -113,10 +127,11 @@ def test_declared_plugins_in_pipeline_order_and_unique():
     assert steps[:6] == ["probe", "sts", "compare", "geometry", "sae", "quantize"]
     assert len(set(steps)) == len(steps)
     for p in analyses.PLUGINS:  # every lazy reference resolves
-        for ref in (p.cli, p.report, p.demo):
+        for ref in (p.cli, p.report, p.demo, p.findings):
             assert ref is None or callable(analyses.resolve(ref))
-        for step in p.steps:
-            assert callable(analyses.resolve(step.fn))
+        for step in p.steps:  # a step runs as fn(stores, **params), or plans units (+ an optional combine)
+            assert callable(analyses.resolve(step.plan if step.distributable else step.fn))
+            assert step.combine is None or callable(analyses.resolve(step.combine))
             assert step.model().model_config.get("extra") == "forbid"
     with pytest.raises(ConfigError, match="already registered"):
         register_plugin(analyses.PLUGINS[1])
@@ -194,6 +209,15 @@ def test_toy_section_in_the_report_in_pipeline_order(toy_plugin, store, tmp_path
     for title in ("Probes: score per layer", "Toy plugin: mean norms"):
         sec = html[html.index(f"<h2>{title}</h2>"):]
         assert sec.index("<td>b.first</td>") < sec.index("<td>a.second</td>"), title
+    # its findings hook adds a line to the overview, under its family title, after the probes' (pipeline order)
+    norms = _norms(store, 1.0)
+    top = max(norms, key=norms.get)
+    overview = html[html.index("<h2>Findings</h2>"):html.index("<h2>Probes: score per layer</h2>")]
+    line = f"toy_store: largest mean norm at {top} ({norms[top]:.4f})"
+    assert line in overview
+    assert overview.index("<h3>Where each target is decodable</h3>") < overview.index("<h3>Toy analyses</h3>") \
+        < overview.index(line)
+    assert re.search(r'<span class="fam">Toy analyses <span class="count">\(1\)</span>', html)  # its nav title
 
 
 def test_toy_plugin_demo_step(toy_plugin, store, tmp_path, monkeypatch):

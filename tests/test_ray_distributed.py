@@ -139,37 +139,68 @@ def test_ray_extract_of_data_the_model_rejects_leaves_no_store(cluster, tmp_path
     assert not (tmp_path / "t").exists()
 
 
+def _rows(result):
+    return result.frame().drop(columns="seconds")
+
+
 def test_ray_probe_sweep_gives_the_local_rows(cluster, local_store):
-    from repscope.distributed.ray_sweep import ray_layer_sweep
+    from repscope.distributed.executor import LocalExecutor, RayExecutor
     from repscope.probe.protocols import layer_sweep
+    from repscope.probe.study import plan_sweep
     from repscope.threads import limit_threads
 
     kw = {"probes": ["logistic", "ridge"], "target": "label", "cv": 3, "seed": 1, "device": "cpu"}
     with limit_threads(1):
-        local = layer_sweep(local_store, **kw).frame().drop(columns="seconds")
-    remote = ray_layer_sweep(local_store, address="auto", **kw).frame().drop(columns="seconds")
+        local = _rows(layer_sweep(local_store, **kw))  # the whole-store function: the reference
+        units = _rows(LocalExecutor().run(plan_sweep(local_store, **kw)))
+    remote = _rows(RayExecutor("auto").run(plan_sweep(local_store, **kw)))
     assert len(local) == 5 * (3 + 6)  # 5 layers × (logistic accuracy, ridge r2 + spearman) × (value, ci_low, ci_high)
-    assert local.equals(remote)
+    assert local.equals(units) and local.equals(remote)
 
 
 def test_ray_compare_and_geometry_give_the_local_rows(cluster, local_store):
-    from repscope.distributed.ray_sweep import ray_compare_stores, ray_geometry_profile
+    """compare (one unit per measure, the symmetric upper triangle mirrored; within one store and across two
+    views aligned by --pair-by) and geometry (one unit per layer, spectra merged) give the whole-store functions'
+    rows through units, locally and on Ray."""
+    from repscope.distributed.executor import LocalExecutor, RayExecutor
     from repscope.geometry.profile import geometry_profile
+    from repscope.geometry.study import combine_profile, plan_profile
     from repscope.similarity.matrix import compare_stores
+    from repscope.similarity.plan import plan_compare
+    from repscope.store.pairing import pair_stores
     from repscope.threads import limit_threads
 
-    ckw = {"measure_names": ["linear_cka", "procrustes"], "max_rows": 600, "device": "cpu"}
+    ckw = {"max_rows": 600, "device": "cpu"}
+    names = ["linear_cka", "procrustes", "pwcca"]  # pwcca: asymmetric, its B side prepared differently
+    a, b = pair_stores([local_store, local_store], pair_by="id")
     gkw = {"measures": ["participation_ratio", "anisotropy", "rank", "twonn"], "max_rows": 500, "device": "cpu"}
+
+    def compare_on(executor, store_a, store_b=None):
+        plan = plan_compare(store_a, store_b, names, **ckw)
+        return executor.run(plan.units, plan.combine)
+
+    def profile_on(executor):
+        notes: list[str] = []
+        return combine_profile(local_store, executor.map(plan_profile(local_store, **gkw)), notes.append), notes
+
     with limit_threads(1):
-        local_c = compare_stores(local_store, **ckw)
+        local_c = compare_stores(local_store, None, names, **ckw)  # the whole-store functions: the references
+        local_ab = compare_stores(a, b, names, **ckw)
         local_g = geometry_profile(local_store, **gkw)
-    remote_c = ray_compare_stores(local_store, **ckw)
-    remote_g = ray_geometry_profile(local_store, **gkw)
-    assert len(local_c) == 2 * 25 and local_c.frame().drop(columns="seconds").equals(
-        remote_c.frame().drop(columns="seconds"))
-    assert len(local_g) > 0 and local_g.frame().drop(columns="seconds").equals(
-        remote_g.frame().drop(columns="seconds"))
-    assert [(a.name, a.payload) for a in local_g.artifacts] == [(a.name, a.payload) for a in remote_g.artifacts]
+        units_c, units_ab = compare_on(LocalExecutor(), local_store), compare_on(LocalExecutor(), a, b)
+        units_g = profile_on(LocalExecutor())
+    ray = RayExecutor("auto")
+    remote_c, remote_ab, remote_g = compare_on(ray, local_store), compare_on(ray, a, b), profile_on(ray)
+    assert len(local_c) == 3 * 25 and len(local_ab) == 3 * 25
+    assert all(p["pair_by"] == "id" for p in _rows(local_ab)["params"])
+    for got in (units_c, remote_c):
+        assert _rows(local_c).equals(_rows(got))
+    for got in (units_ab, remote_ab):
+        assert _rows(local_ab).equals(_rows(got))
+    assert len(local_g) > 0 and units_g[1] == remote_g[1] == [f"s/{la}: done" for la in local_store.layers]
+    for got, _ in (units_g, remote_g):
+        assert _rows(local_g).equals(_rows(got))
+        assert [(x.name, x.payload) for x in local_g.artifacts] == [(x.name, x.payload) for x in got.artifacts]
 
 
 def test_cli_extract_and_probe_with_ray(cluster, mlp_digits, tmp_path):

@@ -76,14 +76,17 @@ def _config(d: Path) -> dict:
 
 def test_ray_sae_train_gives_local_rows_and_identical_checkpoints(cluster, store, tmp_path):
     from repscope.dictionary.checkpoint import load_tensors
-    from repscope.dictionary.runs import train_sae_on_store
-    from repscope.distributed.ray_sweep import ray_train_saes
+    from repscope.dictionary.layers import plan_sae_layers
+    from repscope.distributed.executor import LocalExecutor, RayExecutor
     from repscope.results import Result
 
     layers = ["noise", "clean"]
     with _one_thread():
-        local = [train_sae_on_store(store, la, out=tmp_path / "local" / la, **SAE_KW) for la in layers]
-    remote = ray_train_saes(store, layers, [tmp_path / "ray" / la for la in layers], address="auto", **SAE_KW)
+        local = LocalExecutor().map(plan_sae_layers(store, layers, [tmp_path / "local" / la for la in layers],
+                                                    **SAE_KW))
+    remote = RayExecutor("auto").map(plan_sae_layers(store, layers, [tmp_path / "ray" / la for la in layers],
+                                                     **SAE_KW))
+    assert all(r.estimator is None and r.features for r in local + remote)  # weights stay in the folders
     lr, rr = Result(), Result()
     for a, b in zip(local, remote, strict=True):
         lr.extend(a)
@@ -106,12 +109,13 @@ def test_ray_sae_train_gives_local_rows_and_identical_checkpoints(cluster, store
     assert wa.shape == wb.shape and not torch.equal(wa, wb)
 
 
-def test_ray_sae_train_refuses_shared_folders(cluster, store, tmp_path):
-    from repscope.distributed.ray_sweep import ray_train_saes
+def test_ray_sae_train_refuses_shared_folders(store, tmp_path):
+    """The driver checks the folders while planning, before any unit (local or Ray) exists."""
+    from repscope.dictionary.layers import plan_sae_layers
     from repscope.errors import ConfigError
 
     with pytest.raises(ConfigError, match="two layers would write the SAE folder"):
-        ray_train_saes(store, ["noise", "clean"], [tmp_path / "same", tmp_path / "x" / ".." / "same"], **SAE_KW)
+        plan_sae_layers(store, ["noise", "clean"], [tmp_path / "same", tmp_path / "x" / ".." / "same"], **SAE_KW)
     assert not (tmp_path / "same").exists()
 
 
@@ -124,28 +128,36 @@ QUANT_KW = {"schemes": ["int8", "binary"], "rescore": 2, "k": 5, "target": "labe
 
 def test_ray_disentangle_gives_the_local_rows(cluster, store):
     from repscope.disentangle.store import disentangle_store
-    from repscope.distributed.ray_sweep import ray_disentangle_store
+    from repscope.disentangle.study import plan_disentangle
+    from repscope.distributed.executor import LocalExecutor, RayExecutor
 
     with _one_thread():
-        local = disentangle_store(store, FACTORS, **DIS_KW)
-    remote = ray_disentangle_store(store, FACTORS, address="auto", **DIS_KW)
+        local = disentangle_store(store, FACTORS, **DIS_KW)  # the whole-store function: the reference
+        units = LocalExecutor().run(plan_disentangle(store, FACTORS, **DIS_KW))
+    remote = RayExecutor("auto").run(plan_disentangle(store, FACTORS, **DIS_KW))
     lf = _rows(local)
     assert len(lf) == 3 * 6 and list(lf["layer"].unique()) == store.layers
     mig = lf[lf.metric == "mig"].set_index("layer")["value"]
     assert mig["clean"] > 0.5 > mig["noise"]  # planted: the factors sit on the clean layer's axes
-    assert lf.equals(_rows(remote))
-    assert [(a.name, a.payload) for a in local.artifacts] == [(a.name, a.payload) for a in remote.artifacts]
+    for got in (units, remote):
+        assert lf.equals(_rows(got))
+        assert [(a.name, a.payload) for a in local.artifacts] == [(a.name, a.payload) for a in got.artifacts]
 
 
 def test_ray_compare_over_the_memory_budget_gives_the_local_streamed_rows(cluster, store, capsys):
-    from repscope.distributed.ray_sweep import ray_compare_stores
+    """Over the budget the plan has no units: its combine runs the local streaming path on the driver (its warning
+    on the driver's stderr), whichever executor ran the (no) units."""
+    from repscope.distributed.executor import RayExecutor
     from repscope.similarity.matrix import compare_stores
+    from repscope.similarity.plan import plan_compare
 
     # 60 KB: the three layers (360 × 36 floats, ×5 working copies) cannot be loaded whole, CKA's Grams can stream
     kw = {"max_rows": None, "device": "cpu", "max_memory": 60_000}
     local = compare_stores(store, None, ["linear_cka", "procrustes"], **kw)
     capsys.readouterr()
-    remote = ray_compare_stores(store, None, ["linear_cka", "procrustes"], address="auto", **kw)
+    plan = plan_compare(store, None, ["linear_cka", "procrustes"], **kw)
+    assert plan.units == []
+    remote = RayExecutor("auto").run(plan.units, plan.combine)
     assert "memory budget" in capsys.readouterr().err
     lf = _rows(local)
     params = [json.loads(p) if isinstance(p, str) else p for p in lf["params"]]
@@ -158,21 +170,28 @@ def test_ray_compare_over_the_memory_budget_gives_the_local_streamed_rows(cluste
 
 
 def test_ray_truncate_and_quantize_embeddings_give_the_local_rows(cluster, store):
-    from repscope.compress.store import quantize_store
+    from repscope.compress.store import quantize_embeddings_store
+    from repscope.compress.study import combine_truncate_store, plan_quantize_embeddings_store, plan_truncate_store
     from repscope.compress.truncate import truncate_store
-    from repscope.distributed.ray_sweep import ray_quantize_embeddings, ray_truncate_store
+    from repscope.distributed.executor import LocalExecutor, RayExecutor
+
+    def truncate_on(executor):  # one unit per layer; the cross-layer summary on the driver
+        return combine_truncate_store(store, executor.map(plan_truncate_store(store, **TRUNC_KW)), "label")
 
     with _one_thread():
-        local_t = truncate_store(store, **TRUNC_KW)
-        local_q = quantize_store(store, None, **QUANT_KW)
-    remote_t = ray_truncate_store(store, address="auto", **TRUNC_KW)
-    remote_q = ray_quantize_embeddings(store, None, address="auto", **QUANT_KW)
+        local_t = truncate_store(store, **TRUNC_KW)  # the whole-store functions: the references
+        local_q = quantize_embeddings_store(store, None, **QUANT_KW)
+        units_t = truncate_on(LocalExecutor())
+        units_q = LocalExecutor().run(plan_quantize_embeddings_store(store, None, **QUANT_KW))
+    remote_t = truncate_on(RayExecutor("auto"))
+    remote_q = RayExecutor("auto").run(plan_quantize_embeddings_store(store, None, **QUANT_KW))
     lt = _rows(local_t)
     assert set(lt["analysis"]) == {"truncate", "truncate_summary"} and set(lt["layer"]) == set(store.layers)
-    assert lt.equals(_rows(remote_t))
-    assert [(a.name, a.payload) for a in local_t.artifacts] == [(a.name, a.payload) for a in remote_t.artifacts]
+    for got in (units_t, remote_t):
+        assert lt.equals(_rows(got))
+        assert [(a.name, a.payload) for a in local_t.artifacts] == [(a.name, a.payload) for a in got.artifacts]
     lq = _rows(local_q)
-    assert list(lq["layer"].unique()) == store.layers and lq.equals(_rows(remote_q))
+    assert list(lq["layer"].unique()) == store.layers and lq.equals(_rows(units_q)) and lq.equals(_rows(remote_q))
 
 
 def test_cli_sae_disentangle_truncate_with_ray_record_rows(cluster, store, tmp_path):
@@ -299,7 +318,8 @@ def test_a_failing_task_is_one_error_and_the_others_are_collected(cluster, store
     import logging
     import time
 
-    from repscope.distributed.ray_sweep import ray_disentangle_store
+    from repscope.disentangle.study import plan_disentangle
+    from repscope.distributed.executor import RayExecutor
     from repscope.errors import DataError
 
     seen: list[str] = []
@@ -308,7 +328,7 @@ def test_a_failing_task_is_one_error_and_the_others_are_collected(cluster, store
     logging.getLogger("ray").addHandler(handler)
     try:
         with pytest.raises(DataError, match="factor column 'nope'"):
-            ray_disentangle_store(store, ["nope"], metrics=["mig"], address="auto")
+            RayExecutor("auto").run(plan_disentangle(store, ["nope"], metrics=["mig"]))
         gc.collect()
         time.sleep(1.5)
     finally:

@@ -1,6 +1,6 @@
-"""Study steps on Ray (`ray: auto` in a step's params) on one local Ray (`ray.init(num_cpus=2)`, started here and shut
-down at the end): a study run with Ray steps records the rows of the same study run locally (the `seconds` timings
-and wall-time metrics aside), SAE checkpoints (one per layer) and learner checkpoints/stores (one per seed) are
+"""Study steps on Ray (`ray: auto` beside a step's `run:`) on one local Ray (`ray.init(num_cpus=2)`, started here
+and shut down at the end): a study run with Ray steps records the rows of the same study run locally (the `seconds`
+timings and wall-time metrics aside), SAE checkpoints (one per layer) and learner checkpoints/stores (one per seed) are
 byte-identical to local ones, `repscope study` runs such a file, and a bad `ray` value is a one-line ConfigError.
 
 Local references run with one torch/BLAS thread, as each Ray worker does (one CPU each): CPU kernels can round
@@ -66,11 +66,12 @@ MORE = [("compare", {"measures": "linear_cka", "max_rows": None, "device": "cpu"
 
 
 def _study(home: Path, steps: list[tuple[str, dict]], ray_value: str | None) -> Path:
-    """A study file in `home` (workdir `runs` holding the toy store); every step gets `ray: ray_value` if given."""
+    """A study file in `home` (workdir `runs` holding the toy store); every step gets `ray: ray_value` (beside `run:`)
+    if given."""
     runs = home / "runs"
     runs.mkdir(parents=True)
     _write_toy(runs)
-    analyses = [{"run": run, "stores": ["toy"], "params": {**params, **({"ray": ray_value} if ray_value else {})}}
+    analyses = [{"run": run, "stores": ["toy"], "params": params, **({"ray": ray_value} if ray_value else {})}
                 for run, params in steps]
     path = home / "study.yaml"
     path.write_text(json.dumps({"name": "raystudy", "workdir": "runs", "device": "cpu",
@@ -80,17 +81,17 @@ def _study(home: Path, steps: list[tuple[str, dict]], ray_value: str | None) -> 
 
 @pytest.fixture()
 def tasks(monkeypatch) -> list[tuple[str, int]]:
-    """(task function, number of tasks) of every Ray fan-out in the test: the Ray steps really ran on Ray."""
-    from repscope.distributed import ray_sweep
+    """(unit function, number of units) of every Ray fan-out in the test: the Ray steps really ran on Ray."""
+    from repscope.distributed.executor import RayExecutor
 
     seen: list[tuple[str, int]] = []
-    run_tasks = ray_sweep._run_tasks
+    real_map = RayExecutor.map
 
-    def counting(fn, calls, *args, **kw):
-        seen.append((fn.__name__, len(calls)))
-        return run_tasks(fn, calls, *args, **kw)
+    def counting(self, units):
+        seen.append((units[0].fn.__name__ if units else "", len(units)))
+        return real_map(self, units)
 
-    monkeypatch.setattr(ray_sweep, "_run_tasks", counting)
+    monkeypatch.setattr(RayExecutor, "map", counting)
     return seen
 
 
@@ -148,13 +149,13 @@ def test_ray_study_steps_give_local_rows_and_identical_checkpoints(cluster, task
     _run_local(local, _study(local, STEPS, None), monkeypatch)
     assert tasks == []
     path = _study(remote, STEPS, "auto")
-    assert all(a.params["ray"] == "auto" for a in load_study(path).analyses)
+    assert all(a.ray == "auto" for a in load_study(path).analyses)
     monkeypatch.chdir(remote)
     with _one_thread():  # the driver-side parts (concept depth, RRL concatenation) as in the local run
         r = CliRunner().invoke(app, ["study", str(path)], env={"COLUMNS": "200"})
     assert r.exit_code == 0, (r.output, r.exception)
     assert (remote / "runs" / "report.html").is_file()
-    assert tasks == [("_probe_layer", 3), ("_sae_layer", 2), ("_learn_seed", 2)]
+    assert tasks == [("sweep_layer", 3), ("_sae_layer", 2), ("_learn_seed", 2)]
     lf, la = _recorded(local)
     rf, ra = _recorded(remote)
     assert {"probe", "sae", "learn", "probe_concat", "disentangle"} <= set(lf["analysis"])
@@ -190,7 +191,7 @@ def test_ray_study_more_steps_give_local_rows(cluster, tasks, tmp_path, monkeypa
     assert tasks == []
     with _one_thread():
         run_study(_study(remote, MORE, "auto"))
-    assert tasks == [("_compare_pair", 6), ("_geometry_layer", 3), ("_disentangle_layer", 3), ("_truncate_layer", 3),
+    assert tasks == [("compare_measure", 1), ("profile_layer", 3), ("disentangle_layer", 3), ("_truncate_layer", 3),
                      ("_quantize_embeddings_layer", 3)]
     lf, la = _recorded(local)
     rf, ra = _recorded(remote)
@@ -205,9 +206,9 @@ def test_ray_study_more_steps_give_local_rows(cluster, tasks, tmp_path, monkeypa
 def test_bad_ray_value_is_one_line_config_error(tmp_path, value, shown):
     cfg = tmp_path / "s.yaml"
     cfg.write_text(f"name: x\nstores: [{{name: a, model: m, data: d}}]\n"
-                   f"analyses: [{{run: geometry, stores: [a]}}, {{run: sae, stores: [a], params: {{layer: x, "
-                   f"ray: {value}}}}}]\n")
-    with pytest.raises(ConfigError, match=r"^s\.yaml: analyses\.1 \(run: sae\): param 'ray': ray must be auto, "
+                   f"analyses: [{{run: geometry, stores: [a]}}, {{run: sae, stores: [a], params: {{layer: x}}, "
+                   f"ray: {value}}}]\n")
+    with pytest.raises(ConfigError, match=r"^s\.yaml: analyses\.1\.ray: ray must be auto, "
                                           rf"local or a cluster address .*{shown}") as err:
         load_study(cfg)
     assert "\n" not in str(err.value)

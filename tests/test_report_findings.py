@@ -8,19 +8,15 @@ import urllib.parse
 import pandas as pd
 import pytest
 
+from repscope.dictionary.findings import dictionary_findings
+from repscope.geometry.findings import geometry_findings, saturated_infoplane
+from repscope.probe.findings import probe_findings
 from repscope.report.build import build_report, collect_sections
 from repscope.report.compare import compare_frames
-from repscope.report.findings import (
-    cca_warnings,
-    dictionary_findings,
-    findings,
-    geometry_findings,
-    probe_findings,
-    saturated_infoplane,
-    similarity_findings,
-)
+from repscope.report.findings import findings
 from repscope.results import ResultsDB
 from repscope.results.db import Row
+from repscope.similarity.findings import cca_warnings, similarity_findings
 
 # layer names whose natural order differs from the model order recorded in layer_index
 LAYERS = ["zeta", "alpha", "mid", "last"]
@@ -203,3 +199,41 @@ def test_filter_tags_match_whole_store_names_and_layer_positions():
                                           {"stores": ["digits_mlp_s1"], "targets": []}]
     tags = row_tags({"store": "digits_mlp_s1 vs digits_mlp_s10", "layer": "mid", "target": "topic"}, opts)
     assert tags == {"stores": ["digits_mlp_s1", "digits_mlp_s10"], "target": "topic", "layer_index": 2}
+
+
+def test_overview_groups_follow_the_plugins_whatever_the_store_names():
+    """Plugins' findings hooks feed the overview in pipeline order; a plugin's headings keep their order even when a
+    cross-model store name ('a vs b') sorts before a within-store one ('b')."""
+    from repscope.report.findings import findings_section
+
+    rows = _probe_rows("b", "topic", [0.5, 0.6, 0.9, 0.8], half=0.01)
+    for store, b in (("a vs b", "b"), ("b", "b")):
+        for i, x in enumerate(LAYERS):
+            for j, y in enumerate(LAYERS):
+                rows.append(Row("similarity", "linear_cka", 1.0 if x == y else 0.5 / (1 + abs(i - j)), layer=x,
+                                layer_b=y, store=store, layer_index=i, layer_b_index=j, params={"store_b": b}))
+    rows += [Row("disentangle", "mig", 0.1 * i, layer=x, store="b", layer_index=i) for i, x in enumerate(LAYERS)]
+    frame = _frame(rows)
+    sec = findings_section(frame, [])
+    titles = [g["title"] for g in sec.groups]
+    assert titles == ["Where each target is decodable", "Layer similarity", "Cross-model alignment",
+                      "Disentanglement"]
+    kinds = [[it["kind"] for it in g["items"]] for g in sec.groups]
+    assert kinds == [["probe"], ["similarity"], ["alignment"], ["disentangle"]]
+    assert sec.groups[2]["items"][0]["store"] == "a vs b"
+    # the same lines whatever the row order
+    shuffled = frame.sample(frac=1, random_state=1).reset_index(drop=True)
+    assert findings_section(shuffled, []).groups == sec.groups
+
+
+def test_the_spine_holds_no_analysis_specific_finding_logic():
+    """report/findings.py names no analysis: each plugin's finding logic lives in its own package."""
+    import ast
+    from pathlib import Path
+
+    import repscope.report.findings as spine
+
+    names = {"probe", "concept_depth", "similarity", "geometry", "sae", "quantize", "disentangle", "compat"}
+    tree = ast.parse(Path(spine.__file__).read_text(encoding="utf-8"))
+    literals = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    assert not literals & names, literals & names

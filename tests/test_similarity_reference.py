@@ -10,7 +10,7 @@ from scipy.stats import ortho_group, pearsonr, spearmanr
 
 from repscope.errors import DataError
 from repscope.similarity import cca, cka, neighbors, shape
-from repscope.similarity.rsa import rank_average, rsa
+from repscope.similarity.rsa_score import rank_average, rsa
 from repscope.similarity.streaming import MinibatchCKA
 
 
@@ -233,7 +233,7 @@ def test_all_zero_samples_get_cosine_zero():
     import torch
 
     from repscope.similarity.relative import relative_representation
-    from repscope.similarity.rsa import rdm
+    from repscope.similarity.rsa_score import rdm
 
     x, y = _pair(n=30)
     x = np.maximum(x - 1.0, 0)

@@ -46,7 +46,25 @@ TRANSFORMERS = [
     ScalarQuantizer(device="cpu"),
     BinaryQuantizer(device="cpu"),
 ]
-ALL = [*CLASSIFIERS, RidgeProbe(device="cpu"), *TRANSFORMERS]
+
+
+def _registered_estimators() -> list:
+    """An estimator of every registered probe and quantizer whose class the lists above do not hold, so that an entry
+    added to a registry (CONTRIBUTING.md) gets the checks with no edit here."""
+    from repscope.dictionary.quantize import METHODS, make_quantizer
+    from repscope.probe.registry import PROBES, make_probe
+
+    covered = {type(e) for e in [*CLASSIFIERS, RidgeProbe(device="cpu"), *TRANSFORMERS]}
+    extra = []
+    for est in [*(make_probe(n, device="cpu") for n in PROBES.names()),
+                *(make_quantizer(n, dim=16, device="cpu") for n in METHODS.names())]:
+        if type(est) not in covered:
+            covered.add(type(est))
+            extra.append(est)
+    return extra
+
+
+ALL = [*CLASSIFIERS, RidgeProbe(device="cpu"), *TRANSFORMERS, *_registered_estimators()]
 
 
 # No expected_failed_checks: every check applies or is left out by the estimator's own declared tags

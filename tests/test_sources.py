@@ -164,3 +164,19 @@ def test_digits_mlp_weights_do_not_depend_on_the_thread_count():
         hashes[n] = state_hash(model)
         assert model.repscope_hash == hashes[n]
     assert hashes[1] == hashes[2]
+
+
+def test_plugin_checkpoint_formats_load_through_their_registered_source(tmp_path):
+    """`sources.load` names the loader of each plugin checkpoint format by string (sources never imports a plugin):
+    the learner format is the one `learn.base` writes, its ref resolves to the learner adapter, and a file in that
+    format reaches it; any other safetensors file does not."""
+    from repscope.learn.base import FORMAT
+    from repscope.learn.source import learner_adapter
+    from repscope.sources.load import CHECKPOINT_SOURCES, _checkpoint_source
+    from repscope.tensorfile import save_tensors
+
+    assert set(CHECKPOINT_SOURCES) == {FORMAT}
+    learner = save_tensors(tmp_path / "l.safetensors", {"w": torch.zeros(1)}, metadata={"format": FORMAT})
+    other = save_tensors(tmp_path / "o.safetensors", {"w": torch.zeros(1)}, metadata={"format": "something-else"})
+    assert _checkpoint_source(learner) is learner_adapter
+    assert _checkpoint_source(other) is None

@@ -54,11 +54,18 @@ def small(tmp_path_factory):
     return build_store(tmp_path_factory.mktemp("stream") / "s", 3000, chunk=256)
 
 
+def _chunks(store, y, rows):
+    """Re-readable (X, y) blocks of `rows`, one store chunk at a time (what `layer_sweep` streams)."""
+    from repscope.kernels.streaming import blocks
+
+    return lambda: ((x, y[pos]) for pos, x in blocks(store, "0", rows))
+
+
 def test_streaming_equals_in_memory(small):
-    from repscope.distributed import memory
     from repscope.geometry.anisotropy import mean_cosine
     from repscope.geometry.intrinsic import participation_ratio
     from repscope.geometry.spectrum import covariance_eigenvalues
+    from repscope.kernels import streaming as memory
     from repscope.probe.naive_bayes import NaiveBayesProbe
     from repscope.probe.ridge import RidgeProbe
 
@@ -73,16 +80,25 @@ def test_streaming_equals_in_memory(small):
     xtr, xte = x[:2200], x[2200:]
     target, labels = small.labels("target").astype(np.float64), small.labels("label")
     ridge = RidgeProbe(alpha=3.0, device="cpu").fit(xtr, target[train])
-    sr = memory.streaming_ridge(small, "0", target[train], train, alpha=3.0)
-    std = xtr.double().std(0, unbiased=False).numpy()  # RidgeProbe's coef_ is on the z-scored features
-    np.testing.assert_allclose(sr.coef_ * std, ridge.coef_, rtol=1e-6, atol=1e-9)
+    sr = RidgeProbe(alpha=3.0, device="cpu").fit_blocks(_chunks(small, target[train], train))
+    np.testing.assert_allclose(sr.coef_, ridge.coef_, rtol=1e-6, atol=1e-9)  # both on the z-scored features
+    assert sr.intercept_ == pytest.approx(float(ridge.intercept_), rel=1e-9)
     np.testing.assert_allclose(sr.predict(xte), ridge.predict(xte), rtol=1e-6, atol=1e-6)
     assert memory.streaming_score(sr, small, "0", target[test], test) == pytest.approx(
         ridge.score(xte, target[test]), abs=1e-6)
+    inc = RidgeProbe(alpha=3.0, device="cpu")  # partial_fit over the same chunks: the same statistics, same model
+    for xb, yb in _chunks(small, target[train], train)():
+        inc.partial_fit(xb, yb)
+    np.testing.assert_array_equal(inc.predict(xte), sr.predict(xte))
     for cov in ("diag", "shared"):
         ref = NaiveBayesProbe(covariance=cov, device="cpu").fit(xtr, labels[train])
-        est = memory.streaming_gaussian_probe(small, "0", labels[train], train, covariance=cov)
+        est = NaiveBayesProbe(covariance=cov, device="cpu").fit_blocks(_chunks(small, labels[train], train),
+                                                                       classes=np.unique(labels))
         np.testing.assert_allclose(est.theta_, ref.theta_, rtol=1e-6, atol=1e-9)
+        inc = NaiveBayesProbe(covariance=cov, device="cpu")
+        for xb, yb in _chunks(small, labels[train], train)():
+            inc.partial_fit(xb, yb, classes=np.unique(labels))
+        np.testing.assert_array_equal(inc.predict_log_proba(xte), est.predict_log_proba(xte))
         jl_ref, jl = ref.predict_log_proba(xte), est.predict_log_proba(xte)
         np.testing.assert_allclose(jl, jl_ref, rtol=1e-6, atol=1e-6)
         acc = memory.streaming_score(est, small, "0", labels[test], test)
@@ -91,7 +107,8 @@ def test_streaming_equals_in_memory(small):
 
 
     ridge = RidgeProbe(alphas=[0.1, 1.0, 10.0, 100.0, 1000.0], device="cpu").fit(xtr, target[train])  # LOO α
-    sr = memory.streaming_ridge(small, "0", target[train], train, alphas=[0.1, 1.0, 10.0, 100.0, 1000.0])
+    sr = RidgeProbe(alphas=[0.1, 1.0, 10.0, 100.0, 1000.0], device="cpu").fit_blocks(
+        _chunks(small, target[train], train))
     assert sr.alpha_ == ridge.alpha_
     for a, err in ridge.loo_errors_.items():
         assert sr.loo_errors_[a] == pytest.approx(err, rel=1e-6)

@@ -72,7 +72,7 @@ analyses:
 
 @pytest.mark.parametrize("params,msg", [
     ("{measure: cka}", r"^s\.yaml: analyses\.1 \(run: compare\): unknown param 'measure'; allowed: measures, layers, "
-                       r"layers_b, max_rows, seed, device, max_memory, ray, pair_by, unpaired$"),
+                       r"layers_b, max_rows, seed, device, max_memory, pair_by, unpaired, streaming$"),
     ("{measures: cka, max_rows: many}", r"analyses\.1 \(run: compare\): param 'max_rows': .*integer"),
     ("{measures: [cka, nope]}", r"analyses\.1 \(run: compare\): param 'measures': unknown similarity measure 'nope'; "
                                 r"choose one of linear_cka"),
@@ -102,7 +102,7 @@ def test_mistyped_param_one_line_error_from_the_cli(tmp_path):
 
 @pytest.mark.parametrize("text,msg", [
     ("{run: probe, stores: [a], params: {probes: [logistic, nope]}}", "unknown probe 'nope'"),
-    ("{run: probe, stores: [a], params: {cv: 1}}", r"param 'cv': .*greater than or equal to 2"),
+    ("{run: probe, stores: [a], params: {cv: 1}}", r"param 'cv': cv 1: use 0 .* or k >= 2 folds"),
     ("{run: geometry, stores: [a], params: {measures: [twonn, bogus]}}", "unknown geometry measure 'bogus'"),
     ("{run: sae, stores: [a], params: {k: 8}}", r"param 'layer': Field required"),
     ("{run: sae, stores: [a], params: {layer: x, arch: nope}}", "unknown SAE architecture 'nope'"),
@@ -165,3 +165,38 @@ def test_changed_store_spec_is_refused_then_overwritten(tmp_path):
     mtime = manifest.stat().st_mtime_ns
     run_study(tmp_path / "b.yaml")  # the same spec again: reused, not re-extracted
     assert manifest.stat().st_mtime_ns == mtime
+
+
+OLD_KEY = """
+name: old
+stores: [{name: mlp_s0, model: "digits-mlp:0", data: "digits@600"}]
+analyses:
+  - {run: %s, stores: [mlp_s0], params: {%s}}
+"""
+
+
+@pytest.mark.parametrize("run,given", [("geometry", ""), ("sae", "layer: act1, "), ("quantize", "layer: fc2, ")])
+def test_old_label_key_is_the_target(tmp_path, run, given):
+    """Study files written before the one vocabulary name a step's `target` `label`: loaded as the same param;
+    giving both is a one-line error, and a missing column under the old key is refused before any extraction."""
+    from repscope.analyses import study_steps
+    from repscope.study import step_params
+
+    cfg = tmp_path / "s.yaml"
+    params = {}
+    for key in ("target", "label"):
+        cfg.write_text(OLD_KEY % (run, f"{given}{key}: label"))
+        spec = load_study(cfg).analyses[0]
+        params[key] = step_params("s.yaml", 0, spec, study_steps()[run].model())
+    assert params["target"] == params["label"] and params["label"].target == "label"
+    assert "label" not in dict(params["label"])  # the field is `target`; the old name is only a key of the file
+    cfg.write_text(OLD_KEY % (run, f"{given}target: label, label: label"))
+    with pytest.raises(ConfigError, match=r"param 'label' is another name of 'target'; give only 'target'$"):
+        load_study(cfg)
+    if run == "geometry":  # its target may be 'auto', no column: not checked before extraction
+        return
+    for key in ("target", "label"):
+        cfg.write_text(OLD_KEY % (run, f"{given}{key}: colour"))
+        with pytest.raises(ConfigError, match=r"param 'target': column 'colour' is not in the samples of store"):
+            run_study(cfg)
+        assert not (tmp_path / "runs").exists()

@@ -2,12 +2,14 @@
 
 A plugin declares its name, its place in the pipeline (`order`: stores → probes → similarity → geometry →
 dictionaries → compression/compatibility → disentanglement → learners), how it adds CLI commands, its study steps
-(each with a pydantic params model checked when the study file loads), its report sections and its demo step.
+(each with a pydantic params model checked when the study file loads), its report sections, its lines of the
+report's findings overview (`findings(frame, artifacts) -> list[Finding]`), its family title and its demo step.
 Everything is referenced lazily ("module:attr" strings or callables), so importing this module stays cheap.
 
 Add a package: write `cli.py` (`register(app)`), `study.py` (step functions + params models), `report.py`
-(`report_sections(frame, artifacts)`) and `demo.py` (`run(ctx)`), then add one `AnalysisPlugin` below (or call
-`register_plugin` from a third-party package).
+(`report_sections(frame, artifacts)`) and `demo.py` (`run(ctx)`), then add one `AnalysisPlugin` below. A
+third-party package advertises its plugin under the entry-point group `repscope.plugins` (pyproject:
+`[project.entry-points."repscope.plugins"] mine = "my_pkg.plugin:PLUGIN"`); `plugins()` registers it on first use.
 """
 
 from __future__ import annotations
@@ -38,21 +40,45 @@ def resolve(ref: Ref | None) -> Any:
 
 @dataclass(frozen=True)
 class StudyStep:
-    """One `run:` name of a study file: `fn(stores, **params) -> Result`, params checked by `params_model`.
+    """One `run:` name of a study file, params checked by `params_model` (a pydantic model with `extra="forbid"`).
 
-    `params_model` is a pydantic model with `extra="forbid"` (a Ref, resolved when a study is validated)."""
+    A step that can run in parallel declares `plan(stores, params) -> list[Unit]` and optionally
+    `combine(stores, params, parts) -> Result` (default: the units' Results concatenated in plan order); any
+    executor (`repscope.distributed.executor`: local or Ray) runs the units. A step with only `fn(stores, **params)`
+    runs in this process. All are Refs, resolved on use."""
 
     name: str
-    fn: Ref
+    fn: Ref | None
     params_model: Ref
+    plan: Ref | None = None
+    combine: Ref | None = None
+    command: str | None = None  # the CLI command running the same analysis ("sae train"): its options are the
+    # params model's fields, same names, defaults and choices (tests/test_params_declared.py) …
+    command_only: tuple[str, ...] = ()  # … but for these options of the command alone (files it writes, say)
 
     def model(self) -> Any:
         """The resolved pydantic params model."""
         return resolve(self.params_model)
 
-    def run(self, stores: list[Any], params: Any) -> Any:
-        """Run the step on `stores` with validated `params` (a params-model instance); returns its `Result`."""
-        return resolve(self.fn)(stores, **dict(params))
+    @property
+    def distributable(self) -> bool:
+        """Whether the step plans units an executor can spread over workers."""
+        return self.plan is not None
+
+    def run(self, stores: list[Any], params: Any, executor: Any = None) -> Any:
+        """Run the step on `stores` with validated `params` (a params-model instance) on `executor` (default: this
+        process); returns its `Result`."""
+        from repscope.distributed.executor import LocalExecutor, concat_results
+
+        executor = executor or LocalExecutor()
+        if self.plan is None:
+            if not isinstance(executor, LocalExecutor):
+                raise ConfigError(f"study step '{self.name}' runs in one process; remove its ray key")
+            return resolve(self.fn)(stores, **dict(params))
+        parts = executor.map(resolve(self.plan)(stores, params))
+        if self.combine is None:
+            return concat_results(parts)
+        return resolve(self.combine)(stores, params, parts)
 
 
 @dataclass(frozen=True)
@@ -65,7 +91,14 @@ class AnalysisPlugin:
     steps: tuple[StudyStep, ...] = ()
     report: Ref | None = None  # report_sections(frame, artifacts) -> (list[Section], set[str] handled analyses)
     demo: Ref | None = None  # run(ctx: DemoContext) -> None; records its Results in ctx.db
+    findings: Ref | None = None  # findings(frame, artifacts) -> list[repscope.report.findings.Finding]
+    title: str | None = None  # the family heading in the report navigation (default: the name capitalised)
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def family_title(self) -> str:
+        """The plugin's heading in the report (`title`, else its name capitalised)."""
+        return self.title or self.name.title()
 
     def register_cli(self, app: Any) -> None:
         """Add this plugin's commands to a Typer app."""
@@ -78,6 +111,12 @@ class AnalysisPlugin:
             return [], set()
         return resolve(self.report)(frame, artifacts)
 
+    def report_findings(self, frame: Any, artifacts: list[dict[str, Any]]) -> list[Any]:
+        """This plugin's lines of the report's findings overview (`Finding`s; none without a `findings` hook)."""
+        if self.findings is None:
+            return []
+        return list(resolve(self.findings)(frame, artifacts))
+
     def run_demo(self, ctx: Any) -> None:
         """Run this plugin's demo step."""
         if self.demo is not None:
@@ -85,51 +124,109 @@ class AnalysisPlugin:
 
 
 PLUGINS: list[AnalysisPlugin] = [
-    AnalysisPlugin("stores", STORES, cli="repscope.extract_cli:register"),
+    AnalysisPlugin("stores", STORES, cli="repscope.extract_cli:register", title="Stores"),
     AnalysisPlugin(
         "probe", PROBES, cli="repscope.probe.cli:register",
-        steps=(StudyStep("probe", "repscope.probe.study:run", "repscope.probe.study:ProbeParams"),
-               StudyStep("sts", "repscope.probe.study:run_sts", "repscope.probe.study:StsParams")),
-        report="repscope.probe.report:report_sections", demo="repscope.probe.demo:run"),
+        steps=(StudyStep("probe", None, "repscope.probe.study:ProbeParams", plan="repscope.probe.study:plan",
+                         combine="repscope.probe.study:combine", command="probe"),
+               StudyStep("sts", "repscope.probe.study:run_sts", "repscope.probe.study:StsParams", command="sts")),
+        report="repscope.probe.report:report_sections", demo="repscope.probe.demo:run",
+        findings="repscope.probe.findings:findings", title="Probes"),
     AnalysisPlugin(
         "similarity", SIMILARITY, cli="repscope.similarity.cli:register",
-        steps=(StudyStep("compare", "repscope.similarity.study:run", "repscope.similarity.study:CompareParams"),),
-        report="repscope.similarity.report:report_sections", demo="repscope.similarity.demo:run"),
+        steps=(StudyStep("compare", None, "repscope.similarity.study:CompareParams",
+                         plan="repscope.similarity.study:plan", combine="repscope.similarity.study:combine",
+                         command="compare"),),
+        report="repscope.similarity.report:report_sections", demo="repscope.similarity.demo:run",
+        findings="repscope.similarity.findings:findings", title="Similarity"),
     AnalysisPlugin(
         "geometry", GEOMETRY, cli="repscope.geometry.cli:register",
-        steps=(StudyStep("geometry", "repscope.geometry.study:run", "repscope.geometry.study:GeometryParams"),),
-        report="repscope.geometry.report:report_sections", demo="repscope.geometry.demo:run"),
+        steps=(StudyStep("geometry", None, "repscope.geometry.study:GeometryParams",
+                         plan="repscope.geometry.study:plan", combine="repscope.geometry.study:combine",
+                         command="geometry"),),
+        report="repscope.geometry.report:report_sections", demo="repscope.geometry.demo:run",
+        findings="repscope.geometry.findings:findings", title="Geometry"),
     AnalysisPlugin(
         "dictionary", DICTIONARIES, cli="repscope.dictionary.cli:register",
-        steps=(StudyStep("sae", "repscope.dictionary.study:run", "repscope.dictionary.study:SaeParams"),
+        steps=(StudyStep("sae", None, "repscope.dictionary.study:SaeParams", plan="repscope.dictionary.study:plan",
+                         command="sae train"),
                StudyStep("quantize", "repscope.dictionary.study:run_quantize",
-                         "repscope.dictionary.study:QuantizeParams")),
-        report="repscope.dictionary.report:report_sections", demo="repscope.dictionary.demo:run"),
+                         "repscope.dictionary.study:QuantizeParams", command="quantize")),
+        report="repscope.dictionary.report:report_sections", demo="repscope.dictionary.demo:run",
+        findings="repscope.dictionary.findings:findings", title="Dictionaries"),
     AnalysisPlugin(
         "compress", COMPRESSION, cli="repscope.compress.cli:register",
-        steps=(StudyStep("truncate", "repscope.compress.study:run_truncate", "repscope.compress.study:TruncateParams"),
-               StudyStep("adapter", "repscope.compress.study:run_adapter", "repscope.compress.study:AdapterParams"),
-               StudyStep("quantize_embeddings", "repscope.compress.study:run_quantize",
-                         "repscope.compress.study:QuantizeEmbeddingsParams")),
-        report="repscope.compress.report:report_sections", demo="repscope.compress.demo:run"),
+        steps=(StudyStep("truncate", None, "repscope.compress.study:TruncateParams",
+                         plan="repscope.compress.study:plan_truncate",
+                         combine="repscope.compress.study:combine_truncate", command="truncate"),
+               StudyStep("adapter", "repscope.compress.study:run_adapter", "repscope.compress.study:AdapterParams",
+                         command="adapter train", command_only=("out", "overwrite", "apply_to")),
+               StudyStep("quantize_embeddings", None, "repscope.compress.study:QuantizeEmbeddingsParams",
+                         plan="repscope.compress.study:plan_quantize_embeddings",
+                         command="quantize-embeddings")),
+        report="repscope.compress.report:report_sections", demo="repscope.compress.demo:run", title="Compression"),
     AnalysisPlugin(
         "compat", COMPRESSION + 5, cli="repscope.compat.cli:register",
-        steps=(StudyStep("compat", "repscope.compat.study:run", "repscope.compat.study:CompatParams"),),
-        report="repscope.compat.report:report_sections", demo="repscope.compat.demo:run"),
+        steps=(StudyStep("compat", "repscope.compat.study:run", "repscope.compat.study:CompatParams",
+                         command="compat"),),
+        report="repscope.compat.report:report_sections", demo="repscope.compat.demo:run", title="Compatibility"),
     AnalysisPlugin(
         "disentangle", DISENTANGLEMENT, cli="repscope.disentangle.cli:register",
-        steps=(StudyStep("disentangle", "repscope.disentangle.study:run",
-                         "repscope.disentangle.study:DisentangleParams"),),
-        report="repscope.disentangle.report:report_sections", demo="repscope.disentangle.demo:run"),
+        steps=(StudyStep("disentangle", None, "repscope.disentangle.study:DisentangleParams",
+                         plan="repscope.disentangle.study:plan",
+                         command="disentangle"),),
+        report="repscope.disentangle.report:report_sections", demo="repscope.disentangle.demo:run",
+        findings="repscope.disentangle.findings:findings", title="Disentanglement"),
     AnalysisPlugin(
         "learn", LEARNERS, cli="repscope.learn.cli:register",
-        steps=(StudyStep("learn", "repscope.learn.study:run", "repscope.learn.study:LearnParams"),),
+        steps=(StudyStep("learn", None, "repscope.learn.study:LearnParams", plan="repscope.learn.study:plan",
+                         combine="repscope.learn.study:combine"),),
         report="repscope.learn.report:report_sections", demo="repscope.learn.demo:run"),
 ]
 
 
+ENTRY_POINT_GROUP = "repscope.plugins"
+_ENTRY_POINTS: dict[str, Any] = {"loaded": False, "error": None}  # read once per process
+
+
+def _entry_point_dist(ep: Any) -> str:
+    dist = getattr(ep, "dist", None)
+    return str(getattr(dist, "name", None) or ep.value.partition(":")[0].split(".")[0])
+
+
+def load_entry_points() -> None:
+    """Register the plugins other packages advertise under the entry-point group `repscope.plugins`, once per process.
+
+    Each entry point loads an `AnalysisPlugin` or a callable returning one. One that fails to load, returns
+    something else, or clashes with a registered plugin or study step stops with a one-line ConfigError naming its
+    distribution (raised again on every later call: the plugin list stays incomplete until it is fixed)."""
+    if _ENTRY_POINTS["loaded"]:
+        if _ENTRY_POINTS["error"] is not None:
+            raise _ENTRY_POINTS["error"]
+        return
+    _ENTRY_POINTS["loaded"] = True  # first: register_plugin below lists the plugins again
+    from importlib import metadata
+
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+            plugin = obj() if callable(obj) and not isinstance(obj, AnalysisPlugin) else obj
+            if not isinstance(plugin, AnalysisPlugin):
+                raise ConfigError(f"it gave {type(plugin).__name__}, not an AnalysisPlugin")
+            register_plugin(plugin)
+        except Exception as err:  # any failure of third-party code becomes one line
+            why = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            dist = _entry_point_dist(ep)
+            _ENTRY_POINTS["error"] = ConfigError(
+                f"repscope plugin '{ep.name}' of distribution '{dist}' ({ENTRY_POINT_GROUP} entry point "
+                f"{ep.value}) could not be registered: {why}; fix or uninstall {dist}")
+            raise _ENTRY_POINTS["error"] from None
+
+
 def plugins() -> list[AnalysisPlugin]:
-    """The registered plugins in pipeline order (stable for equal `order`)."""
+    """The registered plugins in pipeline order (stable for equal `order`), those advertised under the entry-point
+    group `repscope.plugins` included (`load_entry_points`)."""
+    load_entry_points()
     return sorted(PLUGINS, key=lambda p: p.order)
 
 
@@ -158,5 +255,5 @@ def study_steps() -> dict[str, StudyStep]:
     return {s.name: s for p in plugins() for s in p.steps}
 
 
-__all__ = ["AnalysisPlugin", "StudyStep", "PLUGINS", "plugins", "register_plugin", "unregister_plugin",
-           "study_steps", "resolve"]
+__all__ = ["AnalysisPlugin", "StudyStep", "PLUGINS", "ENTRY_POINT_GROUP", "load_entry_points", "plugins",
+           "register_plugin", "unregister_plugin", "study_steps", "resolve"]

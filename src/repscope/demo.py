@@ -101,7 +101,8 @@ def run_demo(out: str | Path = "demo_out", extended: bool = False, device: str =
 
     `steps` limits the run to the named plugins (`repscope.analyses.PLUGINS`)."""
     from repscope.errors import OutputError
-    from repscope.store.ownership import check_report_output, is_results_db
+    from repscope.results.connect import is_results_db
+    from repscope.store.ownership import check_report_output
 
     workdir = Path(out)
     check_report_output(workdir / "report.html", option="--out")  # refused before any work, not at the end

@@ -58,28 +58,18 @@ def extract_cmd(
 
     On a Ray cluster (store on a shared filesystem): add --ray ADDRESS --workers 8 --gpus-per-worker 1.
     """
+    from repscope.distributed.executor import executor_for
     from repscope.errors import check_output_dir
-    from repscope.extract import extract
-    from repscope.sources.load import load_dataset, load_model
+    from repscope.sources.load import load_dataset
     from repscope.store.ownership import check_store_output
 
     check_output_dir(out, "--out")
     check_store_output(out, overwrite=overwrite)  # before loading anything: a folder of other files is refused
     ds = load_dataset(data, seed=seed)
-    if ray:
-        from functools import partial
-
-        from repscope.distributed.ray_extract import ray_extract
-
-        m = load_model(model, device="cpu")  # the driver only checks, plans and commits; actors load their own
-        store = ray_extract(m, ds, out, layers, pooling=pooling, batch_size=batch_size, dtype=dtype,
-                            chunk_rows=chunk_rows, overwrite=overwrite, allow_nonfinite=allow_nonfinite, seed=seed,
-                            address=ray, workers=workers, gpus_per_worker=gpus_per_worker,
-                            model_loader=partial(load_model, model, device=device))
-    else:
-        m = load_model(model, device=device)
-        store = extract(m, ds, out, layers=layers, pooling=pooling, batch_size=batch_size, dtype=dtype,
-                        chunk_rows=chunk_rows, overwrite=overwrite, allow_nonfinite=allow_nonfinite, seed=seed)
+    # here, or with --ray on `workers` actors that each load the model (the driver only checks, plans and commits)
+    store = executor_for(ray, num_gpus=gpus_per_worker).extract(
+        model, ds, out, layers, device=device, workers=workers, pooling=pooling, batch_size=batch_size, dtype=dtype,
+        chunk_rows=chunk_rows, overwrite=overwrite, allow_nonfinite=allow_nonfinite, seed=seed)
     console.print(f"[green]wrote[/] {store.root} ({store.n_rows} rows × {len(store.layers)} layers)")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import AliasChoices, Field, TypeAdapter, ValidationError
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 """A finite number > 0 (learning rates, expansion factors, epochs as a float)."""
@@ -31,9 +31,23 @@ stores; `Annotated[str, SAMPLE_COLUMN]`. A study checks such values given in its
 (the dataset's, for a store not yet extracted) before it extracts anything."""
 
 
+TARGET_KEYS = AliasChoices("target", "label")
+"""The keys a study file may give a step's `target` field under (its `validation_alias`; the model sets
+`populate_by_name`): `target`, the one name of the sample column a step predicts or scores against, and `label`,
+its name in study files written before that vocabulary."""
+
+
 def column_fields(model: Any) -> list[str]:
     """Names of the fields of a pydantic params model marked with `SAMPLE_COLUMN`."""
     return [name for name, f in model.model_fields.items() if any(m is SAMPLE_COLUMN for m in f.metadata)]
+
+
+def field_keys(model: Any, name: str) -> list[str]:
+    """The keys a params dict may give field `name` of a pydantic model under: the field name, then the string
+    choices of its `validation_alias` (e.g. `target` and its old name `label`, `TARGET_KEYS`)."""
+    alias = model.model_fields[name].validation_alias
+    choices = alias.choices if isinstance(alias, AliasChoices) else [alias] if alias is not None else []
+    return list(dict.fromkeys([name, *(c for c in choices if isinstance(c, str))]))
 
 
 def option_check(annotation: Any) -> Callable[[Any], Any]:

@@ -1,11 +1,17 @@
-"""Selection helpers: the one seeded row-subset helper (`subset_rows`) and row-wise top-k on wide matrices
-(`smallest_k`, faster than `torch.topk` when k is much smaller than the row)."""
+"""Selection helpers: the one seeded row-subset helper (`subset_rows`), row-wise top-k on wide matrices
+(`smallest_k`, faster than `torch.topk` when k is much smaller than the row) and layer selection by exact name or
+glob (`match_layers`, shared by model adapters and stores)."""
 
 from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from repscope.errors import LayerNotFoundError, format_choices
 
 
 def subset_rows(rows: int | np.ndarray, max_rows: int | None, seed: int | np.random.Generator = 0, *,
@@ -60,3 +66,27 @@ def smallest_k(tile: Tensor, kc: int, group: int = 32, largest: bool = False) ->
         cols = torch.cat([cols, torch.arange(m0, m, device=tile.device).expand(b, m - m0)], 1)
     v, pos = torch.topk(torch.gather(tile, 1, cols), kc, dim=1, largest=largest, sorted=False)
     return v, torch.gather(cols, 1, pos)
+
+
+def split_patterns(patterns: Sequence[str] | str | None) -> list[str] | None:
+    """Turn 'a,b*' or ['a', 'b*'] into a list of patterns; None/''/'all' means everything."""
+    if patterns is None:
+        return None
+    if isinstance(patterns, str):
+        patterns = [p for p in patterns.split(",")]
+    pats = [p.strip() for p in patterns if p and p.strip()]
+    return None if not pats or pats == ["all"] else pats
+
+
+def match_layers(available: Sequence[str], patterns: Sequence[str] | str | None, where: str = "model") -> list[str]:
+    """Expand names/globs against `available`, keeping model order; unknown names raise with the list of choices."""
+    pats = split_patterns(patterns)
+    if pats is None:
+        return list(available)
+    chosen: set[str] = set()
+    for p in pats:
+        hits = [a for a in available if a == p or fnmatch.fnmatchcase(a, p)]
+        if not hits:
+            raise LayerNotFoundError(f"layer '{p}' not found in {where}; available: {format_choices(list(available))}")
+        chosen.update(hits)
+    return [a for a in available if a in chosen]

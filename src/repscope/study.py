@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from repscope.analyses import study_steps
+from repscope.distributed.executor import RayParam, executor_for
 from repscope.errors import ConfigError, StoreError, format_choices
 from repscope.results import ResultsDB
 
@@ -53,12 +54,13 @@ class StoreSpec(BaseModel):
 
 
 class AnalysisSpec(BaseModel):
-    """One analysis step over one or more stores."""
+    """One analysis step over one or more stores; `ray` (auto, local or a cluster address) runs its units on Ray."""
 
     model_config = ConfigDict(extra="forbid")
     run: str
     stores: list[str]
     params: dict[str, Any] = Field(default_factory=dict)
+    ray: RayParam = None
 
 
 class Study(BaseModel):
@@ -113,13 +115,21 @@ def load_study(path: str | Path) -> Study:
         missing = [s for s in a.stores if s not in names]
         if missing:
             raise ConfigError(f"{path.name}: analysis '{a.run}' uses undefined store(s) {', '.join(missing)}")
+        if not steps[a.run].distributable and a.ray is not None:  # a check, not a switch: no unit runs on Ray
+            raise ConfigError(f"{path.name}: analyses.{i} (run: {a.run}): this step runs in one process; remove its "
+                              "ray key")
         step_params(path.name, i, a, steps[a.run].model())
     return study
 
 
 def step_params(file: str, index: int, spec: AnalysisSpec, model: type[BaseModel]) -> BaseModel:
     """`spec.params` validated by the step's params model; a one-line ConfigError naming the step, key and choices."""
+    from repscope.params import field_keys
+
     where = f"{file}: analyses.{index} (run: {spec.run})"
+    if "ray" in spec.params and "ray" not in model.model_fields:
+        raise ConfigError(f"{where}: 'ray' is a key of the analysis, not a param: write it beside run:, e.g. "
+                          f"{{run: {spec.run}, stores: [...], ray: auto}}")
     try:
         return model.model_validate(spec.params)
     except ValidationError as err:
@@ -127,6 +137,9 @@ def step_params(file: str, index: int, spec: AnalysisSpec, model: type[BaseModel
         key = ".".join(map(str, e["loc"])) or "params"
         allowed = ", ".join(model.model_fields)
         if e["type"] == "extra_forbidden":
+            twin = next((k for k in model.model_fields if key in field_keys(model, k)[1:]), None)
+            if twin is not None:  # e.g. both `target` and its old name `label`
+                raise ConfigError(f"{where}: param '{key}' is another name of '{twin}'; give only '{twin}'") from None
             raise ConfigError(f"{where}: unknown param '{key}'; allowed: {allowed}") from None
         cause = (e.get("ctx") or {}).get("error")
         if isinstance(cause, ConfigError):  # a registry lookup in a validator: its message lists the choices
@@ -159,12 +172,12 @@ def check_columns(file: str, study: Study, params: list[BaseModel], sources: dic
     """The sample columns a step's file params name (fields marked `params.SAMPLE_COLUMN`: probe targets,
     disentanglement factors, …) checked against each of the step's stores before anything is extracted; `sources`
     maps a store name to the existing store or to the dataset it will be extracted from (both have `samples`)."""
-    from repscope.params import column_fields
+    from repscope.params import column_fields, field_keys
 
     for i, (a, p) in enumerate(zip(study.analyses, params, strict=True)):
         for field in column_fields(type(p)):
             value = getattr(p, field)
-            if field not in a.params or value is None:
+            if value is None or not set(field_keys(type(p), field)) & set(a.params):  # an old key (label) counts
                 continue  # a default column is the step's own business (some steps skip a missing one)
             for name in a.stores:
                 have = [str(c) for c in sources[name].samples.columns]
@@ -222,5 +235,5 @@ def run_study(path: str | Path, db: ResultsDB | None = None, *, overwrite: bool 
     for a, p in zip(study.analyses, params, strict=True):
         if "device" in type(p).model_fields and "device" not in a.params:
             p = p.model_copy(update={"device": study.device})  # the study's device unless the step names one
-        db.record_result(steps[a.run].run([stores[s] for s in a.stores], p))
+        db.record_result(steps[a.run].run([stores[s] for s in a.stores], p, executor_for(a.ray)))
     return build_report(db, workdir / study.report, study=study.name, title=f"repscope study: {study.name}")

@@ -73,7 +73,7 @@ def fx(tmp_path_factory) -> Path:
     np.savez(d / "strlab.npz", images=np.zeros((4, 8, 8, 3), np.uint8), labels=np.array(["x", "y", "z", "w"]))
     _study(d / "dup.yaml", [ok, {**ok, "model": "digits-mlp:1"}])
     _study(d / "nostores.yaml", [])
-    _study(d / "step_ray.yaml", [ok], [{"run": "probe", "stores": ["s"], "params": {"ray": "127.0.0.1:1"}}])
+    _study(d / "step_ray.yaml", [ok], [{"run": "probe", "stores": ["s"], "ray": "127.0.0.1:1"}])
     _study(d / "step_column.yaml", [ok], [{"run": "probe", "stores": ["s"], "params": {"target": "colour"}}])
     _study(d / "step_type.yaml", [ok], [{"run": "probe", "stores": ["s"], "params": {"cv": "five"}}])
     _changed_store_study(d / "changed", ok)
@@ -319,7 +319,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("ray_nothing_listening", ["probe", "{F}/store", "--ray", "127.0.0.1:1"], ["127.0.0.1:1", "cannot reach"]),
     ("ray_local_more_gpus_than_exist", ["truncate", "{F}/store", "--ray", "local", "--gpus-per-worker", "1000"],
      ["--gpus-per-worker 1000", "GPUs"]),
-    ("study_step_ray_unreachable", ["study", "{F}/step_ray.yaml"], ["step_ray.yaml", "'ray'", "127.0.0.1:1"]),
+    ("study_step_ray_unreachable", ["study", "{F}/step_ray.yaml"], ["step_ray.yaml", "analyses.0.ray", "127.0.0.1:1"]),
     # --- issue 24: accepted before, refused now ------------------------------------------------------------------
     ("sae_epochs_negative", ["sae", "train", "{F}/store", "--layer", "l0", "--epochs", "-1", "-o", "{OUT}"],
      ["--epochs", "greater than 0"]),

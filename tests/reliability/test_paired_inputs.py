@@ -170,21 +170,23 @@ def test_pair_by_aligns_on_shared_ids_and_matches_numpy(planted, tmp_path):
                 assert got[(rec["query"], rec["gallery"], metric)] == pytest.approx(rec[metric], abs=1e-9)
 
 
-def test_ray_compare_reads_the_aligned_rows_of_each_store(planted, monkeypatch):
-    """The Ray driver hands each task the on-disk rows of both stores; tasks run inline here (no cluster)."""
-    import repscope.distributed.ray_sweep as rs
+def test_compare_units_read_the_aligned_rows_of_each_store(planted):
+    """The compare plan hands each unit the on-disk stores and their aligned rows (views do not pickle), so a unit
+    that travels to a worker reads the rows a local run reads; here each unit goes through pickle, as to Ray."""
+    import pickle
+
+    from repscope.similarity.plan import plan_compare
     from repscope.store import RepStore
     from repscope.store.pairing import pair_stores
 
-    monkeypatch.setattr(rs, "_run_tasks", lambda fn, calls, address, **kw: [fn(*a, **k) for a, k in calls])
     a, b = pair_stores([RepStore.open(planted["A"]), RepStore.open(planted["B"])], pair_by="id")
-    res = rs.ray_compare_stores(a, b, "linear_cka", max_rows=None, device="cpu", address="local")
+    plan = plan_compare(a, b, "linear_cka", max_rows=None, device="cpu")
+    res = plan.combine([pickle.loads(pickle.dumps(unit)).run() for unit in plan.units])
     _, xa, xb = _aligned(planted["truth"])
     (row,) = res.rows
     assert row.value == pytest.approx(np_linear_cka(xa, xb), abs=1e-6) and row.params["pair_by"] == "id"
     with pytest.raises(StoreError, match="do not hold the same samples"):
-        rs.ray_compare_stores(RepStore.open(planted["A"]), RepStore.open(planted["B"]), "linear_cka",
-                              address="local")
+        plan_compare(RepStore.open(planted["A"]), RepStore.open(planted["B"]), "linear_cka")
 
 
 def test_stitching_relative_and_concat_check_pairing(planted):
@@ -212,9 +214,13 @@ def test_stitching_relative_and_concat_check_pairing(planted):
 
 
 def test_study_steps_refuse_and_accept_the_opt_in(planted):
+    from repscope.analyses import study_steps
     from repscope.compat.study import run as compat_step
-    from repscope.similarity.study import run as compare_step
+    from repscope.similarity.study import CompareParams
     from repscope.store import RepStore
+
+    def compare_step(stores, measures, **params):
+        return study_steps()["compare"].run(stores, CompareParams(measures=measures, **params))
 
     a, b = RepStore.open(planted["A"]), RepStore.open(planted["B"])
     with pytest.raises(StoreError, match="do not hold the same samples"):

@@ -74,7 +74,7 @@ def _relabel(root: Path, foreign: Path) -> set[str]:  # one label changed in sam
 COMMANDS = {
     "probe": lambda s, t: ["probe", s, "--probe", "logistic", "--device", "cpu"],
     "compare": lambda s, t: ["compare", s, "--measure", "cka", "--device", "cpu"],
-    "geometry": lambda s, t: ["geometry", s, "-m", "twonn,pca", "--label", "none", "--device", "cpu"],
+    "geometry": lambda s, t: ["geometry", s, "-m", "twonn,pca", "--target", "none", "--device", "cpu"],
     "sae": lambda s, t: ["sae", "train", s, "--layer", "a", "--k", "2", "--expansion", "2", "--steps", "5",
                          "--batch-size", "32", "--device", "cpu", "-o", t / "sae"],
     "disentangle": lambda s, t: ["disentangle", s, "-f", "f1,f2", "-m", "mig"],

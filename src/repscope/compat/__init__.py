@@ -7,16 +7,40 @@ M(new→old) > M(old,old) and the update gain; the registered transforms (`TRANS
 lstsq, bct) learn old↔new maps on a fit split; `compat_arrays` / `compat_stores` run it all on held-out samples and
 return the compatibility table / a `Result`.
 
-Names are imported on first use (`repscope.lazy`), so importing the package stays cheap.
+Names are imported on first use (PEP 562, `repscope.lazy.attach`), so importing the package stays cheap.
 """
 
-from repscope.lazy import lazy_package
+from typing import TYPE_CHECKING
 
-__all__ = lazy_package(__name__, {
-    "ANALYSIS": "store", "BCTHead": "bct", "BCTMap": "transforms", "CompatMap": "transforms",
-    "NEW_TO_OLD": "transforms", "OLD_TO_NEW": "transforms", "ProcrustesMap": "transforms", "RidgeMap": "transforms",
-    "SCORES": "criterion", "TRANSFORMS": "transforms", "chance_recall": "criterion", "compat_arrays": "store",
-    "compat_stores": "store", "compatibility": "criterion", "cross_retrieval": "criterion",
-    "fit_eval_split": "store", "is_compatible": "criterion", "make_maps": "transforms",
-    "resolve_transforms": "transforms", "update_gain": "criterion",
-})
+if TYPE_CHECKING:
+    from repscope.compat.bct import BCTHead
+    from repscope.compat.criterion import (
+        SCORES,
+        chance_recall,
+        compatibility,
+        cross_retrieval,
+        is_compatible,
+        update_gain,
+    )
+    from repscope.compat.store import ANALYSIS, compat_arrays, compat_stores, fit_eval_split
+    from repscope.compat.transforms import (
+        NEW_TO_OLD,
+        OLD_TO_NEW,
+        TRANSFORMS,
+        BCTMap,
+        CompatMap,
+        ProcrustesMap,
+        RidgeMap,
+        make_maps,
+        resolve_transforms,
+    )
+else:
+    from repscope.lazy import attach
+
+    __getattr__, __dir__ = attach(__name__)
+
+__all__ = [
+    "ANALYSIS", "BCTHead", "BCTMap", "CompatMap", "NEW_TO_OLD", "OLD_TO_NEW", "ProcrustesMap", "RidgeMap", "SCORES",
+    "TRANSFORMS", "chance_recall", "compat_arrays", "compat_stores", "compatibility", "cross_retrieval",
+    "fit_eval_split", "is_compatible", "make_maps", "resolve_transforms", "update_gain",
+]

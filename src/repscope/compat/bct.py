@@ -20,7 +20,7 @@ import torch
 
 from repscope.device import as_matrix, resolve_device
 from repscope.errors import ConfigError
-from repscope.probe.base import Standardizer, cpu_threads_for
+from repscope.kernels.estimator import Standardizer, cpu_threads_for
 
 
 class BCTHead:
@@ -45,7 +45,7 @@ class BCTHead:
     def fit(self, old: Any, new: Any, labels: Any) -> BCTHead:
         """Fit the old classifier on (old, labels), then P and w_new on (new, labels) with the influence loss."""
         from repscope.extract.progress import make_progress
-        from repscope.probe.logistic import LogisticProbe
+        from repscope.kernels.logistic import LogisticProbe
 
         if self.lam < 0 or self.epochs < 1 or self.lr <= 0:
             raise ConfigError(f"bct needs lam >= 0, epochs >= 1 and lr > 0 (got {self.lam}, {self.epochs}, {self.lr})")

@@ -21,7 +21,11 @@ from repscope.cli_common import (
     split_csv,
     with_provenance,
 )
+from repscope.compat.study import CompatParams
 from repscope.errors import ConfigError
+from repscope.params import option_check
+
+_METRIC = CompatParams.model_fields["metric"].annotation  # the choices, declared once by the params model
 
 
 def compat_cmd(
@@ -35,10 +39,12 @@ def compat_cmd(
     layer_new: str = typer.Option(None, "--layer-new", help="Layer of the new store (default: its last pooled layer)."),
     fit_fraction: float = typer.Option(0.5, "--fit-fraction", help="Share of samples the transforms are fit on."),
     max_rows: int = typer.Option(10000, "--max-rows", min=0, help="Seeded random subset of samples (0 = all)."),
-    metric: str = typer.Option("cosine", "--metric", help="Retrieval distance: cosine or euclidean."),
+    metric: str = typer.Option("cosine", "--metric", callback=option_check(_METRIC),
+                               help="Retrieval distance: cosine or euclidean."),
     alpha: float = typer.Option(1e-2, "--alpha", help="Ridge strength, relative to the mean eigenvalue of XᵀX."),
     bct_lambda: float = typer.Option(1.0, "--bct-lambda", help="Weight of BCT's influence loss."),
     bct_epochs: int = typer.Option(300, "--bct-epochs", help="Full-batch epochs of the BCT head."),
+    bct_lr: float = typer.Option(1e-2, "--bct-lr", help="Learning rate of the BCT head."),
     seed: int = typer.Option(0, "--seed"),
     pair_by: str = PairByOption,
     unpaired: bool = UnpairedOption,
@@ -64,7 +70,7 @@ def compat_cmd(
     try:
         p = CompatParams(target=target, layer_old=layer_old, layer_new=layer_new, transforms=split_csv(transforms),
                          fit_fraction=fit_fraction, seed=seed, metric=metric, alpha=alpha, bct_lambda=bct_lambda,
-                         bct_epochs=bct_epochs)
+                         bct_epochs=bct_epochs, bct_lr=bct_lr)
     except ValidationError as err:
         e = err.errors()[0]
         cause = (e.get("ctx") or {}).get("error")
@@ -75,7 +81,7 @@ def compat_cmd(
     result = compat_stores(old, new, target=p.target, layer_old=p.layer_old, layer_new=p.layer_new,
                            transforms=p.transforms, fit_fraction=p.fit_fraction, seed=p.seed,
                            max_rows=max_rows or None, metric=p.metric, alpha=p.alpha, bct_lambda=p.bct_lambda,
-                           bct_epochs=p.bct_epochs, progress=True, device=device)
+                           bct_epochs=p.bct_epochs, bct_lr=p.bct_lr, progress=True, device=device)
     rdb = open_db(db, study)  # only once there is something to record
     rdb.record_result(with_provenance(result, old0, new0))
     for art in result.artifacts:

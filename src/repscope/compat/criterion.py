@@ -3,9 +3,10 @@ M(query model, gallery model), the empirical compatibility criterion and the upd
 
 M(φ_q, φ_g): every held-out sample, embedded by the query model φ_q, searches the *other* held-out samples embedded
 by the gallery model φ_g; relevant = same label. The sample's own gallery entry is left out, as in the leave-one-out
-`repscope.probe.metrics.retrieval_metrics`, so M(old,old), M(new,new) and M(new→old) rank the same candidates and
-equal embeddings give equal scores. mAP needs every gallery item ranked, so the ranking is a full float64 sort (ties
-by gallery index, the rule of the exact kNN engine `repscope.geometry.knn`), not a top-k search.
+`repscope.kernels.retrieval.retrieval_metrics`, so M(old,old), M(new,new) and M(new→old) rank the same candidates
+and equal embeddings give equal scores. mAP needs every gallery item ranked, so the ranking is a full float64 sort
+(ties by gallery index, the rule of the exact kNN engine `repscope.kernels.knn`), not a top-k search; the one
+implementation is `repscope.kernels.retrieval.label_retrieval`.
 """
 
 from __future__ import annotations
@@ -17,26 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from repscope.device import as_matrix, resolve_device
-from repscope.errors import ConfigError, DataError
+from repscope.kernels.retrieval import label_retrieval
 
 SCORES = ("recall@1", "mAP")  # the scores the criterion and update gain are reported for (BCT: top-1 and mAP)
-
-
-def _metrics_from_relevance(rel: torch.Tensor, n_rel: torch.Tensor, ks: Sequence[int],
-                            sums: dict[str, float]) -> None:
-    """Add recall@k, AP and nDCG@10 of ranked 0/1 relevance rows (queries × ranked gallery) to `sums`, with the
-    definitions of `retrieval_metrics`: recall@k = 1[≥1 relevant in top k]; AP = (1/R)Σ_{r relevant} precision@r;
-    nDCG@10 = Σᵢ relᵢ/log₂(i+1) / IDCG@10."""
-    dev = rel.device
-    for k in ks:
-        sums[f"recall@{k}"] += float((rel[:, :k].sum(1) > 0).sum())
-    prec = rel.cumsum(1) / torch.arange(1, rel.shape[1] + 1, device=dev, dtype=torch.float64)
-    sums["mAP"] += float(((prec * rel).sum(1) / n_rel).sum())
-    m = min(10, rel.shape[1])
-    disc = 1.0 / torch.log2(torch.arange(2, m + 2, device=dev, dtype=torch.float64))
-    ideal = torch.cumsum(disc, 0)[(n_rel.clamp(max=m) - 1).long()]
-    sums["nDCG@10"] += float(((rel[:, :m] * disc).sum(1) / ideal).sum())
 
 
 def cross_retrieval(queries: Any, gallery: Any, labels: Any, *, ks: Sequence[int] = (1, 5, 10),
@@ -45,50 +29,11 @@ def cross_retrieval(queries: Any, gallery: Any, labels: Any, *, ks: Sequence[int
     """Cross-model label retrieval M(φ_q, φ_g) (Shen et al. 2020): query row i ranks gallery rows j ≠ i (row i of both
     is the same sample) by float64 distance; relevant = same label; recall@k, mAP and nDCG@10 as `retrieval_metrics`.
 
-    Queries whose label occurs once are skipped. Equals `repscope.probe.metrics.retrieval_metrics(x, labels)` when
-    queries = gallery = x (up to its float32 ranking of near-ties). Memory O(chunk_rows × n)."""
-    from repscope.geometry.knn import pairwise_sq_distances
-
-    dev = resolve_device(device)
-    q = as_matrix(queries, dev, torch.float64, name="queries", min_rows=2, purpose="retrieval")
-    g = as_matrix(gallery, dev, torch.float64, name="gallery", min_rows=2, purpose="retrieval")
-    if q.shape != g.shape:
-        raise DataError(f"queries {tuple(q.shape)} and gallery {tuple(g.shape)} must have the same rows and width; "
-                        "map one space into the other first")
-    lab = np.asarray(labels)
-    n = q.shape[0]
-    if len(lab) != n:
-        raise DataError(f"{n} rows but {len(lab)} labels; pass one label per row")
-    if metric not in ("cosine", "euclidean"):
-        raise ConfigError(f"metric '{metric}' unknown; use cosine or euclidean")
-    ks = sorted({int(k) for k in ks})
-    if not ks or ks[0] < 1:
-        raise ConfigError("retrieval k must be >= 1")
-    _, codes_np = np.unique(lab, return_inverse=True)
-    codes = torch.as_tensor(codes_np, device=dev)
-    counts = torch.bincount(codes)
-    if metric == "cosine":  # a zero row has cosine 0 to everything, as in the kNN engine
-        q = q / torch.linalg.vector_norm(q, dim=1, keepdim=True).clamp_min(1e-300)
-        g = g / torch.linalg.vector_norm(g, dim=1, keepdim=True).clamp_min(1e-300)
-    sums = {f"recall@{k}": 0.0 for k in ks} | {"mAP": 0.0, "nDCG@10": 0.0}
-    n_q = 0
-    for s in range(0, n, chunk_rows):
-        e = min(n, s + chunk_rows)
-        qc = codes[s:e]
-        n_rel = counts[qc] - 1
-        keep = n_rel > 0
-        if not bool(keep.any()):
-            continue
-        dist = -(q[s:e] @ g.T) if metric == "cosine" else pairwise_sq_distances(q[s:e], g)
-        idx = torch.argsort(dist, dim=1, stable=True)  # the full ranking, ties by gallery index
-        own = torch.arange(s, e, device=dev)[:, None]
-        idx = idx[idx != own].view(e - s, n - 1)  # drop the query's own sample from its gallery
-        rel = (codes[idx] == qc[:, None]).to(torch.float64)[keep]
-        _metrics_from_relevance(rel, n_rel[keep].to(torch.float64), ks, sums)
-        n_q += int(keep.sum())
-    if n_q == 0:
-        raise DataError("no label occurs twice, so no query has a relevant item; check the target column")
-    return {k: v / n_q for k, v in sums.items()}
+    Queries whose label occurs once are skipped. Equals `repscope.kernels.retrieval.retrieval_metrics(x, labels)`
+    when queries = gallery = x (up to its float32 ranking of near-ties): both are
+    `repscope.kernels.retrieval.label_retrieval`. Memory O(chunk_rows × n)."""
+    return label_retrieval(queries, labels, gallery=gallery, ks=ks, metric=metric, dtype=torch.float64,
+                           chunk_rows=chunk_rows, device=device)
 
 
 def chance_recall(labels: Any, k: int = 1) -> float:

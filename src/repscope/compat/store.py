@@ -126,7 +126,7 @@ def compat_stores(old: Any, new: Any, *, target: str = "label", layer_old: str |
 
     At most `max_rows` samples are used (a seeded subsample, recorded in params); `options` go to `compat_arrays`
     (metric, ks, alpha, bct_lambda, bct_epochs, bct_lr, progress, device)."""
-    from repscope.probe.protocols import target_values
+    from repscope.store.repstore import target_values
 
     names = resolve_transforms(transforms)  # fail on a bad name before reading anything
     pairing = check_paired(old, new)  # row i of both stores is the same sample (or an explicit opt-in)

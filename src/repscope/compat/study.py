@@ -25,6 +25,7 @@ class CompatParams(BaseModel):
     bct_lambda: float = Field(1.0, ge=0)
     bct_epochs: int = Field(300, ge=1)
     bct_lr: float = Field(1e-2, gt=0)
+    device: str = "auto"
     pair_by: str | None = None  # opt-ins for two stores of different samples (see repscope.store.pairing)
     unpaired: bool = False
 
@@ -40,7 +41,7 @@ class CompatParams(BaseModel):
 def run(stores: list, target: str = "label", layer_old: str | None = None, layer_new: str | None = None,
         transforms: list[str] | None = None, fit_fraction: float = 0.5, seed: int = 0, max_rows: int | None = 10000,
         metric: str = "cosine", alpha: float = 1e-2, bct_lambda: float = 1.0, bct_epochs: int = 300,
-        bct_lr: float = 1e-2, pair_by: str | None = None, unpaired: bool = False) -> Result:
+        bct_lr: float = 1e-2, device: str = "auto", pair_by: str | None = None, unpaired: bool = False) -> Result:
     """Compatibility of stores[1] (new) with stores[0] (old); their rows must pair, or `pair_by`/`unpaired` opt in
     (see `repscope.store.pairing.pair_stores`)."""
     from repscope.compat.store import compat_stores
@@ -52,4 +53,5 @@ def run(stores: list, target: str = "label", layer_old: str | None = None, layer
     stores = pair_stores(stores, pair_by=pair_by, unpaired=unpaired)
     return compat_stores(stores[0], stores[1], target=target, layer_old=layer_old, layer_new=layer_new,
                          transforms=transforms, fit_fraction=fit_fraction, seed=seed, max_rows=max_rows, metric=metric,
-                         alpha=alpha, bct_lambda=bct_lambda, bct_epochs=bct_epochs, bct_lr=bct_lr)
+                         alpha=alpha, bct_lambda=bct_lambda, bct_epochs=bct_epochs, bct_lr=bct_lr,
+                         device=device)

@@ -12,6 +12,7 @@ from repscope.cli_common import (
     DeviceOption,
     FormatOption,
     StudyOption,
+    choice_option,
     console,
     open_db,
     print_result,
@@ -53,7 +54,8 @@ def truncate_cmd(
     target: str = typer.Option("label", "--target", "-t",
                                help="Label column (optional when it is 'label': STS pair stores score Spearman, "
                                     "stores without labels the neighbours kept, recall@k_vs_full)."),
-    basis: str = typer.Option("raw,pca", "--basis", help="raw (first m coordinates) and/or pca (first m PCs)."),
+    bases: str = typer.Option("raw,pca", "--bases", "--basis",
+                              help="raw (first m coordinates) and/or pca (first m PCs)."),
     dims: str = typer.Option(None, "--dims", help="Prefix dims, comma separated (default 8, 16, 32, … and d)."),
     layers: str = typer.Option(None, "--layers", "-l", help="Layer names or globs, comma separated (default: all)."),
     k: int = typer.Option(10, "--k", min=1, help="Label retrieval recall@k."),
@@ -71,20 +73,19 @@ def truncate_cmd(
 
     Example: repscope truncate runs/minilm_sst2 --target label --basis raw,pca --dims 16,32,64,128
     """
-    from repscope.compress.truncate import check_bases, truncate_store
+    from repscope.compress.study import combine_truncate_store, plan_truncate_store
+    from repscope.compress.truncate import check_bases
+    from repscope.distributed.executor import executor_for
     from repscope.store import RepStore
 
-    bases = check_bases(basis)
+    bases = check_bases(bases)
     dim_list = _dims(dims)
     s = RepStore.open(store)
     kw = {"target": target, "layers": split_csv(layers), "bases": bases, "dims": dim_list, "ks": (k,), "seed": seed,
           "max_rows": max_rows or None, "device": device}
-    if ray:  # one Ray task per layer; the cross-layer summary on the driver
-        from repscope.distributed.ray_sweep import ray_truncate_store
-
-        result = ray_truncate_store(s, address=ray, num_gpus=gpus_per_worker, **kw)
-    else:
-        result = truncate_store(s, **kw)
+    units = plan_truncate_store(s, **kw)  # one unit per layer; the cross-layer summary on the driver
+    parts = executor_for(ray, num_gpus=gpus_per_worker).map(units)
+    result = combine_truncate_store(s, parts, target)
     rdb = open_db(db, study)
     rdb.record_result(with_provenance(result, s))
     console.print(f"truncation of {s.name}: {len(result.rows)} rows recorded in {rdb.path}", highlight=False)
@@ -100,8 +101,9 @@ def truncate_cmd(
 
 def quantize_embeddings_cmd(
     store: Path = typer.Argument(..., help="Store directory."),
-    layer: str = typer.Option(None, "--layer", "-l", help="Layer(s), comma separated (default: all)."),
-    schemes: str = typer.Option("int8,binary", "--schemes", help="float16, int8, binary (float32 is the reference)."),
+    layers: str = typer.Option(None, "--layers", "--layer", "-l", help="Layer(s), comma separated (default: all)."),
+    schemes: str = choice_option("int8,binary", "--schemes", registry="repscope.compress.quantize_embeddings:SCHEMES",
+                                 text="Schemes, comma separated: {choices} (float32 is the reference)."),
     rescore: int = typer.Option(4, "--rescore", min=0, help="Rescore the top k·r candidates (0: no rescoring)."),
     k: int = typer.Option(10, "--k", min=1, help="Neighbours per query."),
     target: str = typer.Option("label", "--target", "-t",
@@ -120,14 +122,16 @@ def quantize_embeddings_cmd(
     ray: str = RayOption,
     gpus_per_worker: float = GpusPerWorkerOption,
 ) -> None:
-    """What int8 and binary embeddings cost: bytes per vector, recall@k vs exact float32 search, label recall@k,
-    STS Spearman and probe accuracy, with Hamming search and float32 rescoring of k·r candidates.
+    """Embedding compression (float16 / int8 / packed-binary storage, no codebook): bytes per vector, recall@k
+    vs exact float32 search, label recall@k, STS Spearman and probe accuracy, with Hamming search and float32
+    rescoring of k·r candidates. For a learned discrete code (VQ / PQ) of a layer, see quantize.
 
     Example: repscope quantize-embeddings runs/minilm_sst2 --layer encoder.layer.5 --schemes int8,binary --rescore 4
     """
     from repscope.compress.quantize_embeddings import check_schemes
     from repscope.compress.quantized_eval import RANKINGS
-    from repscope.compress.store import quantize_store
+    from repscope.compress.study import plan_quantize_embeddings_store
+    from repscope.distributed.executor import executor_for
     from repscope.errors import check_choice
     from repscope.store import RepStore
 
@@ -136,12 +140,7 @@ def quantize_embeddings_cmd(
     s = RepStore.open(store)
     kw = {"schemes": names, "rescore": rescore, "k": k, "target": target, "probe": probe, "seed": seed,
           "max_rows": max_rows or None, "device": device, "ranking": ranking}
-    if ray:  # one Ray task per layer
-        from repscope.distributed.ray_sweep import ray_quantize_embeddings
-
-        result = ray_quantize_embeddings(s, split_csv(layer), address=ray, num_gpus=gpus_per_worker, **kw)
-    else:
-        result = quantize_store(s, split_csv(layer), **kw)
+    result = executor_for(ray, num_gpus=gpus_per_worker).run(plan_quantize_embeddings_store(s, split_csv(layers), **kw))
     rdb = open_db(db, study)
     rdb.record_result(with_provenance(result, s))
     console.print(f"quantization of {s.name}: {len(result.rows)} rows recorded in {rdb.path}", highlight=False)

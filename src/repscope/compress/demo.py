@@ -32,7 +32,7 @@ def _log_quant(ctx: DemoContext, result, metric: str) -> None:
 
 def run(ctx: DemoContext) -> None:
     """Truncation grid and quantization of MiniLM template sentences (target: topic); extended: SST-2, STS-B."""
-    from repscope.compress.store import adapter_store, quantize_store
+    from repscope.compress.store import adapter_store, quantize_embeddings_store
     from repscope.compress.truncate import truncate_store
 
     store = ctx.stores.get("minilm_templates")
@@ -45,8 +45,8 @@ def run(ctx: DemoContext) -> None:
                              seed=ctx.seed, device=ctx.device)
         ctx.db.record_result(res)
         _log_summary(ctx, res, "accuracy")
-        q = quantize_store(store, FINAL, schemes="float16,int8,binary", rescore=4, target="topic", seed=ctx.seed,
-                           device=ctx.device)
+        q = quantize_embeddings_store(store, FINAL, schemes="float16,int8,binary", rescore=4, target="topic",
+                                      seed=ctx.seed, device=ctx.device)
         ctx.db.record_result(q)
         _log_quant(ctx, q, "recall@10_vs_float32")
         ctx.console.print(f"compress: templates in {time.perf_counter() - t:.1f}s")
@@ -58,7 +58,8 @@ def run(ctx: DemoContext) -> None:
         res = truncate_store(s, target="label", seed=ctx.seed, device=ctx.device)
         ctx.db.record_result(res)
         _log_summary(ctx, res, "accuracy")
-        q = quantize_store(s, FINAL, schemes="float16,int8,binary", rescore=4, seed=ctx.seed, device=ctx.device)
+        q = quantize_embeddings_store(s, FINAL, schemes="float16,int8,binary", rescore=4, seed=ctx.seed,
+                                      device=ctx.device)
         ctx.db.record_result(q)
         _log_quant(ctx, q, "label_recall@10")
     if "minilm_stsb" in ctx.stores:

@@ -129,8 +129,9 @@ def variant_scores(z_fit: torch.Tensor, z_eval: torch.Tensor, plan: EvalPlan, *,
                    probe: bool = True, retrieval: bool = True, device: str = "auto") -> dict[str, float]:
     """Scores of one embedding variant: `accuracy` (LogisticProbe fit on the fit rows, scored on the eval rows),
     `recall@k` and `mAP` (leave-one-out label retrieval among the eval rows), `spearman` (STS pairs among them)."""
-    from repscope.probe.logistic import LogisticProbe
-    from repscope.probe.metrics import retrieval_metrics, sts_spearman
+    from repscope.kernels.logistic import LogisticProbe
+    from repscope.kernels.metrics import sts_spearman
+    from repscope.kernels.retrieval import retrieval_metrics
 
     out: dict[str, float] = {}
     if plan.y_fit is not None and plan.y_eval is not None:

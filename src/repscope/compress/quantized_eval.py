@@ -18,44 +18,34 @@ import pandas as pd
 import torch
 
 from repscope.compress.evaluate import EvalPlan, as_matrix, variant_scores
-from repscope.compress.quantize_embeddings import Int8Ranges, Quantized, check_schemes, quantize
-from repscope.compress.search import hamming_topk, int8_ip_topk, rescore
+from repscope.compress.quantize_embeddings import SCHEMES, Quantized, check_schemes, quantize
+from repscope.compress.search import rescore
 from repscope.errors import ConfigError, check_choice
+from repscope.kernels.retrieval import neighbour_label_recall
 
 RANKINGS = ("cosine", "sentence-transformers")
 
 
-def _drop_self(idx: torch.Tensor, k: int) -> torch.Tensor:
-    """Remove each row's own index from its neighbour list (or the last one when absent); keeps k columns."""
-    rows = torch.arange(idx.shape[0])[:, None]
-    keep = idx != rows
-    keep[:, -1] &= ~keep.all(1)  # self not found: drop the last candidate instead
-    return idx[keep].view(idx.shape[0], -1)[:, :k]
-
-
 def first_stage(q: Quantized, kk: int, *, device: str = "auto", ranking: str = "cosine") -> torch.Tensor:
-    """Leave-one-out top-kk of every coded row among the others: Hamming for binary; int8 under
-    `ranking="sentence-transformers"`: the inner product of the codes; otherwise the cosine of the decoded vectors
-    (int8 × int8, float16); all ordered by (distance, index)."""
-    from repscope.probe.knn import knn_search
+    """Leave-one-out top-kk of every coded row among the others, by the scheme's registered `search`: Hamming for
+    binary; int8 under `ranking="sentence-transformers"`: the inner product of the codes; otherwise (no search, or
+    it returns None) the cosine of the decoded vectors (int8 × int8, float16); all ordered by (distance, index)."""
+    from repscope.kernels.knn import knn_search
 
-    if q.scheme == "binary":
-        _, idx = hamming_topk(q.codes, q.codes, kk + 1, device=device)
-        return _drop_self(idx, kk)
-    if q.scheme == "int8" and check_choice(ranking, RANKINGS, "ranking") == "sentence-transformers":
-        return int8_ip_topk(q.codes, q.codes, kk, exclude_self=True)[1]
+    check_choice(ranking, RANKINGS, "ranking")
+    search = SCHEMES.get(q.scheme).search
+    idx = search(q, kk, device=device, ranking=ranking) if search is not None else None
+    if idx is not None:
+        return idx
     dec = q.decode()
     _, idx = knn_search(dec, dec, kk, metric="cosine", exclude_self=True)
     return idx.to(torch.int64)
 
 
 def label_recall(idx: torch.Tensor, labels: np.ndarray) -> float:
-    """Share of queries with ≥ 1 same-label item among their neighbours `idx` (labels occurring once skipped),
-    the recall@k of `repscope.probe.metrics.retrieval_metrics`."""
-    _, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    hit = (codes[idx.numpy()] == codes[:, None]).any(1)
-    ok = counts[codes] > 1
-    return float(hit[ok].mean())
+    """Share of queries with ≥ 1 same-label item among their neighbours `idx` (labels occurring once skipped): the
+    recall@k of the one label retrieval, `repscope.kernels.retrieval.neighbour_label_recall`."""
+    return neighbour_label_recall(idx, labels)
 
 
 def overlap(idx: torch.Tensor, exact: torch.Tensor) -> float:
@@ -78,15 +68,16 @@ def quantization_scores(x: Any, plan: EvalPlan, *, schemes: Sequence[str] | str 
     n = ev.shape[0]
     if not 1 <= k < n:
         raise ConfigError(f"k must be between 1 and {n - 1} (eval rows − 1), got {k}")
-    ranges = Int8Ranges.calibrate(fit) if "int8" in names else None
     exact = first_stage(quantize(ev, "float32"), k, device=device)
     rows: list[dict[str, Any]] = []
     for scheme in names:
-        q_ev, q_fit = quantize(ev, scheme, ranges=ranges), quantize(fit, scheme, ranges=ranges)
+        spec = SCHEMES.get(scheme)
+        state = spec.calibrate(fit) if spec.calibrate is not None else None  # calibrated on the fit rows
+        q_ev, q_fit = quantize(ev, scheme, ranges=state), quantize(fit, scheme, ranges=state)
         base = {"scheme": scheme, "bytes_per_vector": q_ev.bytes_per_vector}
         dec_fit, dec_ev = q_fit.decode(), q_ev.decode()
         scores = variant_scores(dec_fit, dec_ev, plan, ks=(k,), probe=probe, retrieval=False, device=device)
-        for r in ([0, rescore_r] if rescore_r and scheme in ("int8", "binary") else [0]):
+        for r in ([0, rescore_r] if rescore_r and SCHEMES.metadata(scheme).get("rescore") else [0]):
             if scheme == "float32":  # r is 0: the reference search itself
                 idx = exact
             else:

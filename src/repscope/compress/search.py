@@ -162,6 +162,14 @@ def int8_ip_topk(queries: Any, codes: Any, k: int, *, exclude_self: bool = False
     return torch.cat(out_s), torch.cat(out_i)
 
 
+def drop_self(idx: torch.Tensor, k: int) -> torch.Tensor:
+    """Remove each row's own index from its neighbour list (or the last one when absent); keeps k columns."""
+    rows = torch.arange(idx.shape[0])[:, None]
+    keep = idx != rows
+    keep[:, -1] &= ~keep.all(1)  # self not found: drop the last candidate instead
+    return idx[keep].view(idx.shape[0], -1)[:, :k]
+
+
 def rescore(query: torch.Tensor, candidates: torch.Tensor, docs: torch.Tensor, k: int) -> torch.Tensor:
     """Re-rank each query's candidate indices by the float32 score ⟨query, docs[candidate]⟩ (docs: decoded int8 or
     ±1 binary vectors); returns the top-k indices (m, k), ties kept in candidate order."""

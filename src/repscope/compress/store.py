@@ -30,9 +30,10 @@ def _pooled_layer(store: Any, layer: str) -> int:
     return int(np.prod(store.layer_info(layer)["shape"]))
 
 
-def quantize_store(store: Any, layers: Sequence[str] | str | None = None, *, schemes: Sequence[str] | str | None = None,
-                   rescore: int = 0, k: int = 10, target: str | None = "label", probe: bool = True, seed: int = 0,
-                   max_rows: int | None = 20000, device: str = "auto", ranking: str = "cosine") -> Result:
+def quantize_embeddings_store(store: Any, layers: Sequence[str] | str | None = None, *,
+                              schemes: Sequence[str] | str | None = None, rescore: int = 0, k: int = 10,
+                              target: str | None = "label", probe: bool = True, seed: int = 0,
+                              max_rows: int | None = 20000, device: str = "auto", ranking: str = "cosine") -> Result:
     """Per layer and scheme (float32 reference, float16, int8, binary): bytes per vector, recall@k vs exact
     float32 search, label recall@k, STS Spearman, probe accuracy; with rescoring of k·`rescore` candidates too.
     Analysis `quantize_embeddings`, params scheme/rescore/bytes_per_vector; calibration and eval rows are each capped

@@ -1,4 +1,7 @@
-"""Study steps `run: truncate`, `run: adapter` and `run: quantize_embeddings` (params checked when the study loads)."""
+"""Study steps `run: truncate`, `run: adapter` and `run: quantize_embeddings` (params checked when the study loads),
+and the units of the per-layer sweeps: `truncate` and `quantize_embeddings` plan one unit per pooled layer (the same
+units the CLI commands run), which any executor (`repscope.distributed.executor`: local or Ray) runs; truncation's
+cross-layer summary is computed on the driver from the gathered grid rows. `adapter` is one unit: it runs here."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from repscope.distributed.ray_sweep import RayParam
+from repscope.distributed.executor import Unit
 from repscope.errors import check_choice
 from repscope.params import SAMPLE_COLUMN, PositiveFloat
 from repscope.results import Result
@@ -24,7 +27,6 @@ class TruncateParams(BaseModel):
     seed: int = 0
     max_rows: int | None = Field(20000, ge=4)
     device: str = "auto"
-    ray: RayParam = None
 
     @field_validator("bases", mode="before")
     @classmethod
@@ -80,7 +82,7 @@ class AdapterParams(BaseModel):
 
 
 class QuantizeEmbeddingsParams(BaseModel):
-    """Params of `run: quantize_embeddings` (passed to `quantize_store`)."""
+    """Params of `run: quantize_embeddings` (passed to `quantize_embeddings_store`)."""
 
     model_config = ConfigDict(extra="forbid")
     layers: str | list[str] | None = None
@@ -93,7 +95,6 @@ class QuantizeEmbeddingsParams(BaseModel):
     max_rows: int | None = Field(20000, ge=4)
     device: str = "auto"
     ranking: str = "cosine"
-    ray: RayParam = None
 
     @field_validator("schemes", mode="before")
     @classmethod
@@ -111,22 +112,62 @@ class QuantizeEmbeddingsParams(BaseModel):
         return check_choice(value, RANKINGS, "ranking")
 
 
-def run_truncate(stores: list, target: str | None = "label", layers: Any = None, bases: list[str] | None = None,
-                 dims: list[int] | None = None, k: int = 10, seed: int = 0, max_rows: int | None = 20000,
-                 device: str = "auto", ray: str | None = None) -> Result:
-    """Truncation grid (raw / PCA prefixes) of each store's pooled layers; with `ray`, one Ray task per layer (the
-    cross-layer summary on the driver)."""
-    from repscope.compress.truncate import truncate_store
+def _truncate_layer(store: Any, layer: str, kw: dict[str, Any]) -> Result:
+    """One unit of a truncation sweep: the grid rows of `truncate_store` on `layer` (analysis `truncate`); the
+    cross-layer summary is left to `combine_truncate_store`."""
+    from repscope.compress.truncate import ANALYSIS, truncate_store
 
-    result = Result()
+    res = truncate_store(store, layers=[layer], **kw)
+    return Result(rows=[r for r in res.rows if r.analysis == ANALYSIS])
+
+
+def plan_truncate_store(store: Any, *, layers: Any = None, dims: list[int] | None = None, **kw: Any) -> list[Unit]:
+    """The units of `truncate_store(store, layers=layers, dims=dims, **kw)`: one per pooled layer (`dims` checked
+    against every width first, so a bad dim fails before any work)."""
+    from repscope.compress.truncate import truncation_layers
+
+    args = {"dims": dims, **kw}
+    return [Unit(_truncate_layer, (store, layer, args), label=f"{store.name}:{layer}")
+            for layer in truncation_layers(store, layers, dims)]
+
+
+def combine_truncate_store(store: Any, parts: list[Result], target: str | None = "label") -> Result:
+    """The grid rows of `store`'s units in plan order, plus the ≥99%/≥95% summary rows and artifact of
+    `add_truncation_summary`, rebuilt from those rows (the rows of `truncate_store`, timings aside)."""
+    import pandas as pd
+
+    from repscope.compress.truncate import ANALYSIS, add_truncation_summary
+
+    res = Result()
+    for part in parts:
+        res.extend(part)
+    grid = pd.DataFrame([{"basis": r.params["basis"], "dim": r.params["dim"],
+                          "bytes_per_vector": r.params["bytes_per_vector"], "metric": r.metric, "value": r.value,
+                          "layer": r.layer, "layer_index": r.layer_index, "store": r.store}
+                         for r in res.rows if r.analysis == ANALYSIS])
+    add_truncation_summary(res, store, grid, res.rows[0].params["target"] if res.rows else target)
+    return res
+
+
+def _truncate_kw(p: TruncateParams) -> dict[str, Any]:
+    return {"target": p.target, "layers": p.layers, "bases": p.bases, "dims": p.dims, "ks": (p.k,), "seed": p.seed,
+            "max_rows": p.max_rows, "device": p.device}
+
+
+def plan_truncate(stores: list, p: TruncateParams) -> list[Unit]:
+    """`run: truncate` units: one per (store, pooled layer) of the truncation grid."""
+    return [unit for store in stores for unit in plan_truncate_store(store, **_truncate_kw(p))]
+
+
+def combine_truncate(stores: list, p: TruncateParams, parts: list[Result]) -> Result:
+    """Per store: its grid rows and the cross-layer summary (on the driver)."""
+    from repscope.compress.truncate import truncation_layers
+
+    result, start = Result(), 0
     for store in stores:
-        kw = {"target": target, "bases": bases, "ks": (k,), "seed": seed, "max_rows": max_rows, "device": device}
-        if ray:
-            from repscope.distributed.ray_sweep import ray_truncate_store
-
-            result.extend(ray_truncate_store(store, layers=layers, dims=dims, address=ray, **kw))
-        else:
-            result.extend(truncate_store(store, layers=layers, dims=dims, **kw))
+        n = len(truncation_layers(store, p.layers, p.dims))  # the store's units, as `plan_truncate` made them
+        result.extend(combine_truncate_store(store, parts[start:start + n], p.target))
+        start += n
     return result
 
 
@@ -144,21 +185,24 @@ def run_adapter(stores: list, layer: str, objective: str = "unsupervised", targe
     return result
 
 
-def run_quantize(stores: list, layers: Any = None, schemes: list[str] | None = None, rescore: int = 4, k: int = 10,
-                 target: str | None = "label", probe: bool = True, seed: int = 0, max_rows: int | None = 20000,
-                 device: str = "auto", ranking: str = "cosine", ray: str | None = None) -> Result:
-    """Quantization scores (float16 / int8 / binary, with rescoring) of each store's layers; with `ray`, one Ray task
-    per layer."""
-    from repscope.compress.store import quantize_store
+def _quantize_embeddings_layer(store: Any, layer: str, kw: dict[str, Any]) -> Result:
+    """One unit of an embedding-quantization sweep: `quantize_embeddings_store` on `layer`."""
+    from repscope.compress.store import quantize_embeddings_store
 
-    result = Result()
-    for store in stores:
-        kw = {"schemes": schemes, "rescore": rescore, "k": k, "target": target, "probe": probe, "seed": seed,
-              "max_rows": max_rows, "device": device, "ranking": ranking}
-        if ray:
-            from repscope.distributed.ray_sweep import ray_quantize_embeddings
+    return quantize_embeddings_store(store, [layer], **kw)
 
-            result.extend(ray_quantize_embeddings(store, layers, address=ray, **kw))
-        else:
-            result.extend(quantize_store(store, layers, **kw))
-    return result
+
+def plan_quantize_embeddings_store(store: Any, layers: Any = None, **kw: Any) -> list[Unit]:
+    """The units of `quantize_embeddings_store(store, layers, **kw)`: one per pooled layer (without `layers`,
+    token-level layers are skipped; named ones are refused); concatenated in plan order they are its rows."""
+    from repscope.store import pooled_layers
+
+    return [Unit(_quantize_embeddings_layer, (store, layer, kw), label=f"{store.name}:{layer}")
+            for layer in pooled_layers(store, layers, "embedding quantization")]
+
+
+def plan_quantize_embeddings(stores: list, p: QuantizeEmbeddingsParams) -> list[Unit]:
+    """`run: quantize_embeddings` units: one per (store, pooled layer); the default combine concatenates them."""
+    kw = {"schemes": p.schemes, "rescore": p.rescore, "k": p.k, "target": p.target, "probe": p.probe,
+          "seed": p.seed, "max_rows": p.max_rows, "device": p.device, "ranking": p.ranking}
+    return [unit for store in stores for unit in plan_quantize_embeddings_store(store, p.layers, **kw)]

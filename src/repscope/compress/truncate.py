@@ -125,7 +125,7 @@ def truncation_grid(x: Any, plan: EvalPlan, *, dims: Sequence[int] | None = None
 
 def _cosine_neighbours(z: torch.Tensor, k: int) -> torch.Tensor:
     """Indices (n, k) of each row's k nearest other rows by cosine (`knn_search`'s tie rule)."""
-    from repscope.probe.knn import knn_search
+    from repscope.kernels.knn import knn_search
 
     if not 1 <= k < len(z):
         raise ConfigError(f"k must be between 1 and {len(z) - 1} (eval rows − 1), got {k}")

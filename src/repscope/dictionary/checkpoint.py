@@ -17,17 +17,16 @@ from typing import Any
 
 import torch
 
+from repscope.atomic import atomic_write_text
 from repscope.errors import StoreError
+from repscope.tensorfile import SAE_FORMAT as FORMAT  # one definition: the proof of authorship reads it too
 from repscope.tensorfile import read_tensors, save_tensors
 
-FORMAT = "repscope-dictionary"
 VERSION = 1
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
 def _atomic_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:

@@ -51,22 +51,28 @@ def train(
     k: int = typer.Option(32, "--k", help="Active latents per sample (topk, batchtopk, mp)."),
     expansion: float = typer.Option(16.0, "--expansion", callback=option_check(PositiveFloat),
                                     help="Latents = expansion × layer width."),
-    l1: float = typer.Option(1.0, "--l1", callback=option_check(NonNegativeFloat), help="L1 coefficient (relu arch)."),
-    epochs: float = typer.Option(10.0, "--epochs", callback=option_check(PositiveFloat),
-                                 help="Passes over the training rows."),
-    steps: int = typer.Option(None, "--steps", min=1, help="Optimizer steps (overrides --epochs)."),
+    n_latents: int = typer.Option(None, "--n-latents", min=1, help="Latents (overrides --expansion)."),
+    l1_coeff: float = typer.Option(1.0, "--l1-coeff", "--l1", callback=option_check(NonNegativeFloat),
+                                   help="L1 coefficient (relu arch)."),
+    n_epochs: float = typer.Option(10.0, "--n-epochs", "--epochs", callback=option_check(PositiveFloat),
+                                   help="Passes over the training rows."),
+    n_steps: int = typer.Option(None, "--n-steps", "--steps", min=1, help="Optimizer steps (overrides --epochs)."),
     batch_size: int = typer.Option(4096, "--batch-size"),
     lr: float = typer.Option(None, "--lr", callback=option_check(PositiveFloat),
                              help="Learning rate (default: 2e-4·sqrt(16384/latents), capped)."),
-    holdout: int = typer.Option(10, "--holdout", help="Hold out every N-th row for evaluation (0: none)."),
+    holdout_every: int = typer.Option(10, "--holdout-every", "--holdout",
+                                      help="Hold out every N-th row for evaluation (0: none)."),
     dead_rows: str = typer.Option("eval", "--dead-rows",
                                   help="Rows for the dead/dense latent fractions: eval (the held-out rows FVU and L0 "
                                        "use, SAEBench's convention; default) or all."),
     target_layer: str = typer.Option(None, "--target-layer", help="Train a transcoder predicting this layer."),
-    label: str = typer.Option(None, "--label", help="Sample column for probe-after-reconstruction and AUROC."),
+    target: str = typer.Option(None, "--target", "--label",
+                               help="Sample column for probe-after-reconstruction (--label: its old name)."),
     out: Path = typer.Option(None, "--out", "-o", help="Checkpoint directory (default sae/<store>_<layer>_<arch>); "
                              "with several layers, the folder holding one <store>_<layer>_<arch> per layer."),
-    fresh: bool = typer.Option(False, "--fresh", help="Ignore an existing checkpoint instead of resuming it."),
+    resume: bool = typer.Option(True, "--resume/--fresh",
+                                help="Resume an existing checkpoint in --out (default), or ignore it (--fresh)."),
+    n_cards: int = typer.Option(12, "--n-cards", min=0, help="Feature cards recorded for the report."),
     seed: int = typer.Option(0, "--seed"),
     fmt: str = FormatOption,
     device: str = DeviceOption,
@@ -81,24 +87,27 @@ def train(
 
     Example: repscope sae train runs/minilm_templates --layer encoder.layer.3 --arch topk --k 32 --expansion 16
     """
-    from repscope.dictionary.layers import sae_dirs, train_sae_layers
+    from repscope.dictionary.layers import plan_sae_layers, sae_dirs
     from repscope.dictionary.runs import DEAD_ROWS, check_arch, check_run_params
+    from repscope.distributed.executor import LocalExecutor, executor_for
     from repscope.errors import ConfigError, check_choice
     from repscope.results import Result
     from repscope.store import RepStore
 
     check_arch(arch, k)
-    check_run_params(holdout, batch_size=batch_size)
+    check_run_params(holdout_every, batch_size=batch_size)
     check_choice(dead_rows, DEAD_ROWS, "--dead-rows")
     s = RepStore.open(store)
     layer_list = s.resolve_layers(layer)
     if target_layer and len(layer_list) > 1:
         raise ConfigError(f"--target-layer trains one transcoder; give one --layer, not {len(layer_list)}")
     outs = sae_dirs(s.name, layer_list, arch, out)
-    kw = {"arch": arch, "k": k, "expansion": expansion, "l1_coeff": l1, "n_epochs": epochs, "n_steps": steps,
-          "batch_size": batch_size, "lr": lr, "holdout_every": holdout, "seed": seed, "device": device,
-          "resume": not fresh, "target_layer": target_layer, "label": label, "dead_rows": dead_rows}
-    results = train_sae_layers(s, layer_list, outs, ray=ray, num_gpus=gpus_per_worker, progress=True, **kw)
+    kw = {"arch": arch, "k": k, "expansion": expansion, "n_latents": n_latents, "l1_coeff": l1_coeff,
+          "n_epochs": n_epochs, "n_steps": n_steps, "batch_size": batch_size, "lr": lr,
+          "holdout_every": holdout_every, "seed": seed, "device": device, "resume": resume,
+          "target_layer": target_layer, "target": target, "dead_rows": dead_rows, "n_cards": n_cards}
+    executor = executor_for(ray, num_gpus=gpus_per_worker)  # one unit per layer, each writing its own folder
+    results = executor.map(plan_sae_layers(s, layer_list, outs, progress=isinstance(executor, LocalExecutor), **kw))
     res = Result()
     for r in results:
         res.extend(r)
@@ -120,7 +129,8 @@ def inspect(
     store: Path = typer.Option(None, "--store", help="Store to inspect on (default: the one it was trained on)."),
     layer: str = typer.Option(None, "--layer", help="Layer (default: the training layer)."),
     top: int = typer.Option(12, "--top", help="How many features to show."),
-    label: str = typer.Option(None, "--label", help="Only this column for best-AUROC labels."),
+    target: str = typer.Option(None, "--target", "--label",
+                               help="Only this sample column for best-AUROC labels (--label: its old name)."),
     fmt: str = FormatOption,
     device: str = DeviceOption,
     db: Path = DbOption,
@@ -142,7 +152,7 @@ def inspect(
     if store_path is None or layer is None:
         raise ConfigError(f"'{sae_dir}' was not trained on a store; pass --store and --layer")
     s = RepStore.open(store_path)
-    feats = inspect_store_features(est, s, layer, n_features=top, label_cols=[label] if label else None)
+    feats = inspect_store_features(est, s, layer, n_features=top, targets=[target] if target else None)
     print_table(_features_table(feats), fmt, title="top features")
     mod = est.module_
     open_db(db, study).record_result(card_result(s, layer, {"arch": mod.arch, "k": mod.k, "n_latents": mod.n_latents},
@@ -155,15 +165,19 @@ def quantize(
     method: str = choice_option("pq", "--method", registry="repscope.dictionary.quantize:METHODS",
                                 text="Quantizer: {choices}."),
     bits: int = typer.Option(64, "--bits", help="Bit budget per vector."),
-    holdout: int = typer.Option(10, "--holdout", help="Hold out every N-th row for evaluation."),
-    label: str = typer.Option(None, "--label", help="Sample column for probe-after-reconstruction."),
+    holdout_every: int = typer.Option(10, "--holdout-every", "--holdout",
+                                      help="Hold out every N-th row for evaluation."),
+    target: str = typer.Option(None, "--target", "--label",
+                               help="Sample column for probe-after-reconstruction (--label: its old name)."),
     seed: int = typer.Option(0, "--seed"),
     fmt: str = FormatOption,
     device: str = DeviceOption,
     db: Path = DbOption,
     study: str = StudyOption,
 ) -> None:
-    """Fit a discrete code on a layer; report FVU, bits/vector, codebook usage/perplexity and probe drop.
+    """Learned discrete code of one layer (vector / product / residual / scalar / binary quantizer fitted on it):
+    FVU, bits/vector, codebook usage/perplexity and probe drop. For float16/int8/binary storage of the embeddings
+    themselves, see quantize-embeddings.
 
     Example: repscope quantize runs/minilm_templates --layer encoder.layer.5 --method pq --bits 64
     """
@@ -171,8 +185,8 @@ def quantize(
     from repscope.store import RepStore
 
     s = RepStore.open(store)
-    res = quantize_store(s, layer, method=method, bits=bits, holdout_every=holdout, seed=seed, device=device,
-                         label=label)
+    res = quantize_store(s, layer, method=method, bits=bits, holdout_every=holdout_every, seed=seed, device=device,
+                         target=target)
     rdb = open_db(db, study)
     rdb.record_result(with_provenance(res, s))
     if fmt == "table":

@@ -28,7 +28,7 @@ def _run(ctx: DemoContext) -> None:
         layer = _layer(s, "encoder.layer.3")
         t = time.perf_counter()
         res = train_sae_on_store(s, layer, arch="topk", k=16, expansion=2, n_steps=300, batch_size=256, lr=2e-3,
-                                 seed=ctx.seed, device=ctx.device, label="topic", n_cards=8, resume=False,
+                                 seed=ctx.seed, device=ctx.device, target="topic", n_cards=8, resume=False,
                                  out=ctx.workdir / "sae" / f"{s.name}_{layer}_topk")
         ctx.db.record_result(res)
         m = res.metrics
@@ -38,7 +38,7 @@ def _run(ctx: DemoContext) -> None:
         for f in res.features[:3]:
             top = f["top"][0]["text"] if f["top"] else ""
             ctx.console.print(f"    latent {f['latent']}: {f['best_label']} (AUROC {f['best_auroc'] or 0:.2f}) · {top}")
-        qr = quantize_store(s, layer, method="pq", bits=64, seed=ctx.seed, device=ctx.device, label="topic")
+        qr = quantize_store(s, layer, method="pq", bits=64, seed=ctx.seed, device=ctx.device, target="topic")
         ctx.db.record_result(qr)
         q = qr.metrics
         ctx.console.print(f"  PQ 64 bits: FVU {q['fvu']:.3f}, usage {q['codebook_usage']:.2f}, "
@@ -51,7 +51,7 @@ def _run(ctx: DemoContext) -> None:
         s = st[name]
         layer = _layer(s, wanted)
         res = train_sae_on_store(s, layer, arch="topk", k=k, expansion=expansion, n_steps=steps, batch_size=256,
-                                 lr=2e-3, seed=ctx.seed, device=ctx.device, label="label", n_cards=cards,
+                                 lr=2e-3, seed=ctx.seed, device=ctx.device, target="label", n_cards=cards,
                                  resume=False, out=ctx.workdir / "sae" / f"{s.name}_{layer}_topk")
         ctx.db.record_result(res)
         m = res.metrics

@@ -30,19 +30,20 @@ def label_columns(samples: pd.DataFrame, max_classes: int = 50) -> list[str]:
     return out
 
 
-def inspect_features(z: Any, samples: pd.DataFrame | None = None, label_cols: list[str] | None = None,
+def inspect_features(z: Any, samples: pd.DataFrame | None = None, targets: list[str] | None = None,
                      features: list[int] | None = None, n_features: int = 12, top_n: int = 6,
                      row_ids: np.ndarray | None = None, max_frequency: float = 0.5) -> list[dict[str, Any]]:
     """Describe latents of codes z (n, m): frequency, mean activation, top samples and best one-vs-rest AUROC label.
 
     Without `features`, picks the `n_features` live latents firing on at most `max_frequency` of samples with the
-    highest best-label AUROC (or, with no labels, the most frequent ones).
-    `row_ids` maps rows of z to rows of `samples` (default: identity)."""
+    highest best-label AUROC (or, with no labels, the most frequent ones). `targets`: the sample columns scored
+    (default: every label-like column, `label_columns`). `row_ids` maps rows of z to rows of `samples` (default:
+    identity)."""
     zz = (z if isinstance(z, torch.Tensor) else torch.as_tensor(np.asarray(z))).detach().cpu().to(torch.float64)
     n, m = zz.shape
     freq = (zz != 0).double().mean(0).numpy()
     ids = np.arange(n) if row_ids is None else np.asarray(row_ids)
-    cols = label_cols if label_cols is not None else (label_columns(samples) if samples is not None else [])
+    cols = targets if targets is not None else (label_columns(samples) if samples is not None else [])
     candidates = np.where((freq > 0) & (freq <= max_frequency))[0]
     if len(candidates) == 0:
         candidates = np.where(freq > 0)[0]

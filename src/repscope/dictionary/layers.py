@@ -1,11 +1,14 @@
 """One SAE per layer, shared by `repscope sae train --layer a,b` and the `run: sae` study step: checkpoint folders
-per layer (never shared) and the layer loop, local or as one Ray task per layer."""
+per layer (never shared) and one unit per layer, which any executor (`repscope.distributed.executor`: local or Ray)
+runs; each unit writes only its own checkpoint folder."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from repscope.distributed.executor import Unit
 
 
 def sae_dirs(store_name: str, layers: list[str], arch: str, out: Path | None, *, nested: bool = False) -> list[Path]:
@@ -27,14 +30,24 @@ def sae_dirs(store_name: str, layers: list[str], arch: str, out: Path | None, *,
     return dirs
 
 
-def train_sae_layers(store: Any, layers: Sequence[str], outs: Sequence[str | Path | None], *, ray: str | None = None,
-                     num_gpus: float = 0.0, progress: bool = False, option: str = "--out", **kw: Any) -> list[Any]:
-    """`train_sae_on_store(store, layers[i], out=outs[i], **kw)` for each layer, in order, or as one Ray task per
-    layer when `ray` is an address ('auto', 'local', ray://…); returns the `SaeResult`s in layer order. Every named
-    folder is checked writable and free for an SAE checkpoint (new, empty or a repscope SAE folder; never the
-    current folder or the store: `ownership.check_sae_output`) before any training starts (`option` names it in
-    the one-line error)."""
+def _sae_layer(store: Any, layer: str, out: str | None, kw: dict[str, Any]) -> Any:
+    """One unit of `sae train`: `train_sae_on_store(store, layer, out=out, **kw)`, returned without its estimator
+    (the weights are in the checkpoint folder `out`; the metrics, params and feature cards stay)."""
     from repscope.dictionary.runs import train_sae_on_store
+
+    res = train_sae_on_store(store, layer, out=out, **kw)
+    res.estimator = None  # keep the module off the wire
+    return res
+
+
+def plan_sae_layers(store: Any, layers: Sequence[str], outs: Sequence[str | Path | None], *,
+                    option: str = "--out", progress: bool = False, **kw: Any) -> list[Unit]:
+    """The units of `train_sae_on_store(store, layers[i], out=outs[i], **kw)`, one per layer (their `SaeResult`s in
+    layer order, estimator dropped). Checked here, before any unit runs: one folder per layer, each writable and free
+    for an SAE checkpoint (new, empty or a repscope SAE folder; never the current folder or the store:
+    `ownership.check_sae_output`), and no two layers writing one folder (compared as absolute paths, which the
+    units receive, so a worker elsewhere writes the same folders). `option` names the folder in one-line errors;
+    `progress` shows a progress bar per layer (for units run in this process)."""
     from repscope.errors import ConfigError, check_output_dir
     from repscope.store.ownership import check_sae_output
 
@@ -44,8 +57,11 @@ def train_sae_layers(store: Any, layers: Sequence[str], outs: Sequence[str | Pat
         if o is not None:
             check_output_dir(o, option)
             check_sae_output(o, inputs=[store.root], option=option)
-    if ray:
-        from repscope.distributed.ray_sweep import ray_train_saes
-
-        return ray_train_saes(store, list(layers), list(outs), address=ray, num_gpus=num_gpus, **kw)
-    return [train_sae_on_store(store, la, out=o, progress=progress, **kw) for la, o in zip(layers, outs, strict=True)]
+    paths = [None if o is None else str(Path(o).resolve()) for o in outs]
+    named = [p for p in paths if p is not None]
+    if len(set(named)) != len(named):
+        dup = next(p for p in named if named.count(p) > 1)
+        raise ConfigError(f"two layers would write the SAE folder '{dup}'; give each layer its own {option}")
+    kw = {**kw, "progress": progress}
+    return [Unit(_sae_layer, (store, layer, out, kw), label=f"{store.name}:{layer}")
+            for layer, out in zip(layers, paths, strict=True)]

@@ -80,10 +80,10 @@ def probe_after_reconstruction(x_train: Any, y_train: Any, x_test: Any, y_test: 
                                max_iter: int = 500, C: float = 1.0, device: str = "auto") -> dict[str, float]:
     """Accuracy drop of a linear probe trained on originals and tested on reconstructions:
     acc(probe, X_test) − acc(probe, X̂_test). The probe is the one transfer readout,
-    `repscope.probe.readout.transfer_accuracy` (`LogisticProbe`; inputs centred and divided by one global scale fit
+    `repscope.kernels.readout.transfer_accuracy` (`LogisticProbe`; inputs centred and divided by one global scale fit
     on the training originals: isotropic, so a per-feature standardiser cannot blow up errors in near-constant
     directions)."""
-    from repscope.probe.readout import transfer_accuracy
+    from repscope.kernels.readout import transfer_accuracy
 
     ytr = np.asarray(y_train)
     if len(np.unique(ytr)) < 2:

@@ -410,11 +410,13 @@ class MatchingPursuitSAE(DictionaryModule):
             return torch.stack(self.pursuit(x * self.in_scale, return_norms=True)[1])
 
 
-ARCHS.register("relu", ReLUSAE, needs_k=False, paper="Bricken et al. 2023; decoder-norm L1 (Anthropic 2024)")
-ARCHS.register("topk", TopKSAE, needs_k=True, paper="Gao et al. 2024")
-ARCHS.register("batchtopk", BatchTopKSAE, needs_k=True, paper="Bussmann et al. 2024")
-ARCHS.register("jumprelu", JumpReLUSAE, needs_k=False, paper="Rajamanoharan et al. 2024")
-ARCHS.register("mp", MatchingPursuitSAE, needs_k=True, paper="Costa et al. 2025")
+# metadata: needs_k (the arch takes --k), transcoder (the arch can predict another layer)
+ARCHS.register("relu", ReLUSAE, needs_k=False, transcoder=True,
+               paper="Bricken et al. 2023; decoder-norm L1 (Anthropic 2024)")
+ARCHS.register("topk", TopKSAE, needs_k=True, transcoder=True, paper="Gao et al. 2024")
+ARCHS.register("batchtopk", BatchTopKSAE, needs_k=True, transcoder=True, paper="Bussmann et al. 2024")
+ARCHS.register("jumprelu", JumpReLUSAE, needs_k=False, transcoder=True, paper="Rajamanoharan et al. 2024")
+ARCHS.register("mp", MatchingPursuitSAE, needs_k=True, transcoder=False, paper="Costa et al. 2025")
 
 
 def build_module(arch: str, **cfg: Any) -> DictionaryModule:

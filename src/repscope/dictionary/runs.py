@@ -70,21 +70,22 @@ def holdout_rows(n: int, holdout_every: int) -> tuple[np.ndarray, np.ndarray]:
     return idx[~mask], idx[mask]
 
 
-def pick_label(store: Any, label: str | None) -> str | None:
-    """The label column to probe with: the one asked for, else `label`, else the first factor-like column."""
-    if label:
-        store.labels(label)  # raises with the available columns
-        return label
+def pick_target(store: Any, target: str | None) -> str | None:
+    """The sample column to probe with: `target` when given, else `label`, else the first factor-like column."""
+    if target:
+        store.labels(target)  # raises with the available columns
+        return target
     if "label" in store.samples.columns and store.samples["label"].nunique() >= 2:
         return "label"
     cols = label_columns(store.samples)
     return cols[0] if cols else None
 
 
-def probe_drop(store: Any, layer: str, label: str, train_rows: np.ndarray, test_rows: np.ndarray,
+def probe_drop(store: Any, layer: str, target: str, train_rows: np.ndarray, test_rows: np.ndarray,
                recon: Any) -> dict[str, float]:
-    """Probe-after-reconstruction on a store: train on original train rows, test on held-out originals vs `recon`."""
-    y = store.labels(label)
+    """Probe-after-reconstruction on a store, predicting sample column `target`: train on original train rows, test
+    on held-out originals vs `recon`."""
+    y = store.labels(target)
     tr, te = subset_rows(train_rows, 5000), subset_rows(test_rows, 5000, 1)
     x_tr = store.get(layer, tr, dtype=torch.float32)
     x_te = store.get(layer, te, dtype=torch.float32)
@@ -96,7 +97,7 @@ def train_sae_on_store(store: Any, layer: str, *, arch: str = "topk", k: int | N
                        n_steps: int | None = None, batch_size: int = 4096, lr: float | None = None,
                        holdout_every: int = 10, seed: int = 0, device: str = "auto", out: str | Path | None = None,
                        resume: bool = True, progress: bool = False, target_layer: str | None = None,
-                       label: str | None = None, n_cards: int = 12, checkpoint_every: int = 200,
+                       target: str | None = None, n_cards: int = 12, checkpoint_every: int = 200,
                        dead_rows: str = "eval") -> SaeResult:
     """Train an SAE (or transcoder) on a store layer, evaluate on held-out rows; returns metrics (analysis 'sae' rows)
     and the feature cards (artifact) as a `SaeResult`.
@@ -108,9 +109,11 @@ def train_sae_on_store(store: Any, layer: str, *, arch: str = "topk", k: int | N
 
     Token-level layers train on token rows (all, or `stream.MAX_TOKEN_ROWS` evenly spaced ones), hold out every
     `holdout_every`-th token row, and skip probe-after-reconstruction (labels are per sample); feature cards show
-    each top token in its sentence, and label AUROCs give every token its sample's label."""
+    each top token in its sentence, and label AUROCs give every token its sample's label. `target` is the sample
+    column of probe-after-reconstruction (`pick_target`; recorded as params["probe_label"])."""
     check_run_params(holdout_every, batch_size=batch_size)
     check_choice(dead_rows, DEAD_ROWS, "dead_rows")
+    target = pick_target(store, target) if not target_layer else None  # a missing column fails before training
     est_cls = Transcoder if target_layer else SAE
     est = est_cls(arch=arch, k=k, expansion=expansion, n_latents=n_latents, l1_coeff=l1_coeff, n_epochs=n_epochs,
                   n_steps=n_steps, batch_size=batch_size, lr=lr, holdout_every=holdout_every, seed=seed,
@@ -126,16 +129,15 @@ def train_sae_on_store(store: Any, layer: str, *, arch: str = "topk", k: int | N
     metrics = {**ev, "train_seconds": train_s}
     if est.steps_run_ > 0:  # 0 when a finished checkpoint was reloaded
         metrics["samples_per_s"] = est.steps_run_ * est.batch_size / max(est.fit_seconds_, 1e-9)
-    label = pick_label(store, label) if not target_layer else None
-    if label is not None and holdout_every >= 2 and not tokens:
+    if target is not None and holdout_every >= 2 and not tokens:
         try:
-            metrics.update(probe_drop(store, layer, label, train_rows, test_rows, est.reconstruct))
+            metrics.update(probe_drop(store, layer, target, train_rows, test_rows, est.reconstruct))
         except DataError:
             pass
     mod = est.module_
     params = {"arch": arch, "k": mod.k, "n_latents": mod.n_latents, "expansion": round(mod.n_latents / mod.d_in, 3),
               "steps": est.n_steps_, "batch_size": est.batch_size, "eval": "holdout" if holdout_every >= 2 else "train",
-              "probe_label": label if not tokens else None, "target_layer": target_layer, "dead_rows": dead_rows}
+              "probe_label": target if not tokens else None, "target_layer": target_layer, "dead_rows": dead_rows}
     if tokens:
         params["token_level"] = True
     rows, z = encode_store(est, store, layer)
@@ -166,20 +168,20 @@ def encode_store(est: SAE, store: Any, layer: str, max_rows: int = MAX_ROWS) -> 
 
 
 def describe_features(store: Any, layer: str, rows: np.ndarray, z: torch.Tensor, n_features: int = 12,
-                      top_n: int = 6, label_cols: list[str] | None = None) -> list[dict[str, Any]]:
+                      top_n: int = 6, targets: list[str] | None = None) -> list[dict[str, Any]]:
     """`inspect_features` on codes from `encode_store`, with texts and labels from `store.samples`.
 
     For token-level layers every top item is a token: `row`/`sample`, `position`, and (text models whose tokenizer
     loads offline from provenance `model_spec`) `token` plus its context as `text`; AUROC uses the sample's label."""
     if not store.is_tokens(layer):
-        return inspect_features(z, store.samples, label_cols=label_cols, n_features=n_features, top_n=top_n,
+        return inspect_features(z, store.samples, targets=targets, n_features=n_features, top_n=top_n,
                                 row_ids=rows)
     from repscope.sources.load import load_tokenizer
 
     off = store.offsets(layer)
     sample, position = token_sample_positions(off, rows)
     tok_samples = store.samples.iloc[sample].reset_index(drop=True)
-    feats = inspect_features(z, tok_samples, label_cols=label_cols, n_features=n_features, top_n=top_n)
+    feats = inspect_features(z, tok_samples, targets=targets, n_features=n_features, top_n=top_n)
     prov = store.provenance
     tokenizer = load_tokenizer(prov.get("model_spec")) if any(f["top"] for f in feats) else None
     label_token_items(feats, sample, position, rows, off, store.samples, tokenizer=tokenizer,
@@ -188,10 +190,10 @@ def describe_features(store: Any, layer: str, rows: np.ndarray, z: torch.Tensor,
 
 
 def inspect_store_features(est: SAE, store: Any, layer: str, n_features: int = 12, top_n: int = 6,
-                           label_cols: list[str] | None = None) -> list[dict[str, Any]]:
+                           targets: list[str] | None = None) -> list[dict[str, Any]]:
     """`inspect_features` over a store layer (pooled or token-level), with texts and labels from `store.samples`."""
     rows, z = encode_store(est, store, layer)
-    return describe_features(store, layer, rows, z, n_features=n_features, top_n=top_n, label_cols=label_cols)
+    return describe_features(store, layer, rows, z, n_features=n_features, top_n=top_n, targets=targets)
 
 
 def card_images(store: Any) -> np.ndarray | None:
@@ -226,14 +228,16 @@ QUANTIZE_MAX_ROWS = 200_000  # rows a quantizer is fit on, and evaluated on (see
 
 
 def quantize_store(store: Any, layer: str, method: str = "pq", bits: int | None = 64, holdout_every: int = 10,
-                   seed: int = 0, device: str = "auto", label: str | None = None) -> QuantizeResult:
+                   seed: int = 0, device: str = "auto", target: str | None = None) -> QuantizeResult:
     """Fit a quantizer on a store layer's training rows, evaluate on held-out rows; returns the metrics as analysis
-    'quantize' rows (`QuantizeResult`, with the fitted quantizer)."""
+    'quantize' rows (`QuantizeResult`, with the fitted quantizer). `target` is the sample column of
+    probe-after-reconstruction (`pick_target`; recorded as params["probe_label"])."""
     check_run_params(holdout_every, bits=bits)
     info = store.layer_info(layer)
     if info.get("tokens") or len(info["shape"]) != 1:
         raise DataError(f"layer '{layer}' is not a pooled vector layer; quantize a pooled layer")
     d = int(info["shape"][0])
+    target = pick_target(store, target)  # a missing column fails before fitting
     train_rows, test_rows = holdout_rows(store.n_rows, holdout_every)
     q = make_quantizer(method, bits=bits, dim=d, seed=seed, device=device)
     t0 = time.perf_counter()
@@ -242,14 +246,13 @@ def quantize_store(store: Any, layer: str, method: str = "pq", bits: int | None 
     secs = time.perf_counter() - t0
     eval_rows = subset_rows(test_rows, QUANTIZE_MAX_ROWS, 1)  # never the whole held-out split of a huge store
     metrics = q.evaluate(store.get(layer, eval_rows, dtype=torch.float32))
-    label = pick_label(store, label)
-    if label is not None and holdout_every >= 2:
+    if target is not None and holdout_every >= 2:
         try:
-            metrics.update(probe_drop(store, layer, label, train_rows, test_rows, q.transform))
+            metrics.update(probe_drop(store, layer, target, train_rows, test_rows, q.transform))
         except DataError:
             pass
     params = {"method": method, "bits": bits, "eval": "holdout" if holdout_every >= 2 else "train",
-              "probe_label": label, "n_fit": len(fit_rows), "n_eval": len(eval_rows)}
+              "probe_label": target, "n_fit": len(fit_rows), "n_eval": len(eval_rows)}
     result = QuantizeResult(quantizer=q, metrics=metrics, params=params)
     for k, v in metrics.items():
         result.add("quantize", k, float(v), layer=layer, layer_index=layer_position(store, layer), store=store.name,

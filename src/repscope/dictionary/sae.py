@@ -284,8 +284,9 @@ class Transcoder(SAE):
             raise ConfigError("a transcoder needs target_layer= (the layer it predicts)")
         if not isinstance(X, RepStore) and Y is None:
             raise ConfigError("a transcoder needs targets: call fit(X_layer_a, X_layer_b)")
-        if self.arch == "mp":
-            raise ConfigError("the matching-pursuit arch cannot be a transcoder; use topk or relu")
+        if self.arch in ARCHS and not ARCHS.metadata(self.arch).get("transcoder", True):
+            able = ", ".join(ARCHS.names(transcoder=True))
+            raise ConfigError(f"the {self.arch} arch cannot be a transcoder; use one of {able}")
         super().fit(X, Y, layer=layer, target_layer=target_layer, stop_after=stop_after)
         return self
 

@@ -1,5 +1,5 @@
-"""Study steps `run: sae` (one SAE per layer, locally or as Ray tasks) and `run: quantize` (one store layer); params
-are checked when the study file loads."""
+"""Study steps `run: sae` (one unit per store and layer, run by any executor: locally or as Ray tasks) and
+`run: quantize` (one store layer, run here); params are checked when the study file loads."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from repscope.distributed.ray_sweep import RayParam
-from repscope.params import SAMPLE_COLUMN, NonNegativeFloat, PositiveFloat
+from repscope.distributed.executor import Unit
+from repscope.params import SAMPLE_COLUMN, TARGET_KEYS, NonNegativeFloat, PositiveFloat
 from repscope.results import Result
 
 
@@ -23,9 +23,9 @@ class SaeParams(BaseModel):
     """Params of `run: sae` (passed to `train_sae_on_store`); `layer` is required (names or globs, a list or comma
     separated: one SAE per layer), `arch` a registered SAE arch. `out`: checkpoint folder holding one
     `<store>_<layer>_<arch>` folder per store and layer (relative: inside the stores' folder, the study workdir;
-    default: no checkpoints). `ray`: one Ray task per layer."""
+    default: no checkpoints). `target`: sample column of probe-after-reconstruction (old key: `label`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
     layer: str | list[str] = Field(min_length=1)
     arch: str = "topk"
     k: int | None = Field(32, ge=1)
@@ -41,11 +41,10 @@ class SaeParams(BaseModel):
     seed: int = 0
     device: str = "auto"
     target_layer: str | None = None
-    label: Annotated[str | None, SAMPLE_COLUMN] = None
+    target: Annotated[str | None, SAMPLE_COLUMN] = Field(None, validation_alias=TARGET_KEYS)
     n_cards: int = Field(12, ge=0)
     out: str | None = None
     resume: bool = True
-    ray: RayParam = None
 
     @field_validator("arch")
     @classmethod
@@ -62,16 +61,17 @@ class SaeParams(BaseModel):
 
 
 class QuantizeParams(BaseModel):
-    """Params of `run: quantize` (passed to `quantize_store`); `method` is a registered quantizer."""
+    """Params of `run: quantize` (passed to `quantize_store`); `method` is a registered quantizer; `target`: sample
+    column of probe-after-reconstruction (old key: `label`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
     layer: str
     method: str = "pq"
     bits: int | None = Field(64, ge=1)
     holdout_every: int = Field(10, ge=0)
     seed: int = 0
     device: str = "auto"
-    label: Annotated[str | None, SAMPLE_COLUMN] = None
+    target: Annotated[str | None, SAMPLE_COLUMN] = Field(None, validation_alias=TARGET_KEYS)
 
     @field_validator("method")
     @classmethod
@@ -87,25 +87,25 @@ def _each_store(stores: list, fn: Any, layer: str, params: dict[str, Any]) -> Re
     return result
 
 
-def run(stores: list, layer: str | list[str], out: str | None = None, ray: str | None = None,
-        **params: Any) -> Result:
-    """Train and evaluate one SAE per `layer` of each store (metrics rows + feature-card artifacts), in order or, with
-    `ray`, as one Ray task per layer; with `out`, each writes its own checkpoint folder (see `SaeParams`)."""
-    from repscope.dictionary.layers import sae_dirs, train_sae_layers
+def plan(stores: list, p: SaeParams) -> list[Unit]:
+    """`run: sae` units: one SAE per `layer` of each store (metrics rows + feature-card artifacts; the default
+    combine concatenates them in order); with `out`, each writes its own checkpoint folder (see `SaeParams`). Every
+    store's folders are checked before any unit runs."""
+    from repscope.dictionary.layers import plan_sae_layers, sae_dirs
     from repscope.errors import ConfigError
 
-    result = Result()
+    params = {k: v for k, v in dict(p).items() if k not in ("layer", "out")}
+    units: list[Unit] = []
     for store in stores:
-        layers = store.resolve_layers(layer)
-        if params.get("target_layer") and len(layers) > 1:
+        layers = store.resolve_layers(p.layer)
+        if p.target_layer and len(layers) > 1:
             raise ConfigError(f"target_layer trains one transcoder; give one layer, not {len(layers)}")
         outs: list[Path | None] = [None] * len(layers)
-        if out is not None:
-            base = Path(out) if Path(out).is_absolute() else Path(store.root).parent / out
-            outs = list(sae_dirs(store.name, layers, params.get("arch", "topk"), base, nested=True))
-        for res in train_sae_layers(store, layers, outs, ray=ray, option="out", **params):
-            result.extend(res)
-    return result
+        if p.out is not None:
+            base = Path(p.out) if Path(p.out).is_absolute() else Path(store.root).parent / p.out
+            outs = list(sae_dirs(store.name, layers, p.arch, base, nested=True))
+        units += plan_sae_layers(store, layers, outs, option="out", **params)
+    return units
 
 
 def run_quantize(stores: list, layer: str, **params: Any) -> Result:

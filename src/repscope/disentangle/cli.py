@@ -30,8 +30,8 @@ def disentangle_cmd(
                                  text="Metric families (default: all but beta_vae, factor_vae): {choices}."),
     layers: str = typer.Option(None, "--layers", "-l", help="Layer names or globs, comma separated (default: all)."),
     max_rows: int = typer.Option(10000, "--max-rows", min=0, help="Seeded random subset of rows (0 = all; else ≥ 10)."),
-    importance: str = typer.Option("gbt", "--importance",
-                                   help="DCI importances: gbt (exact, default), gbt-sklearn, gbt-hist or lasso."),
+    importance: str = choice_option("gbt", "--importance", registry="repscope.disentangle.dci_score:DCI_ENGINES",
+                                    text="DCI importance engine: {choices} (gbt: repscope's exact GBT)."),
     sap_mode: str = typer.Option("r2", "--sap-mode",
                                  help="SAP score matrix: r2 (default) or classifier (disentanglement_lib's, discrete "
                                       "factors)."),
@@ -55,8 +55,8 @@ def disentangle_cmd(
 
     Example: repscope disentangle runs/minilm_templates --factors topic,sentiment,tense,negation,number
     """
-    from repscope.disentangle.store import disentangle_store
-    from repscope.disentangle.study import DisentangleParams
+    from repscope.disentangle.study import DisentangleParams, plan_disentangle
+    from repscope.distributed.executor import executor_for
     from repscope.store import RepStore
 
     try:
@@ -72,12 +72,7 @@ def disentangle_cmd(
     kw = {"metrics": p.metrics, "max_rows": p.max_rows, "seed": seed, "importance": p.importance,
           "sap_mode": p.sap_mode, "mi_estimator": p.mi_estimator, "infoe_split": p.infoe_split,
           "batch_pool": p.batch_pool, "bins": p.bins}
-    if ray:
-        from repscope.distributed.ray_sweep import ray_disentangle_store
-
-        result = ray_disentangle_store(s, p.factors, layers=split_csv(layers), address=ray, **kw)
-    else:
-        result = disentangle_store(s, p.factors, layers=split_csv(layers), **kw)
+    result = executor_for(ray).run(plan_disentangle(s, p.factors, split_csv(layers), **kw))
     rdb = open_db(db, study)  # only once there is something to record
     rdb.record_result(with_provenance(result, s))
     console.print(f"disentanglement of {s.name}: {len(result.rows)} rows recorded in {rdb.path}", highlight=False)

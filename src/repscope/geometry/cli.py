@@ -30,8 +30,9 @@ def geometry(
     measures: str = choice_option(None, "--measures", "-m", registry="repscope.geometry.measures:MEASURES",
                                   text="Comma-separated measures (default: the default set): {choices}."),
     layers: str = typer.Option(None, "--layers", "-l", help="Layer names or globs, comma-separated (default: all)."),
-    label: str = typer.Option("auto", "--label", help="Label column for cluster/MCR²/info-plane measures "
-                              "('auto' = label if present, 'none' = skip them)."),
+    target: str = typer.Option("auto", "--target", "--label",
+                               help="Sample column for the cluster/MCR²/info-plane measures ('auto' = label if "
+                                    "present, 'none' = skip them); --label is its old name."),
     max_rows: int = typer.Option(3000, "--max-rows", help="Seeded random subset of rows (0 = all)."),
     seed: int = typer.Option(0, "--seed"),
     params: str = typer.Option(None, "--params", help='JSON per measure, e.g. \'{"mle": {"k1": 5, "k2": 15}}\'.'),
@@ -45,10 +46,11 @@ def geometry(
 ) -> None:
     """Geometry profile of a store: intrinsic dimension, anisotropy, rank/spectrum, coding rate, clusters … per layer.
 
-    Example: repscope geometry runs/minilm_templates --measures twonn,mle,anisotropy --label topic
+    Example: repscope geometry runs/minilm_templates --measures twonn,mle,anisotropy --target topic
     """
+    from repscope.distributed.executor import executor_for
     from repscope.geometry.measures import MEASURES
-    from repscope.geometry.profile import geometry_profile
+    from repscope.geometry.study import combine_profile, plan_profile
     from repscope.store import RepStore
 
     if list_measures:
@@ -71,17 +73,10 @@ def geometry(
             raise ConfigError(f"--params: unknown key(s) {', '.join(sorted(set(kw) - set(allowed)))} for measure "
                               f"'{name}'; allowed: {', '.join(allowed) or 'none'}")
     s = RepStore.open(store)
-    label_col = None if label.lower() == "none" else label
-    profile = geometry_profile
-    if ray:
-        from functools import partial
-
-        from repscope.distributed.ray_sweep import ray_geometry_profile
-
-        profile = partial(ray_geometry_profile, address=ray)
-    result = profile(s, measures=split_csv(measures), layers=split_csv(layers), label_col=label_col,
-                     max_rows=max_rows or None, seed=seed, device=device, params=extra, max_memory=max_memory,
-                     progress=lambda msg: console.print(msg, highlight=False))
+    column = None if target.lower() == "none" else target
+    units = plan_profile(s, split_csv(measures), split_csv(layers), target=column, max_rows=max_rows or None,
+                         seed=seed, device=device, params=extra, max_memory=max_memory)
+    result = combine_profile(s, executor_for(ray).map(units), progress=lambda msg: console.print(msg, highlight=False))
     rdb = open_db(db, study)  # only once there is something to record: a bad option leaves no DB file behind
     rdb.record_result(with_provenance(result, s))
     if not result.rows:

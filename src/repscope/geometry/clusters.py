@@ -10,8 +10,8 @@ import torch
 from torch import Tensor
 
 from repscope.errors import DataError
-from repscope.geometry.knn import pairwise_sq_distances, pick_chunk_rows
 from repscope.geometry.spectrum import as_matrix
+from repscope.kernels.knn import pairwise_sq_distances, pick_chunk_rows
 
 
 def _prepare(x, labels, device: str) -> tuple[Tensor, Tensor, Tensor]:

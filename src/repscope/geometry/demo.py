@@ -7,7 +7,7 @@ import time
 from repscope.demo_context import DemoContext
 from repscope.geometry.profile import geometry_profile
 
-# (store, label column, max rows); the extended stores run only when present
+# (store, target column, max rows); the extended stores run only when present
 DEFAULT = [("digits_mlp_s0", "label", 1000), ("minilm_templates", "topic", 1000)]
 EXTENDED = [("resnet20_cifar", "label", 1000), ("minilm_sst2", "label", 1000), ("minilm_stsb", None, 1000)]
 
@@ -15,15 +15,15 @@ EXTENDED = [("resnet20_cifar", "label", 1000), ("minilm_sst2", "label", 1000), (
 def run(ctx: DemoContext) -> None:
     """Profile every layer of the digits MLP (seed 0) and MiniLM templates (extended: ResNet-20, SST-2, STS-B)."""
     plan = DEFAULT + (EXTENDED if ctx.extended else [])
-    for name, label, max_rows in plan:
+    for name, target, max_rows in plan:
         store = ctx.stores.get(name)
         if store is None:
             ctx.console.print(f"geometry: store {name} not in this demo, skipped")
             continue
-        if label is not None and label not in store.samples.columns:
-            label = None
+        if target is not None and target not in store.samples.columns:
+            target = None
         t = time.perf_counter()
-        result = geometry_profile(store, label_col=label, max_rows=max_rows, seed=ctx.seed, device=ctx.device)
+        result = geometry_profile(store, target=target, max_rows=max_rows, seed=ctx.seed, device=ctx.device)
         ctx.db.record_result(result)
         df = result.frame()
         summary = []

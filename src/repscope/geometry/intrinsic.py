@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import torch
 
 from repscope.errors import ConfigError, DataError
-from repscope.geometry.knn import knn_distances
 from repscope.geometry.spectrum import covariance_eigenvalues
+from repscope.kernels.knn import knn_distances
 
 
 def twonn_dimension(x, discard_fraction: float = 0.1, method: str = "linear", device: str = "auto",

@@ -223,7 +223,7 @@ def check_params(measure: GeometryMeasure, params: dict[str, Any]) -> None:
 
 
 def compute_from_stats(measure: GeometryMeasure, stats, **params: Any) -> dict[str, float]:
-    """Run a streamable measure on streamed `repscope.distributed.memory.LayerStats` (defaults overridden)."""
+    """Run a streamable measure on streamed `repscope.kernels.streaming.LayerStats` (defaults overridden)."""
     return measure.from_stats(stats, **{**measure.defaults, **params})
 
 

@@ -59,15 +59,16 @@ GEOMETRY_COPIES = 6.0  # float32 rows + the shared float64 matrix + SVD / centre
 
 
 def geometry_profile(store: RepStore, measures: str | list[str] | None = None, layers: str | list[str] | None = None,
-                     label_col: str | None = "auto", max_rows: int | None = 3000, seed: int = 0,
+                     target: str | None = "auto", max_rows: int | None = 3000, seed: int = 0,
                      device: str = "auto", params: dict[str, dict[str, Any]] | None = None, spectra: bool = True,
                      progress: Callable[[str], None] | None = None, max_memory: int | str | None = None) -> Result:
     """Compute `measures` for each pooled layer of `store` on a seeded subset of at most `max_rows` rows.
 
-    Label-based measures use `label_col` ("auto" = 'label' if present, None = skip them). Positive pairs for
-    `alignment` come from sample columns `pair`/`side`. Returns a `Result`: rows of analysis 'geometry' (params
-    measure, n, dim, n_layers, the measure's parameters; `layer_index` = position in `store.layers`) and the
-    covariance spectrum of each layer as artifact 'spectrum:<store>'.
+    Label-based measures use the sample column `target` ("auto" = 'label' if present, None = skip them; recorded
+    as params["label"]). Positive pairs for `alignment` come from sample columns `pair`/`side`. Returns a
+    `Result`: rows of analysis 'geometry' (params measure, n, dim, n_layers, the measure's parameters;
+    `layer_index` = position in `store.layers`) and the covariance spectrum of each layer as artifact
+    'spectrum:<store>'.
 
     A layer is loaded only when `GEOMETRY_COPIES` copies of its selected rows fit `max_memory` (bytes or e.g.
     "2GB"; None: 25% of the available RAM, see `repscope.budget`). Otherwise the spectrum and the measures that
@@ -85,16 +86,16 @@ def geometry_profile(store: RepStore, measures: str | list[str] | None = None, l
     for m in chosen:
         check_params(m, params.get(m.name, {}))
     layer_names = store.resolve_layers(layers)
-    if label_col == "auto":
-        label_col = default_label_column(store)
+    if target == "auto":
+        target = default_label_column(store)
     rows_idx = select_rows(store, max_rows, seed)
     if len(rows_idx) < 3:
         raise DataError(f"store '{store.name}' has {len(rows_idx)} rows; geometry needs at least 3")
-    labels = store.labels(label_col)[rows_idx] if label_col else None
+    labels = store.labels(target)[rows_idx] if target else None
     pairs = positive_pairs(store.samples, rows_idx)
     budget = mb.resolve_budget(max_memory)
     chunk = int(store.manifest.get("chunk_rows", 1024))
-    run = _LayerRun(store, chosen, params, label_col, seed, device, progress)
+    run = _LayerRun(store, chosen, params, target, seed, device, progress)
     spec: dict[str, list[float]] = {}
     for layer in layer_names:
         if store.is_tokens(layer):
@@ -124,8 +125,8 @@ def geometry_profile(store: RepStore, measures: str | list[str] | None = None, l
 class _LayerRun:
     """Shared state of one profile: the measures, their params, and the `Result` the layers add rows to."""
 
-    def __init__(self, store: RepStore, chosen, params, label_col, seed, device, progress):
-        self.store, self.chosen, self.params, self.label_col = store, chosen, params, label_col
+    def __init__(self, store: RepStore, chosen, params, target, seed, device, progress):
+        self.store, self.chosen, self.params, self.target = store, chosen, params, target
         self.seed, self.device, self.progress = seed, device, progress
         self.order = {name: i for i, name in enumerate(store.layers)}
         self.result = Result()
@@ -135,7 +136,7 @@ class _LayerRun:
             extra: dict[str, Any]) -> None:
         meta = {"measure": m.name, "n": n, "dim": dim, "seed": self.seed, "n_layers": len(self.store.layers), **p}
         if m.needs_labels:
-            meta["label"] = self.label_col
+            meta["label"] = self.target  # the recorded key stays `label`
         meta.update(extra)
         for metric, v in vals.items():
             self.result.add(ANALYSIS, metric, v, layer=layer, layer_index=self.order[layer], store=self.store.name,
@@ -172,8 +173,8 @@ def _over_budget(run: _LayerRun, layer: str, rows_idx: np.ndarray, labels, width
     """A layer over the memory budget: stream what streams over `rows_idx`, subsample the rest to the rows that fit;
     returns the covariance eigenvalues when `spectrum` (streamed, else from the subsample)."""
     from repscope import budget as mb
-    from repscope.distributed import memory
     from repscope.geometry.measures import compute_from_stats
+    from repscope.kernels.streaming import layer_stats
 
     store = run.store
     can_stream = mb.stream_fits(width, budget, chunk)
@@ -197,7 +198,7 @@ def _over_budget(run: _LayerRun, layer: str, rows_idx: np.ndarray, labels, width
     lam = None
     if can_stream and (streamed or spectrum):
         t0 = time.perf_counter()
-        st = memory.layer_stats(store, layer, rows_idx)
+        st = layer_stats(store, layer, rows_idx)
         pass_sec = (time.perf_counter() - t0) / max(1, len(streamed))  # the one pass, shared out
         for m in streamed:
             p = {**m.defaults, **run.params.get(m.name, {})}

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from repscope.report.findings import saturated_infoplane
+from repscope.geometry.findings import saturated_infoplane
 from repscope.report.sections import Section, generic_sections, layer_order
 
 ANALYSIS = "geometry"

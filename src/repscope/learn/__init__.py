@@ -5,16 +5,37 @@ resume exactly; usable as a `repscope extract` model source): `Autoencoder` (pla
 `QLAE` and `SimCLR`; `MatryoshkaHead` fits the compression package's Matryoshka adapter on frozen features. Look them
 up by name in `LEARNERS` (`learner_class("qlae")`).
 
-Names are imported on first use (`repscope.lazy`), so importing the package stays cheap.
+Names are imported on first use (PEP 562, `repscope.lazy.attach`), so importing the package stays cheap.
 """
 
-from repscope.lazy import lazy_package
+from typing import TYPE_CHECKING
 
-__all__ = lazy_package(__name__, {
-    "Autoencoder": "autoencoder", "BetaVAE": "vae", "FORMAT": "base", "LEARNERS": "registry", "Learner": "base",
-    "MatryoshkaHead": "matryoshka", "QLAE": "qlae", "ScalarCodebooks": "qlae", "SimCLR": "contrastive",
-    "as_array": "base", "color_jitter": "augment", "gaussian_noise": "augment", "image_view": "augment",
-    "learner_adapter": "source", "learner_class": "registry", "learner_names": "registry", "load_learner": "base",
-    "nt_xent": "contrastive", "random_flip": "augment", "random_grayscale": "augment", "random_mask": "autoencoder",
-    "random_resized_crop": "augment", "read_metadata": "base", "vector_view": "augment",
-})
+if TYPE_CHECKING:
+    from repscope.learn.augment import (
+        color_jitter,
+        gaussian_noise,
+        image_view,
+        random_flip,
+        random_grayscale,
+        random_resized_crop,
+        vector_view,
+    )
+    from repscope.learn.autoencoder import Autoencoder, random_mask
+    from repscope.learn.base import FORMAT, Learner, as_array, load_learner, read_metadata
+    from repscope.learn.contrastive import SimCLR, nt_xent
+    from repscope.learn.matryoshka import MatryoshkaHead
+    from repscope.learn.qlae import QLAE, ScalarCodebooks
+    from repscope.learn.registry import LEARNERS, learner_class, learner_names
+    from repscope.learn.source import learner_adapter
+    from repscope.learn.vae import BetaVAE
+else:
+    from repscope.lazy import attach
+
+    __getattr__, __dir__ = attach(__name__)
+
+__all__ = [
+    "Autoencoder", "BetaVAE", "FORMAT", "LEARNERS", "Learner", "MatryoshkaHead", "QLAE", "ScalarCodebooks", "SimCLR",
+    "as_array", "color_jitter", "gaussian_noise", "image_view", "learner_adapter", "learner_class", "learner_names",
+    "load_learner", "nt_xent", "random_flip", "random_grayscale", "random_mask", "random_resized_crop", "read_metadata",
+    "vector_view",
+]

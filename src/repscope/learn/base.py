@@ -340,7 +340,7 @@ def read_metadata(path: str | Path) -> dict[str, str] | None:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception:  # not safetensors, or damaged: a learner's header may still be readable (then load reports it)
-        from repscope.store.ownership import safetensors_metadata
+        from repscope.tensorfile import safetensors_metadata
 
         meta = safetensors_metadata(path) or {}
     return meta if meta.get("format") == FORMAT else None

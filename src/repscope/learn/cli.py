@@ -55,7 +55,7 @@ def train_cmd(
     """
     from repscope.errors import ConfigError, check_output_dir
     from repscope.learn.base import load_learner
-    from repscope.learn.registry import learner_class
+    from repscope.learn.registry import LEARNERS, learner_class
     from repscope.store.ownership import check_checkpoint_output, require_replaceable_checkpoint
 
     cls = learner_class(kind)
@@ -75,10 +75,8 @@ def train_cmd(
                     "device": device, "threads": threads}
         if latents is not None:
             kw["latents"] = latents
-        if cls.KIND == "vae":
-            kw["beta"] = beta
-        if cls.KIND == "ae":
-            kw["mode"] = mode
+        extra = {"beta": beta, "mode": mode}  # the options a learner declares in its `cli_options` metadata
+        kw.update({o: extra[o] for o in LEARNERS.metadata(kind).get("cli_options", ()) if o in extra})
         check_checkpoint_output(out, overwrite=overwrite, hint=" (or --resume to continue it)")
         model = cls(**kw)
     source = load_training_data(data, layer=layer, seed=seed)

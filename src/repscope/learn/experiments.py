@@ -75,7 +75,7 @@ def probe_accuracy(z: np.ndarray, y: np.ndarray, *, seed: int = 0, test_size: fl
     """Held-out accuracy of the one linear readout (`LogisticProbe`) on latents `z`, stratified seeded split."""
     from sklearn.model_selection import train_test_split
 
-    from repscope.probe.logistic import LogisticProbe
+    from repscope.kernels.logistic import LogisticProbe
 
     tr, te = train_test_split(np.arange(len(z)), test_size=test_size, random_state=seed, stratify=y)
     probe = LogisticProbe(C=1.0, device="cpu").fit(z[tr], y[tr])
@@ -123,8 +123,8 @@ def simclr_vs_random(images: np.ndarray, labels: np.ndarray, *, train: int = 150
     learner's default) gained +11 pt over random init there, τ = 0.2 and 0.1 +14 pt; 100 epochs at τ = 0.2 +16.5 pt,
     150 no better. `options` go to `SimCLR`.
     """
+    from repscope.kernels.logistic import LogisticProbe
     from repscope.learn.contrastive import SimCLR
-    from repscope.probe.logistic import LogisticProbe
 
     res = Result()
     perm = np.random.default_rng(seed).permutation(len(images))  # files may be sorted by class
@@ -168,7 +168,7 @@ def autoencoder_modes(images: np.ndarray, labels: np.ndarray, *, modes: Sequence
         model.fit(images[:train])
         sec = time.perf_counter() - t0
         z = model.transform(images)
-        from repscope.probe.logistic import LogisticProbe
+        from repscope.kernels.logistic import LogisticProbe
 
         probe = LogisticProbe(C=1.0, device="cpu").fit(z[:train], labels[:train])
         acc = float((probe.predict(z[train:]) == labels[train:]).mean())

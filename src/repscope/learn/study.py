@@ -1,11 +1,14 @@
 """Study step `run: learn`: train a learner per seed, extract its latents into stores, and run the chosen analyses
 (disentanglement against `factors`, a logistic probe of `target`, and with ≥ 2 seeds the RRL concatenation).
 
-With `ray` set, each seed (train + extract, writing its own checkpoint and store) is one Ray task; the driver then
-runs the analyses on the stores, so the rows equal a local run's (timings aside)."""
+Each seed (train + extract, writing its own checkpoint and store) is one unit, which any executor
+(`repscope.distributed.executor`: local or Ray) runs; the driver then runs the analyses on the stores (`combine`), so
+Ray rows equal local ones (timings aside)."""
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -13,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from repscope.distributed.ray_sweep import RayParam
+from repscope.distributed.executor import LocalExecutor, Unit
 from repscope.learn.registry import DEFAULT_EPOCHS
 from repscope.params import PositiveFloat
 from repscope.results import Result
@@ -40,7 +43,6 @@ class LearnParams(BaseModel):
     target: str | None = None
     out_dir: str | None = None
     device: str = "auto"
-    ray: RayParam = None
 
     @field_validator("learner")
     @classmethod
@@ -114,32 +116,92 @@ def train_seed(p: LearnParams, seed: int, source: Any, root: Path, name: str, re
                        provenance={"model": name, "learner": model.KIND, "trained_on": p.layer})
 
 
-def run(stores: list, **params: Any) -> Result:
-    """Train `learner` per seed on `data` (or `layer` of each store), extract, and analyse the latents; with `ray`,
-    one Ray task per seed (`out_dir`, or the temporary folder, must then be reachable by every worker)."""
+class DatasetRef:
+    """A dataset by its `load_dataset` spec, loaded once per process: the loaded data does not pickle, so a Ray
+    worker re-reads the spec (files absolute) while local units share the one copy."""
+
+    def __init__(self, spec: str, dataset: Any = None):
+        self.spec = spec
+        self._dataset = dataset
+
+    def load(self) -> Any:
+        """The dataset (read on first use here)."""
+        if self._dataset is None:
+            from repscope.sources.load import load_dataset
+
+            self._dataset = load_dataset(self.spec)
+        return self._dataset
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"spec": self.spec, "_dataset": None}
+
+
+_TEMP_ROOTS: set[str] = set()  # folders `plan` made for stores without `out_dir`; `combine` (or exit) removes them
+
+
+def _remove_temp_root(root: str) -> None:
+    if root in _TEMP_ROOTS:
+        _TEMP_ROOTS.discard(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _learn_seed(p: LearnParams, seed: int, source: Any, root: str, name: str) -> tuple[Result, Any]:
+    """One unit of `run: learn`: train one seed and write its checkpoint `root/<name>.safetensors` and the store
+    `root/<name>` of its latents; returns (the training rows, the store). `source` is a study store (`p.layer`) or
+    a `DatasetRef` (`p.data`)."""
+    res = Result()
+    src = source.load() if isinstance(source, DatasetRef) else source
+    store = train_seed(p, seed, src, Path(root), name, res)
+    return res, store
+
+
+def _sources(stores: list, p: LearnParams) -> list[tuple[Any, str]]:
+    """(source, label) pairs: the dataset `p.data` names (once), else each study store."""
+    if p.data is None:
+        return [(s, s.name) for s in stores]
     from repscope.sources.load import load_dataset
 
-    p = LearnParams(**params)
-    res = Result()
-    sources = [(load_dataset(p.data), p.data.split(":")[0].split("/")[-1])] if p.data is not None else \
-        [(s, s.name) for s in stores]
-    with tempfile.TemporaryDirectory(prefix="repscope-learn-") as tmp:
-        root = Path(p.out_dir) if p.out_dir else Path(tmp)
-        root.mkdir(parents=True, exist_ok=True)
-        for source, label in sources:
-            names = [f"{p.learner}_{label}_s{seed}" for seed in p.seeds]
-            if p.ray:
-                from repscope.distributed.ray_sweep import ray_learn_seeds
-                from repscope.store import RepStore
+    ds = load_dataset(p.data)  # here: a bad spec fails before any unit, and `.spec` is the canonical one
+    return [(DatasetRef(ds.spec or p.data, ds), p.data.split(":")[0].split("/")[-1])]
 
-                for part in ray_learn_seeds(p, source, root, names, address=p.ray):
-                    res.extend(part)
-                learned = [RepStore.open(root / name) for name in names]
-            else:
-                learned = [train_seed(p, seed, source, root, name, res) for seed, name in zip(p.seeds, names,
-                                                                                                strict=True)]
-            res.extend(analyse(learned, factors=p.factors, metrics=p.metrics, target=p.target, device=p.device))
+
+def plan(stores: list, p: LearnParams) -> list[Unit]:
+    """`run: learn` units: one per (source, seed), each writing `root/<learner>_<source>_s<seed>` (store and
+    checkpoint) under `out_dir`, or a temporary folder `combine` removes; with Ray that folder must be reachable by
+    every worker (it is passed as an absolute path)."""
+    if p.out_dir:
+        root = Path(p.out_dir).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+    else:
+        root = Path(tempfile.mkdtemp(prefix="repscope-learn-")).resolve()
+        _TEMP_ROOTS.add(str(root))
+        atexit.register(_remove_temp_root, str(root))  # a failed unit never reaches `combine`
+    return [Unit(_learn_seed, (p, seed, source, str(root), f"{p.learner}_{label}_s{seed}"), label=f"{label}:s{seed}")
+            for source, label in _sources(stores, p) for seed in p.seeds]
+
+
+def combine(stores: list, p: LearnParams, parts: list[tuple[Result, Any]]) -> Result:
+    """Per source: the seeds' training rows in seed order, then the analyses of their stores (on the driver)."""
+    res = Result()
+    n = len(p.seeds)
+    try:
+        for start in range(0, len(parts), n):
+            group = parts[start:start + n]
+            for rows, _ in group:
+                res.extend(rows)
+            res.extend(analyse([store for _, store in group], factors=p.factors, metrics=p.metrics,
+                               target=p.target, device=p.device))
+    finally:
+        if parts and not p.out_dir:
+            _remove_temp_root(str(Path(parts[0][1].root).parent))
     return res
+
+
+def run(stores: list, executor: Any = None, **params: Any) -> Result:
+    """Train `learner` per seed on `data` (or `layer` of each store), extract, and analyse the latents: `plan` run
+    on `executor` (default: this process), then `combine`."""
+    p = LearnParams(**params)
+    return combine(stores, p, (executor or LocalExecutor()).map(plan(stores, p)))
 
 
 def analyse(learned: list, *, factors: list[str] | None, target: str | None, metrics: list[str] | None = None,
@@ -156,7 +218,10 @@ def analyse(learned: list, *, factors: list[str] | None, target: str | None, met
 
         res.extend(concat_stores(learned, "latent", target=target, device=device))
     elif target:
-        from repscope.probe.study import run as probe_run
+        from repscope.probe.study import ProbeParams
+        from repscope.probe.study import combine as probe_combine
+        from repscope.probe.study import plan as probe_plan
 
-        res.extend(probe_run(learned, ["logistic"], target=target, device=device))
+        p = ProbeParams(probes=["logistic"], target=target, device=device)
+        res.extend(probe_combine(learned, p, LocalExecutor().map(probe_plan(learned, p))))
     return res

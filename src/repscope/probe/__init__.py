@@ -5,17 +5,36 @@ SparseProbe, RidgeProbe. Probes are named in the `PROBES` registry (with a decla
 regression). Protocols returning a `Result` of tidy rows: layer_sweep, few_shot_curve, concept_depth, concat_stores,
 retrieval_sweep, sts_sweep.
 
-Names are imported on first use (`repscope.lazy`), so importing the package stays cheap.
+Names are imported on first use (PEP 562, `repscope.lazy.attach`), so importing the package stays cheap.
 """
 
-from repscope.lazy import lazy_package
+from typing import TYPE_CHECKING
 
-__all__ = lazy_package(__name__, {
-    "KNNProbe": "knn", "LogisticProbe": "logistic", "NaiveBayesProbe": "naive_bayes", "PROBES": "registry",
-    "RidgeProbe": "ridge", "SparseProbe": "sparse", "as_table": "protocols", "canonical": "registry",
-    "concat_stores": "protocols", "concept_depth": "protocols", "few_shot_curve": "protocols",
-    "is_regression": "registry", "knn_search": "knn", "layer_sweep": "protocols", "make_probe": "registry",
-    "mean_ci": "metrics", "probe_names": "registry", "probe_task": "registry", "register": "registry",
-    "retrieval_metrics": "metrics", "retrieval_sweep": "protocols", "spearman": "ridge", "sts_spearman": "metrics",
-    "sts_sweep": "protocols", "wilson_ci": "metrics",
-})
+if TYPE_CHECKING:
+    from repscope.probe.knn import KNNProbe, knn_search
+    from repscope.probe.logistic import LogisticProbe
+    from repscope.probe.metrics import mean_ci, retrieval_metrics, sts_spearman, wilson_ci
+    from repscope.probe.naive_bayes import NaiveBayesProbe
+    from repscope.probe.protocols import (
+        as_table,
+        concat_stores,
+        concept_depth,
+        few_shot_curve,
+        layer_sweep,
+        retrieval_sweep,
+        sts_sweep,
+    )
+    from repscope.probe.registry import PROBES, canonical, is_regression, make_probe, probe_names, probe_task, register
+    from repscope.probe.ridge import RidgeProbe, spearman
+    from repscope.probe.sparse import SparseProbe
+else:
+    from repscope.lazy import attach
+
+    __getattr__, __dir__ = attach(__name__)
+
+__all__ = [
+    "KNNProbe", "LogisticProbe", "NaiveBayesProbe", "PROBES", "RidgeProbe", "SparseProbe", "as_table", "canonical",
+    "concat_stores", "concept_depth", "few_shot_curve", "is_regression", "knn_search", "layer_sweep", "make_probe",
+    "mean_ci", "probe_names", "probe_task", "register", "retrieval_metrics", "retrieval_sweep", "spearman",
+    "sts_spearman", "sts_sweep", "wilson_ci",
+]

@@ -25,7 +25,7 @@ from repscope.distributed.options import RayOption
 
 def probe_cmd(
     store: Path = typer.Argument(..., help="Store directory."),
-    probe: str = choice_option("logistic", "--probe", registry="repscope.probe.registry:PROBES",
+    probes: str = choice_option("logistic", "--probes", "--probe", registry="repscope.probe.registry:PROBES",
                                text="Comma list of registered probes: {choices}."),
     target: str = typer.Option("label", "--target", help="Sample column to predict (label or a factor)."),
     cv: int = typer.Option(0, "--cv", help="k-fold CV (0: the store's split column, else a stratified holdout)."),
@@ -49,7 +49,7 @@ def probe_cmd(
     Example: repscope probe runs/minilm_templates --probe logistic,nb,knn --target sentiment --cv 5 --few-shot
     """
     from repscope.errors import ConfigError
-    from repscope.probe.protocols import as_table, concept_depth, few_shot_curve, layer_sweep, retrieval_sweep
+    from repscope.probe.protocols import as_table, concept_depth, few_shot_curve, retrieval_sweep
     from repscope.store import RepStore, pooled_layers
 
     if cv < 0 or cv == 1:
@@ -57,16 +57,13 @@ def probe_cmd(
     if not 0 < test_size < 1:
         raise ConfigError(f"--test-size {test_size}: the holdout fraction must be in (0, 1), e.g. 0.25")
     s = RepStore.open(store)
-    probes = split_csv(probe) or ["logistic"]
+    probes = split_csv(probes) or ["logistic"]
     layer_list = pooled_layers(s, layers, "probing")
-    if ray:
-        from repscope.distributed.ray_sweep import ray_layer_sweep
+    from repscope.distributed.executor import executor_for
+    from repscope.probe.study import plan_sweep
 
-        result = ray_layer_sweep(s, probes, target, layer_list, cv=cv or None, test_size=test_size, seed=seed,
-                                 device=device, address=ray, max_memory=max_memory)
-    else:
-        result = layer_sweep(s, probes, target, layer_list, cv=cv or None, test_size=test_size, seed=seed,
-                             device=device, max_memory=max_memory)
+    result = executor_for(ray).run(plan_sweep(s, probes, target, layer_list, cv=cv or None, test_size=test_size,
+                                              seed=seed, device=device, max_memory=max_memory))
     sweep = as_table(result)
     main_metric = sweep["metric"].iloc[0]
     piv = sweep[sweep["metric"] == main_metric].pivot_table(index="layer", columns="probe", values="value")

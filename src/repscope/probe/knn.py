@@ -8,30 +8,11 @@ import numpy as np
 import torch
 
 from repscope.errors import ConfigError
-from repscope.geometry.knn import knn_query
-from repscope.probe.base import ProbeClassifier, cpu_threads_for
-from repscope.probe.logistic import _dtype
+from repscope.kernels.estimator import ProbeClassifier
+from repscope.kernels.knn import METRICS, knn_search
+from repscope.kernels.logistic import _dtype
 
-METRICS = ("cosine", "euclidean")
-
-
-def knn_search(queries: torch.Tensor, gallery: torch.Tensor, k: int, metric: str = "cosine",
-               chunk_size: int = 2048, exclude_self: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact k-NN: (distances (m, k) float64, indices (m, k)), ascending, by repscope's one certified engine
-    (`repscope.geometry.knn.knn_query`).
-
-    Tie rule: neighbours are ordered by (float64 distance, gallery index), so equal distances go to the lower gallery
-    index, also at the k-th place. Distances are cosine distances 1 − cos (zero rows: 1 to everything) or Euclidean
-    (not squared) distances. Candidates are ranked in the gallery's dtype, chunk_size queries at a time (memory
-    O(chunk_size × n_gallery)). `exclude_self` drops gallery item i for query i (queries and gallery the same rows).
-    """
-    if metric not in METRICS:
-        raise ConfigError(f"metric '{metric}' unknown; use one of {', '.join(METRICS)}")
-    dtype = gallery.dtype if gallery.dtype in (torch.float32, torch.float64) else torch.float32
-    work = float(min(queries.shape[0], chunk_size)) * gallery.shape[0] * gallery.shape[1]
-    with cpu_threads_for(work, gallery.device):
-        return knn_query(queries, gallery, k, metric=metric, dtype=dtype, block_rows=chunk_size,
-                         exclude_self=exclude_self)
+# knn_search lives in repscope.kernels.knn (the one engine's entry point); repscope.probe re-exports it from here
 
 
 class KNNProbe(ProbeClassifier):

@@ -20,12 +20,13 @@ from sklearn.metrics import r2_score
 
 from repscope import budget as mb
 from repscope.errors import ConfigError, DataError, format_choices
-from repscope.probe.metrics import mean_ci, retrieval_metrics, sts_spearman, wilson_ci
+from repscope.kernels.metrics import mean_ci, spearman, sts_spearman, wilson_ci
+from repscope.kernels.retrieval import retrieval_metrics
+from repscope.kernels.streaming import blocks, streaming_predict, streaming_score
 from repscope.probe.registry import PROBES, canonical, few_shot_params, is_regression, make_probe
-from repscope.probe.ridge import spearman
 from repscope.results import Result
 from repscope.selection import subset_rows
-from repscope.store.repstore import layer_position, pooled_layers
+from repscope.store.repstore import layer_position, pooled_layers, target_values
 
 
 @dataclass
@@ -34,15 +35,6 @@ class Split:
 
     folds: list[tuple[np.ndarray, np.ndarray]]
     mode: str
-
-
-def target_values(store, target: str) -> tuple[np.ndarray, np.ndarray]:
-    """(row indices with a target value, the values); rows with a missing target are dropped."""
-    y = store.labels(target)
-    ok = ~pd.isna(pd.Series(y)).to_numpy()
-    if ok.sum() == 0:
-        raise DataError(f"column '{target}' of store '{store.name}' has no values; pick another --target")
-    return np.nonzero(ok)[0], y[ok]
 
 
 def make_split(samples: pd.DataFrame | None, y: np.ndarray, rows: np.ndarray, cv: int | None = None,
@@ -125,18 +117,19 @@ PROBE_COPIES = 6.0  # float32 layer + fold copies + a float64 fit copy + standar
 
 
 def _stream_fit(est, store, layer: str, rows: np.ndarray, y: np.ndarray):
-    """Fit a streamable probe (exactly a `RidgeProbe` or a `NaiveBayesProbe`) on sorted store `rows`, chunk by chunk."""
-    from repscope.distributed import memory
+    """Fit a streamable probe (exactly a `RidgeProbe` or a `NaiveBayesProbe`) on sorted store `rows`, chunk by chunk
+    (`fit_blocks`: sufficient statistics of the chunks, never the whole layer)."""
     from repscope.probe.naive_bayes import NaiveBayesProbe
     from repscope.probe.ridge import RidgeProbe
+    from repscope.validation import classification_labels
+
+    def chunks():
+        return ((x, y[pos]) for pos, x in blocks(store, layer, rows))
 
     if type(est) is RidgeProbe:
-        return memory.streaming_ridge(store, layer, y, rows, alpha=est.alpha, alphas=est.alphas,
-                                      standardize=est.standardize)
+        return clone(est).fit_blocks(chunks)
     if type(est) is NaiveBayesProbe:
-        return memory.streaming_gaussian_probe(store, layer, y, rows, covariance=est.covariance,
-                                               var_smoothing=est.var_smoothing, shrinkage=est.shrinkage,
-                                               priors=est.priors)
+        return clone(est).fit_blocks(chunks, classes=classification_labels(y)[0])
     return None
 
 
@@ -151,18 +144,16 @@ def streamable(est) -> bool:
 def _evaluate_streaming(est, store, layer: str, rows_idx: np.ndarray, y: np.ndarray, split: Split,
                         regression: bool) -> dict[str, list[float]]:
     """`_evaluate` for a streamable probe: per fold, fit on the train rows and score the test rows chunk by chunk."""
-    from repscope.distributed import memory
-
     out: dict[str, list[float]] = {}
     for tr, te in split.folds:
         tr, te = np.sort(tr), np.sort(te)
         m = _stream_fit(est, store, layer, rows_idx[tr], y[tr])
         if regression:
-            p = memory.streaming_predict(m, store, layer, rows_idx[te]).astype(np.float64)
+            p = streaming_predict(m, store, layer, rows_idx[te]).astype(np.float64)
             out.setdefault("r2", []).append(float(r2_score(y[te], p)))
             out.setdefault("spearman", []).append(float(spearman(p, y[te])))
         else:
-            out.setdefault("accuracy", []).append(memory.streaming_score(m, store, layer, y[te], rows_idx[te]))
+            out.setdefault("accuracy", []).append(streaming_score(m, store, layer, y[te], rows_idx[te]))
     return out
 
 

@@ -13,8 +13,8 @@ from functools import partial
 from typing import Any
 
 from repscope.errors import ConfigError
+from repscope.kernels.logistic import LogisticProbe
 from repscope.probe.knn import KNNProbe
-from repscope.probe.logistic import LogisticProbe
 from repscope.probe.naive_bayes import NaiveBayesProbe
 from repscope.probe.ridge import RidgeProbe
 from repscope.probe.sparse import SparseProbe

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from repscope.errors import ConfigError
-from repscope.probe.base import ProbeClassifier, Standardizer, cpu_threads_for
-from repscope.probe.logistic import LogisticProbe, _dtype
+from repscope.kernels.estimator import ProbeClassifier, Standardizer, cpu_threads_for
+from repscope.kernels.logistic import LogisticProbe, _dtype
 
 
 def mean_difference_scores(x: torch.Tensor, codes: torch.Tensor, n_classes: int) -> torch.Tensor:

@@ -9,7 +9,6 @@ target and layer, which the page's offline filters use.
 from __future__ import annotations
 
 import os
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
 from repscope import __version__
+from repscope.atomic import atomic_write_text
 from repscope.report.filters import FilterOptions, annotate_figure, filter_options, row_tags
 from repscope.report.findings import findings_section
 from repscope.report.provenance import provenance_section
@@ -27,9 +27,14 @@ from repscope.report.sections import Section, generic_sections
 from repscope.report.tables import render_table
 from repscope.results import ResultsDB
 
-FAMILY_TITLES = {"stores": "Stores", "probe": "Probes", "similarity": "Similarity", "geometry": "Geometry",
-                 "dictionary": "Dictionaries", "compress": "Compression", "compat": "Compatibility",
-                 "disentangle": "Disentanglement", "other": "Other analyses"}
+SPINE_TITLES = {"findings": "Findings", "other": "Other analyses"}  # families the spine draws; plugins: `title`
+
+
+def family_titles() -> dict[str, str]:
+    """Navigation heading per family: the spine's own, then each plugin's `family_title`."""
+    from repscope.analyses import plugins
+
+    return {**SPINE_TITLES, **{p.name: p.family_title for p in plugins()}}
 
 
 def _plugin_sections(frame, artifacts) -> tuple[list[tuple[str, Section]], set[str]]:
@@ -58,7 +63,7 @@ def _figure_json(fig) -> str:
 def collect_sections(frame: pd.DataFrame, artifacts: list[dict[str, Any]]) -> list[tuple[str, Section]]:
     """(family, section) in report order: findings, plugin sections in pipeline order, then unclaimed analyses."""
     out: list[tuple[str, Section]] = []
-    overview = findings_section(frame)
+    overview = findings_section(frame, artifacts)
     if overview is not None:
         out.append(("findings", overview))
     secs, handled = _plugin_sections(frame, artifacts)
@@ -70,10 +75,11 @@ def collect_sections(frame: pd.DataFrame, artifacts: list[dict[str, Any]]) -> li
 
 def _nav(rendered: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Navigation groups (family title, count, links) in report order."""
+    titles = family_titles()
     groups: list[dict[str, Any]] = []
     for s in rendered:
         if not groups or groups[-1]["family"] != s["family"]:
-            groups.append({"family": s["family"], "title": FAMILY_TITLES.get(s["family"], s["family"].title()),
+            groups.append({"family": s["family"], "title": titles.get(s["family"], s["family"].title()),
                            "links": []})
         groups[-1]["links"].append({"id": s["id"], "title": s["title"], "figures": len(s["figure_ids"]),
                                     "tables": len(s["tables"])})
@@ -117,13 +123,7 @@ def write_atomic(out: str | os.PathLike, html: str) -> Path:
 
     out = check_report_output(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(html, encoding="utf-8")
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return atomic_write_text(out, html)
 
 
 def build_report(db: ResultsDB | str | os.PathLike | None = None, out: str | os.PathLike = "report.html",

@@ -201,6 +201,17 @@ def connection(path: Path, *, read_only: bool, timeout: float | None = None,
             con.close()
 
 
+def is_results_db(path: str | Path) -> bool:
+    """True when `path` is a DuckDB file holding repscope's `results` and `artifacts` tables (the proof of authorship
+    `repscope demo` needs before it replaces a results DB; see `repscope.store.ownership`)."""
+    try:
+        with connection(Path(path), read_only=True, timeout=5) as con:
+            names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    except Exception:  # not DuckDB, locked, unreadable: not a DB repscope can vouch for
+        return False
+    return {"results", "artifacts"} <= names
+
+
 def sql_error_line(err: Exception) -> str:
     """One line from a DuckDB error: the message and any 'Did you mean' hint, without the caret diagram."""
     lines = [ln.strip() for ln in str(err).splitlines()]

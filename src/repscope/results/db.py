@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import duckdb
 import pandas as pd
 
+from repscope.atomic import atomic_write
 from repscope.errors import ConfigError, RepscopeError
 from repscope.paths import default_db_path
 from repscope.results.connect import (
@@ -296,8 +297,7 @@ def save_frame(df: pd.DataFrame, out: str | os.PathLike, *, overwrite: bool = Fa
     if out.suffix not in (".parquet", ".csv"):
         raise ConfigError(f"cannot export to '{out.name}'; use a .csv or .parquet file name")
     check_export_output(out, overwrite=overwrite)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_write(out) as tmp:
         if out.suffix == ".parquet":
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -307,9 +307,6 @@ def save_frame(df: pd.DataFrame, out: str | os.PathLike, *, overwrite: bool = Fa
             pq.write_table(table, tmp)
         else:
             df.to_csv(tmp, index=False)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from repscope.atomic import atomic_write
 from repscope.errors import ConfigError
 
 VERSION = 1
@@ -38,16 +39,8 @@ def write_side_file(db_path: Path, columns: list[str], rows: list[tuple], artifa
     }
     folder = db_path.parent if os.access(db_path.parent, os.W_OK) else Path(tempfile.gettempdir())
     out = folder / name
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-pending-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(out, prefix=".tmp-pending-", suffix=".json") as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh)
     return out
 
 

@@ -2,20 +2,41 @@
 properties in the `MEASURES` registry), layer × layer matrices, neuron matching, relative representations and
 linear stitching.
 
-Names are imported on first use (`repscope.lazy`), so importing the package stays cheap.
+Names are imported on first use (PEP 562, `repscope.lazy.attach`), so importing the package stays cheap.
 """
 
-from repscope.lazy import lazy_package
+from typing import TYPE_CHECKING
 
-__all__ = lazy_package(__name__, {
-    "LinearStitch": "stitching", "MEASURES": "registry", "MinibatchCKA": "streaming", "REGISTRY": "registry",
-    "RelativeProjector": "relative", "SimilarityMeasure": "registry", "StreamingLinearCKA": "streaming",
-    "angular_shape_metric": "shape", "cknna": "neighbors", "compare_stores": "matrix", "debiased_cka": "cka",
-    "function_measure": "registry", "get_measure": "registry", "knn_jaccard": "neighbors",
-    "lasso_one_to_many": "neurons", "linear_cka": "cka", "match_neurons": "neurons", "mean_cca": "cca",
-    "measures": "registry", "mutual_knn": "neighbors", "neuron_correlations": "neurons",
-    "procrustes_distance": "shape", "pwcca": "cca", "rbf_cka": "cka", "register": "registry",
-    "relative_representation": "relative", "rsa": "rsa", "similarity_matrices": "matrix",
-    "stitching_score": "stitching", "streaming_cka_matrix": "streaming", "svcca": "cca",
-    "zero_shot_stitching": "relative",
-})
+if TYPE_CHECKING:
+    from repscope.similarity.cca import mean_cca, pwcca, svcca
+    from repscope.similarity.cka import debiased_cka, linear_cka, rbf_cka
+    from repscope.similarity.matrix import compare_stores, similarity_matrices
+    from repscope.similarity.neighbors import cknna, knn_jaccard, mutual_knn
+    from repscope.similarity.neurons import lasso_one_to_many, match_neurons, neuron_correlations
+    from repscope.similarity.registry import (
+        MEASURES,
+        REGISTRY,
+        SimilarityMeasure,
+        function_measure,
+        get_measure,
+        measures,
+        register,
+    )
+    from repscope.similarity.relative import RelativeProjector, relative_representation, zero_shot_stitching
+    from repscope.similarity.rsa_score import rsa
+    from repscope.similarity.shape import angular_shape_metric, procrustes_distance
+    from repscope.similarity.stitching import LinearStitch, stitching_score
+    from repscope.similarity.streaming import MinibatchCKA, StreamingLinearCKA, streaming_cka_matrix
+else:
+    from repscope.lazy import attach
+
+    __getattr__, __dir__ = attach(__name__)
+
+__all__ = [
+    "LinearStitch", "MEASURES", "MinibatchCKA", "REGISTRY", "RelativeProjector", "SimilarityMeasure",
+    "StreamingLinearCKA", "angular_shape_metric", "cknna", "compare_stores", "debiased_cka", "function_measure",
+    "get_measure", "knn_jaccard", "lasso_one_to_many", "linear_cka", "match_neurons", "mean_cca", "measures",
+    "mutual_knn", "neuron_correlations", "procrustes_distance", "pwcca", "rbf_cka", "register",
+    "relative_representation", "rsa", "similarity_matrices", "stitching_score", "streaming_cka_matrix", "svcca",
+    "zero_shot_stitching",
+]

@@ -31,8 +31,9 @@ def _print_matrix(title: str, mat) -> None:
 def compare(
     store_a: Path = typer.Argument(None, help="Store directory (A); not needed with --list."),
     store_b: Path = typer.Argument(None, help="Second store (B); omit to compare A's layers with each other."),
-    measure: str = choice_option("cka", "--measure", "-m", registry="repscope.similarity.registry:MEASURES",
-                                 text="Comma-separated registered measures (cka = linear_cka): {choices}."),
+    measures: str = choice_option("cka", "--measures", "--measure", "-m",
+                                  registry="repscope.similarity.registry:MEASURES",
+                                  text="Comma-separated registered measures (cka = linear_cka): {choices}."),
     layers: str = typer.Option(None, "--layers", help="Layers of A (names or globs, comma-separated; default all)."),
     layers_b: str = typer.Option(None, "--layers-b", help="Layers of B (default: all of B; in one store: --layers)."),
     max_rows: int = typer.Option(5000, "--max-rows", help="Use a seeded random subset of at most this many rows."),
@@ -55,38 +56,31 @@ def compare(
     """
     import click
 
-    from repscope.similarity.matrix import compare_stores, compare_stores_streaming, result_matrices
-    from repscope.similarity.registry import measures
+    from repscope.distributed.executor import executor_for
+    from repscope.similarity.matrix import result_matrices
+    from repscope.similarity.plan import plan_compare
+    from repscope.similarity.registry import measures as find_measures
     from repscope.store import RepStore
     from repscope.store.pairing import pair_stores
 
     if list_measures:
-        for m in measures(None):
+        for m in find_measures(None):
             typer.echo(f"{m.name:16s} {m.kind:10s} {m.paper}")
         return
     if store_a is None:
         raise click.UsageError("Missing argument 'STORE_A'.")
     a0 = RepStore.open(store_a)
     b0 = RepStore.open(store_b) if store_b is not None else None
-    names = [m.name for m in measures(measure)]  # unknown names fail here, before any data is read
+    names = [m.name for m in find_measures(measures)]  # unknown names fail here, before any data is read
     paired = pair_stores([s for s in (a0, b0) if s is not None], pair_by=pair_by, unpaired=unpaired)
     a, b = paired[0], (paired[1] if b0 is not None else None)
     rdb = open_db(db, study)
-    if streaming:
-        result = compare_stores_streaming(a, b, names, layers, layers_b, device=device)
-        note = f" (streaming, n={a.n_rows})"
-    else:
-        if max_rows < a.n_rows:
-            console.print(f"using a seeded subset of {max_rows} of {a.n_rows} rows (--max-rows)")
-        if ray:
-            from repscope.distributed.ray_sweep import ray_compare_stores
-
-            result = ray_compare_stores(a, b, names, layers, layers_b, max_rows=max_rows, seed=seed, device=device,
-                                        address=ray, max_memory=max_memory)
-        else:
-            result = compare_stores(a, b, names, layers, layers_b, max_rows=max_rows, seed=seed, device=device,
-                                    max_memory=max_memory)
-        note = f" ({a.name}{'' if b is None else ' vs ' + b.name})"
+    if not streaming and max_rows < a.n_rows:
+        console.print(f"using a seeded subset of {max_rows} of {a.n_rows} rows (--max-rows)")
+    plan = plan_compare(a, b, names, layers, layers_b, max_rows=max_rows, seed=seed, device=device,
+                        max_memory=max_memory, streaming=streaming)
+    result = executor_for(ray).run(plan.units, plan.combine)
+    note = f" (streaming, n={a.n_rows})" if streaming else f" ({a.name}{'' if b is None else ' vs ' + b.name})"
     n = rdb.record_result(with_provenance(result, a0, b0))
     if fmt == "table":
         for name, mat in result_matrices(result).items():

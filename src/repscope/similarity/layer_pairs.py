@@ -56,12 +56,12 @@ def match_layer_pair(store_a: Any, store_b: Any, layer: str, layer_b: str | None
     return result
 
 
-def stitch_layer_pair(store_a: Any, store_b: Any, layer: str, label: str = "label", layer_b: str | None = None,
+def stitch_layer_pair(store_a: Any, store_b: Any, layer: str, target: str = "label", layer_b: str | None = None,
                       kinds: tuple[str, ...] = ("affine", "orthogonal"), n_anchors: int | None = 64,
                       rows: np.ndarray | None = None, device: str = "auto") -> Result:
     """Linear stitching A → B for each map kind (analysis 'stitching': R², B's head on B and on mapped A) and,
     with `n_anchors`, zero-shot stitching through relative representations (Moschella et al. 2023; analysis
-    'relative_stitching')."""
+    'relative_stitching'); heads are trained on sample column `target` (recorded as params["label"])."""
     from repscope.similarity.matrix import load_layers
     from repscope.similarity.relative import zero_shot_stitching
     from repscope.similarity.stitching import stitching_score
@@ -70,7 +70,7 @@ def stitch_layer_pair(store_a: Any, store_b: Any, layer: str, label: str = "labe
     pairing = check_paired(store_a, store_b)  # the rows pair (or an explicit opt-in, recorded in params)
     xa = load_layers(store_a, [layer], rows)[layer]
     xb = load_layers(store_b, [layer_b], rows)[layer_b]
-    labels = store_a.labels(label)
+    labels = store_a.labels(target)
     labels = labels if rows is None else labels[rows]
     fields = _pair_fields(store_a, store_b, layer, layer_b)
     result = Result()
@@ -79,12 +79,12 @@ def stitch_layer_pair(store_a: Any, store_b: Any, layer: str, label: str = "labe
         res = stitching_score(xa, xb, labels, kind=kind, device=device)
         secs = time.perf_counter() - t0
         for k, v in res.items():
-            result.add("stitching", k, v, params={"kind": kind, "label": label, **pairing}, seconds=secs, **fields)
+            result.add("stitching", k, v, params={"kind": kind, "label": target, **pairing}, seconds=secs, **fields)
     if n_anchors:
         t0 = time.perf_counter()
         rel = zero_shot_stitching(xa, xb, labels, n_anchors=n_anchors, device=device)
         secs = time.perf_counter() - t0
         for k, v in rel.items():
-            result.add("relative_stitching", k, v, params={"n_anchors": n_anchors, "label": label, **pairing},
+            result.add("relative_stitching", k, v, params={"n_anchors": n_anchors, "label": target, **pairing},
                        seconds=secs, **fields)
     return result

@@ -12,7 +12,7 @@ import torch
 
 from repscope.errors import ConfigError, StoreError
 from repscope.results import Result, Row
-from repscope.similarity.registry import SimilarityMeasure, measures
+from repscope.similarity.registry import MEASURES, SimilarityMeasure, measures
 from repscope.store.pairing import check_paired, pairing_params
 from repscope.store.repstore import layer_position
 
@@ -76,7 +76,21 @@ def pick_rows(store_a, store_b=None, max_rows: int | None = None, seed: int = 0)
 
 
 COMPARE_COPIES = 5.0  # float32 layers + their centred float64 copies + a float64 temporary while preparing
-STREAMABLE = ("linear_cka", "debiased_cka")
+
+
+def compare_setup(store_a: Any, store_b: Any, measure_names: str | Sequence[str] | None, layers_a: Any, layers_b: Any,
+                  max_rows: int | None, seed: int) -> tuple[list[str], Any, list[str] | None, np.ndarray | None, int,
+                                                            list[Any]]:
+    """What a comparison works on: (layers of A, the other store, layers of B or None within one store, the seeded
+    row subset or None, its size, the measure objects)."""
+    la = store_a.resolve_layers(layers_a)
+    other = store_b if store_b is not None else store_a
+    lb = other.resolve_layers(layers_b) if (store_b is not None or layers_b is not None) else None
+    rows = pick_rows(store_a, store_b, max_rows, seed)
+    n = store_a.n_rows if rows is None else len(rows)
+    ms = measures(measure_names) if isinstance(measure_names, str) or measure_names is None \
+        else [measures(m)[0] for m in measure_names]
+    return la, other, lb, rows, n, ms
 
 
 def compare_stores(store_a, store_b=None, measure_names: str | Sequence[str] | None = "linear_cka",
@@ -92,13 +106,7 @@ def compare_stores(store_a, store_b=None, measure_names: str | Sequence[str] | N
     runs on a further seeded subset of the rows that fit (params rows_used, rows_total, subsampled=true)."""
     from repscope import budget as mb
 
-    la = store_a.resolve_layers(layers_a)
-    other = store_b if store_b is not None else store_a
-    lb = other.resolve_layers(layers_b) if (store_b is not None or layers_b is not None) else None
-    rows = pick_rows(store_a, store_b, max_rows, seed)
-    n = store_a.n_rows if rows is None else len(rows)
-    ms = measures(measure_names) if isinstance(measure_names, str) or measure_names is None \
-        else [measures(m)[0] for m in measure_names]
+    la, other, lb, rows, n, ms = compare_setup(store_a, store_b, measure_names, layers_a, layers_b, max_rows, seed)
     loaded = [(store_a, k) for k in la] + [(other, k) for k in (lb or []) if other is not store_a or k not in la]
     widths = [mb.layer_width(st, k) for st, k in loaded]
     budget = mb.resolve_budget(max_memory)
@@ -107,7 +115,7 @@ def compare_stores(store_a, store_b=None, measure_names: str | Sequence[str] | N
     from repscope.similarity.streaming import streaming_cka_bytes
 
     can_stream = streaming_cka_bytes(widths) <= budget
-    streamed = [m for m in ms if can_stream and m.name in STREAMABLE]
+    streamed = [m for m in ms if can_stream and MEASURES.metadata(m.name).get("streamable")]  # declared flag
     rest = [m for m in ms if m not in streamed]
     keep = None
     if rest:

@@ -1,6 +1,6 @@
 """Neighbourhood measures: mutual-kNN alignment and CKNNA (Huh et al. 2024), kNN Jaccard.
 
-Every neighbour set comes from the one exact k-NN engine, `repscope.geometry.knn.knn_distances`, with its rules:
+Every neighbour set comes from the one exact k-NN engine, `repscope.kernels.knn.knn_distances`, with its rules:
 - **tie rule**: neighbours are ranked by (float64 distance, index), so equal distances go to the lower index;
 - **self**: a sample is never its own neighbour (excluded by index; a duplicate sample is a neighbour at distance 0);
 - **zero-row rule** (cosine): an all-zero sample has no direction. Its cosine with every sample is 0 (`unit_rows`);
@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from repscope.errors import ConfigError, DataError
-from repscope.geometry.knn import knn_distances
+from repscope.kernels.knn import knn_distances
 from repscope.similarity.prep import centre, check_variance, to_matrix
 
 METRICS = ("cosine", "euclidean")

@@ -21,7 +21,7 @@ from repscope.errors import ConfigError
 from repscope.registry import Registry
 from repscope.similarity import cca, cka, neighbors, shape
 from repscope.similarity.prep import same_rows, to_matrix
-from repscope.similarity.rsa import compare_rsa, prepare_rsa
+from repscope.similarity.rsa_score import compare_rsa, prepare_rsa
 
 PROPERTIES = ("symmetric", "is_metric", "invariant_to_ortho", "invariant_to_isotropic_scaling",
               "invariant_to_translation", "invariant_to_permutation", "invariant_to_invertible_linear",
@@ -106,8 +106,13 @@ def function_measure(fn: Callable[..., float], name: str | None = None, *, kind:
 
 
 def register(measure: SimilarityMeasure | Callable[..., float] | None = None, /, *, name: str | None = None,
-             aliases: tuple[str, ...] | list[str] = (), **declared: Any) -> Any:
+             aliases: tuple[str, ...] | list[str] = (), streamable: bool = False, cca_like: bool = False,
+             **declared: Any) -> Any:
     """Add a measure to the registry (names and aliases are unique).
+
+    Entry metadata flags: `streamable` (computable from streamed sufficient statistics when the layers do not fit
+    the memory budget: `repscope.similarity.streaming`), `cca_like` (a CCA fit: degenerate with fewer samples than
+    dimensions, which the report warns about).
 
     Either `register(SimilarityMeasure(...), aliases=(...))`, or as a decorator on a plain function
     `f(x, y, **params) -> float` with its declarations (see `function_measure`)::
@@ -116,12 +121,14 @@ def register(measure: SimilarityMeasure | Callable[..., float] | None = None, /,
         def cosine_of_means(x, y): ...
     """
     if measure is None:
-        return lambda fn: register(fn, name=name, aliases=aliases, **declared)
+        return lambda fn: register(fn, name=name, aliases=aliases, streamable=streamable, cca_like=cca_like,
+                                   **declared)
     if isinstance(measure, SimilarityMeasure) and (declared or name):
         raise ConfigError(f"measure '{measure.name}' already carries its name and declarations; pass only aliases")
     m = measure if isinstance(measure, SimilarityMeasure) else function_measure(measure, name, **declared)
     MEASURES.register(m.name, m, aliases=aliases, kind=m.kind, paper=m.paper, symmetric=m.symmetric,
-                      is_metric=m.is_metric, invariances={t: bool(getattr(m, f"invariant_to_{t}")) for t in TRANSFORMS})
+                      is_metric=m.is_metric, invariances={t: bool(getattr(m, f"invariant_to_{t}")) for t in TRANSFORMS},
+                      streamable=streamable, cca_like=cca_like)
     return measure
 
 
@@ -150,18 +157,18 @@ _CKA_FLAGS = _flags(True, True, True, True, False, False)
 _KNN_FLAGS = _flags(True, True, False, True, False, False)
 _SM = SimilarityMeasure
 register(_SM("linear_cka", cka.prepare_linear, cka.compare_linear, "similarity", "Kornblith et al. 2019",
-             **_CKA_FLAGS), aliases=("cka",))
+             **_CKA_FLAGS), aliases=("cka",), streamable=True)
 register(_SM("debiased_cka", cka.prepare_linear, cka.compare_debiased, "similarity",
-             "Kornblith et al. 2019; Song et al. 2012 (unbiased HSIC)", **_CKA_FLAGS))
+             "Kornblith et al. 2019; Song et al. 2012 (unbiased HSIC)", **_CKA_FLAGS), streamable=True)
 register(_SM("rbf_cka", cka.prepare_rbf, cka.compare_kernel, "similarity", "Kornblith et al. 2019",
              params={"sigma_mult": 1.0}, **_CKA_FLAGS))
 register(_SM("mean_cca", cca.prepare_cca, cca.compare_mean_cca, "similarity", "Hotelling 1936; Raghu et al. 2017",
-             **_flags(True, True, True, True, True, True)), aliases=("cca",))
+             **_flags(True, True, True, True, True, True)), aliases=("cca",), cca_like=True)
 register(_SM("svcca", cca.prepare_svcca, cca.compare_mean_cca, "similarity", "Raghu et al. 2017",
-             params={"keep": 0.99}, **_flags(True, True, True, True, False, False)))
+             params={"keep": 0.99}, **_flags(True, True, True, True, False, False)), cca_like=True)
 register(_SM("pwcca", partial(cca.prepare_cca, keep_data=True), cca.compare_pwcca, "similarity",
              "Morcos et al. 2018", prepare_b_fn=cca.prepare_cca, params={"variant": "morcos"},
-             **_flags(False, True, True, True, False, False, sym=False)))
+             **_flags(False, True, True, True, False, False, sym=False)), cca_like=True)
 register(_SM("procrustes", shape.prepare_procrustes, shape.compare_procrustes, "distance",
              "Williams et al. 2021", **_flags(True, True, True, True, False, False, metric=True)))
 register(_SM("shape_angular", shape.prepare_angular, shape.compare_angular, "distance",

@@ -46,10 +46,10 @@ def zero_shot_stitching(xa, xb, labels, n_anchors: int = 64, train_frac: float =
 
     Returns acc_a_to_a (probe on A, tested on A), acc_a_to_b (zero-shot, tested on B), acc_b_to_b, and, when the
     widths agree, the absolute-space baseline acc_abs_a_to_b (probe on raw A applied to raw B). The probe is the one
-    transfer readout, `repscope.probe.readout.transfer_accuracy` (`LogisticProbe`, C = 1, isotropic scaling fitted on
+    transfer readout, `repscope.kernels.readout.transfer_accuracy` (`LogisticProbe`, C = 1, isotropic scaling fitted on
     the training side and applied unchanged to the other).
     """
-    from repscope.probe.readout import transfer_accuracy
+    from repscope.kernels.readout import transfer_accuracy
 
     a = to_matrix(xa, "cpu", name="A").numpy()
     b = to_matrix(xb, "cpu", name="B").numpy()

@@ -63,10 +63,10 @@ def stitching_score(xa, xb, labels, kind: str = "affine", train_frac: float = 0.
                     device="auto") -> dict[str, float]:
     """Fit A→B on train rows; on test rows report R², B's logistic head on B (acc_b) and on mapped A (acc_stitched).
 
-    The head is the one transfer readout, `repscope.probe.readout.transfer_accuracy` (`LogisticProbe`, C = 1,
+    The head is the one transfer readout, `repscope.kernels.readout.transfer_accuracy` (`LogisticProbe`, C = 1,
     isotropic scaling fitted on B's train rows), so mapped-A errors in B's near-constant directions are not inflated.
     """
-    from repscope.probe.readout import transfer_accuracy
+    from repscope.kernels.readout import transfer_accuracy
 
     a = to_matrix(xa, "cpu", name="A").numpy()
     b = to_matrix(xb, "cpu", name="B").numpy()

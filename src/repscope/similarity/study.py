@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from repscope.budget import MaxMemory
-from repscope.distributed.ray_sweep import RayParam
+from repscope.distributed.executor import Unit
 from repscope.errors import ConfigError
 from repscope.results import Result
 
@@ -23,9 +23,9 @@ class CompareParams(BaseModel):
     seed: int = 0
     device: str = "auto"
     max_memory: MaxMemory = None
-    ray: RayParam = None
     pair_by: str | None = None  # opt-ins for two stores of different samples (see repscope.store.pairing)
     unpaired: bool = False
+    streaming: bool = False  # exact linear CKA over store chunks, every row (linear_cka and debiased_cka only)
 
     @field_validator("measures", mode="before")
     @classmethod
@@ -36,23 +36,25 @@ class CompareParams(BaseModel):
         return [m.name for m in measures(value)]
 
 
-def run(stores: list, measures: list[str], layers: Any = None, layers_b: Any = None, max_rows: int | None = 5000,
-        seed: int = 0, device: str = "auto", max_memory: int | str | None = None, ray: str | None = None,
-        pair_by: str | None = None, unpaired: bool = False) -> Result:
-    """One store: its layers against each other. Two stores: A's layers against B's (their rows must pair, or
-    `pair_by`/`unpaired` opt in, see `repscope.store.pairing.pair_stores`). With `ray`, one Ray task per
-    (measure, layer pair)."""
-    from repscope.similarity.matrix import compare_stores
+def compare_plan(stores: list, p: CompareParams) -> Any:
+    """The `ComparePlan` of one step: one store's layers against each other, or A's layers against B's (their rows
+    must pair, or `pair_by`/`unpaired` opt in, see `repscope.store.pairing.pair_stores`)."""
+    from repscope.similarity.plan import plan_compare
     from repscope.store.pairing import pair_stores
 
     if len(stores) not in (1, 2):
         raise ConfigError(f"compare takes one or two stores, got {len(stores)}")
-    stores = pair_stores(stores, pair_by=pair_by, unpaired=unpaired)
+    stores = pair_stores(stores, pair_by=p.pair_by, unpaired=p.unpaired)
     b = stores[1] if len(stores) == 2 else None
-    if ray:
-        from repscope.distributed.ray_sweep import ray_compare_stores
+    return plan_compare(stores[0], b, p.measures, p.layers, p.layers_b, max_rows=p.max_rows, seed=p.seed,
+                        device=p.device, max_memory=p.max_memory, streaming=p.streaming)
 
-        return ray_compare_stores(stores[0], b, measures, layers, layers_b, max_rows=max_rows, seed=seed,
-                                  device=device, address=ray, max_memory=max_memory)
-    return compare_stores(stores[0], b, measures, layers, layers_b, max_rows=max_rows, seed=seed, device=device,
-                          max_memory=max_memory)
+
+def plan(stores: list, p: CompareParams) -> list[Unit]:
+    """`run: compare` units: one per measure (none when the layers do not fit the memory budget)."""
+    return compare_plan(stores, p).units
+
+
+def combine(stores: list, p: CompareParams, parts: list) -> Result:
+    """The units' matrices as rows (or, with no parts, the streaming comparison run here; see `ComparePlan`)."""
+    return compare_plan(stores, p).combine(parts)

@@ -1,13 +1,31 @@
 """repscope.sources: models and datasets turned into batches (model adapters, dataset readers, the template-sentence
-generator). Names are imported on first use (`repscope.lazy`), so `import repscope.sources` stays cheap."""
+generator). Names are imported on first use (PEP 562,
+`repscope.lazy.attach`), so `import repscope.sources` stays cheap."""
 
-from repscope.lazy import lazy_package
+from typing import TYPE_CHECKING
 
-__all__ = lazy_package(__name__, {
-    "load_model": "load", "load_dataset": "load", "load_tokenizer": "load", "reload_dataset": "load",
-    "ModelAdapter": "models", "TorchModuleAdapter": "models", "HFAdapter": "models",
-    "SentenceTransformerAdapter": "models",
-    "Dataset": "datasets", "TextDataset": "datasets", "ArrayDataset": "datasets", "NpzImages": "datasets",
-    "load_sklearn": "datasets", "load_sts_pairs": "datasets", "load_tsv_text": "datasets", "read_tsv": "datasets",
-    "generate_sentences": "templates", "match_layers": "layers",
-})
+if TYPE_CHECKING:
+    from repscope.sources.datasets import (
+        ArrayDataset,
+        Dataset,
+        NpzImages,
+        TextDataset,
+        load_sklearn,
+        load_sts_pairs,
+        load_tsv_text,
+        read_tsv,
+    )
+    from repscope.sources.layers import match_layers
+    from repscope.sources.load import load_dataset, load_model, load_tokenizer, reload_dataset
+    from repscope.sources.models import HFAdapter, ModelAdapter, SentenceTransformerAdapter, TorchModuleAdapter
+    from repscope.sources.templates import generate_sentences
+else:
+    from repscope.lazy import attach
+
+    __getattr__, __dir__ = attach(__name__)
+
+__all__ = [
+    "ArrayDataset", "Dataset", "HFAdapter", "ModelAdapter", "NpzImages", "SentenceTransformerAdapter", "TextDataset",
+    "TorchModuleAdapter", "generate_sentences", "load_dataset", "load_model", "load_sklearn", "load_sts_pairs",
+    "load_tokenizer", "load_tsv_text", "match_layers", "read_tsv", "reload_dataset",
+]

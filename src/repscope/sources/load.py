@@ -31,6 +31,25 @@ from repscope.sources.datasets import (
 from repscope.sources.models import ModelAdapter, TorchModuleAdapter
 from repscope.sources.specs import DATA_HELP, MODEL_HELP  # re-exported for callers
 
+# Checkpoints written by analysis plugins that load as model sources: the `format` field of a .safetensors file's
+# metadata → "module:attr" of a `(path, device=...) -> ModelAdapter` factory, imported only when such a file is
+# loaded. The plugin owns the loader; sources only names it, so the sources layer never imports a plugin (the import
+# contract in pyproject.toml). A package adds its own format here.
+CHECKPOINT_SOURCES: dict[str, str] = {"repscope-learner": "repscope.learn.source:learner_adapter"}
+
+
+def _checkpoint_source(path: Path) -> Any | None:
+    """The factory registered for the checkpoint format of `path` (its safetensors metadata), or None."""
+    import importlib
+
+    from repscope.tensorfile import safetensors_metadata
+
+    ref = CHECKPOINT_SOURCES.get(str((safetensors_metadata(path) or {}).get("format")))
+    if ref is None:
+        return None
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
 
 def load_model(spec: str, device: str = "auto", max_length: int = 128) -> ModelAdapter:
     """Build a model adapter from a spec string (see module docstring); `.spec` records it (files made absolute)."""
@@ -66,13 +85,11 @@ def _load_model(spec: str, device: str, max_length: int) -> ModelAdapter:
 
         return HFAdapter(p, device=device, max_length=max_length)
     if p.suffix == ".safetensors" and p.is_file():
-        from repscope.learn.base import read_metadata
         from repscope.sources.zoo.mlp import load_mlp
 
-        if read_metadata(p) is not None:  # a checkpoint of `repscope learn train` (its metadata names the learner)
-            from repscope.learn.source import learner_adapter
-
-            return learner_adapter(p, device=device)
+        source = _checkpoint_source(p)  # e.g. a checkpoint of `repscope learn train` (its metadata names the format)
+        if source is not None:
+            return source(p, device=device)
 
         try:
             mlp = load_mlp(p)

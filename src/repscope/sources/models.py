@@ -18,7 +18,7 @@ from torch import nn
 
 from repscope.device import resolve_device
 from repscope.errors import ConfigError, DataError
-from repscope.sources.layers import match_layers
+from repscope.selection import match_layers
 
 
 def _first_tensor(out: Any) -> torch.Tensor:

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from repscope.atomic import atomic_write
 from repscope.errors import StoreError
 
 SCHEMA_VERSION = 1
@@ -33,23 +32,11 @@ CHECKSUM_KEY = "checksum"
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to a temp file in the same folder, fsync, then rename over `path` (never half-written).
-
-    The temp file is created with mode 0o666, which the kernel masks with the umask like any file `open()` creates
-    (mkstemp would make it 0600; reading the umask means setting it, a race with other threads creating files).
-    """
-    tmp = str(path.parent / f".tmp-{uuid.uuid4().hex}.json")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(_dumps(obj))  # keep insertion order: layers are in model order
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write JSON to a temp file in the same folder, fsync, then rename over `path` (never half-written;
+    `repscope.atomic.atomic_write`). The temp name starts with '.tmp-', a store temp file
+    (`ownership.is_store_temp`) that a resumed writer cleans up after a kill."""
+    with atomic_write(path, prefix=".tmp-", suffix=".json") as tmp, open(tmp, "w") as f:
+        f.write(_dumps(obj))  # keep insertion order: layers are in model order
 
 
 def _dumps(obj: Any) -> str:

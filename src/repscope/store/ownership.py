@@ -20,7 +20,6 @@ an existing CSV file is replaced only with --overwrite.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -32,14 +31,17 @@ from repscope.errors import OutputError, StoreError
 from repscope.store.manifest import LOCK, MANIFEST, SAMPLES, read_manifest
 from repscope.store.repstore import GROUP_META
 
+# checkpoint files prove their authorship where they are written (`repscope.tensorfile`); their guard is re-exported
+# here, beside the guards of every other output
+from repscope.tensorfile import SAE_FILES, is_repscope_checkpoint, is_sae_folder
+from repscope.tensorfile import require_replaceable_checkpoint as require_replaceable_checkpoint
+from repscope.tensorfile import safetensors_metadata as safetensors_metadata
+
 STORE_ENTRIES = frozenset({MANIFEST, SAMPLES, "arrays", GROUP_META, LOCK})
 # what an interrupted creation by an older repscope (samples written, no manifest yet) can leave behind
 CREATION_LEFTOVERS = frozenset({SAMPLES, "arrays", GROUP_META})
-SAE_FILES = frozenset({"config.json", "model.safetensors", "trainer.safetensors", "optimizer.json"})
 REPORT_GENERATOR = '<meta name="generator" content="repscope'
 _LEGACY_REPORT = re.compile(rb"<header><h1>.*?</h1>\s*<small>repscope ", re.S)
-_LEGACY_CHECKPOINT_FORMATS = ("repscope-learner",)
-_LEGACY_CHECKPOINT_KEYS = ("repscope_adapter",)
 
 StoreState = Literal["new", "empty", "resume", "replace", "leftovers"]
 
@@ -160,50 +162,6 @@ def clean_store_temp(root: str | Path) -> None:
 
 
 # ---- checkpoints -------------------------------------------------------------------------------------------------
-def safetensors_metadata(path: str | Path) -> dict[str, Any] | None:
-    """The `__metadata__` of a safetensors file's header ({} when it has none), or None when it is not one."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-            n = int.from_bytes(head, "little") if len(head) == 8 else 0
-            if not 2 <= n <= 100_000_000:
-                return None
-            header = json.loads(f.read(n))
-    except (OSError, ValueError):  # JSON and UTF-8 errors are ValueErrors
-        return None
-    if not isinstance(header, dict):
-        return None
-    meta = header.get("__metadata__") or {}
-    return meta if isinstance(meta, dict) else None
-
-
-def is_sae_folder(directory: str | Path) -> bool:
-    """True when `directory` holds a repscope SAE/quantizer checkpoint (config.json with format
-    repscope-dictionary)."""
-    from repscope.dictionary.checkpoint import FORMAT
-
-    try:
-        cfg = json.loads((Path(directory) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(cfg, dict) and cfg.get("format") == FORMAT
-
-
-def is_repscope_checkpoint(path: str | Path) -> bool:
-    """True when `path` is a safetensors file repscope wrote: its header carries `tensorfile.MARKER` (or an older
-    learner's or adapter's metadata), or it is one of the files of a repscope SAE folder."""
-    from repscope.tensorfile import MARKER
-
-    p = Path(path)
-    meta = safetensors_metadata(p)
-    if meta is None:
-        return False
-    if MARKER in meta or meta.get("format") in _LEGACY_CHECKPOINT_FORMATS or \
-            any(k in meta for k in _LEGACY_CHECKPOINT_KEYS):
-        return True
-    return p.name in SAE_FILES and is_sae_folder(p.parent)
-
-
 def check_checkpoint_output(out: str | Path, *, overwrite: bool = False, option: str = "--out",
                             hint: str = "") -> Path:
     """Refuse, before training, a checkpoint path that is a folder or a file repscope did not write (always), or
@@ -216,17 +174,6 @@ def check_checkpoint_output(out: str | Path, *, overwrite: bool = False, option:
         if not overwrite:
             raise OutputError(f"checkpoint '{p}' already exists; pass --overwrite to replace it{hint}")
     return p
-
-
-def require_replaceable_checkpoint(path: str | Path, option: str | None = None) -> None:
-    """The guard of every checkpoint write: an existing file at `path` must be a checkpoint repscope wrote."""
-    p = Path(path)
-    what = f"{option} '{p}'" if option else f"'{p}'"
-    if p.is_dir():
-        raise OutputError(f"{what} is a folder; give a .safetensors file path")
-    if p.exists() and not is_repscope_checkpoint(p):
-        raise OutputError(f"{what} exists and is not a checkpoint repscope wrote; repscope never replaces it "
-                          "(--overwrite too): choose another file name")
 
 
 def check_sae_output(out: str | Path, *, inputs: Iterable[str | Path] = (), option: str = "--out") -> str:
@@ -297,15 +244,3 @@ def check_export_output(out: str | Path, *, overwrite: bool = False, option: str
         if not overwrite:
             raise OutputError(f"{option} '{p}' already exists; pass --overwrite to replace it")
     return p
-
-
-def is_results_db(path: str | Path) -> bool:
-    """True when `path` is a DuckDB file holding repscope's `results` table."""
-    from repscope.results.connect import connection
-
-    try:
-        with connection(Path(path), read_only=True, timeout=5) as con:
-            names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    except Exception:  # not DuckDB, locked, unreadable: not a DB repscope can vouch for
-        return False
-    return {"results", "artifacts"} <= names

@@ -125,6 +125,15 @@ def pooled_layers(store: Any, layers: Any = None, purpose: str = "this analysis"
     return pooled
 
 
+def target_values(store: Any, target: str) -> tuple[np.ndarray, np.ndarray]:
+    """(row indices with a value in column `target`, the values); rows with a missing target are dropped."""
+    y = store.labels(target)
+    ok = ~pd.isna(pd.Series(y)).to_numpy()
+    if ok.sum() == 0:
+        raise DataError(f"column '{target}' of store '{store.name}' has no values; pick another --target")
+    return np.nonzero(ok)[0], y[ok]
+
+
 class RepStore:
     """Read access to a store written by `repscope.extract` (or `StoreWriter`)."""
 
@@ -174,8 +183,10 @@ class RepStore:
         return store
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle (e.g. to a worker process) without the open arrays: they are reopened, with their checks, on use."""
-        return {**self.__dict__, "_arrays": {}, "_missing": {}, "_n_chunks": {}, "_verified": {}}
+        """Pickle (e.g. to a worker process) without the open arrays: they are reopened, with their checks, on use.
+        The root travels as an absolute path, so a worker started in another folder finds the store."""
+        return {**self.__dict__, "root": self.root.absolute(), "_arrays": {}, "_missing": {}, "_n_chunks": {},
+                "_verified": {}}
 
     # ---- metadata ----------------------------------------------------------------------------------------------
     @property
@@ -223,7 +234,7 @@ class RepStore:
 
     def resolve_layers(self, patterns: Sequence[str] | str | None) -> list[str]:
         """Expand layer names/globs (comma-separated allowed) against this store; None means all layers."""
-        from repscope.sources.layers import match_layers
+        from repscope.selection import match_layers
 
         return match_layers(self.layers, patterns, where=f"store '{self.name}'")
 

@@ -29,6 +29,7 @@ import zarr
 from zarr.codecs import Crc32cCodec
 
 from repscope import __version__
+from repscope.atomic import atomic_write
 from repscope.errors import StoreError
 from repscope.store.lock import StoreLock
 from repscope.store.manifest import (
@@ -191,16 +192,14 @@ class StoreWriter:
                 return
         elif rec is not None:
             return
-        tmp = self.root / (".tmp-" + SAMPLES)
+        # the temp name starts with '.tmp-', so a killed writer's leftover is the store's own (ownership.is_store_temp)
         try:
-            samples.to_parquet(tmp, index=False)
+            with atomic_write(self.root / SAMPLES, prefix=f".tmp-{SAMPLES}.") as tmp:
+                samples.to_parquet(tmp, index=False)
         except (ValueError, TypeError, ImportError) as err:  # pyarrow's errors subclass these
             first = (str(err).splitlines() or [""])[0][:200]
             raise StoreError(f"cannot write {self.root / SAMPLES} ({type(err).__name__}: {first}); "
                              "check the dataset's label columns") from None
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        tmp.replace(self.root / SAMPLES)
         _fault("after-samples")
         self.manifest["samples"] = {"sha256": file_sha256(self.root / SAMPLES), "rows": int(len(samples))}
         self._save()

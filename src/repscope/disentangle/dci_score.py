@@ -18,6 +18,7 @@ Informativeness is the mean held-out accuracy of those classifiers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,11 +30,8 @@ from repscope.disentangle.inputs import (
     split_indices,
     standardize_by_train,
 )
-from repscope.errors import ConfigError, check_choice
+from repscope.registry import Registry
 from repscope.threads import limit_threads
-
-IMPORTANCES = ("gbt", "gbt-sklearn", "gbt-hist", "lasso", "gbt-exact")  # "gbt-exact": alias of "gbt-sklearn"
-_ALIASES = {"gbt-exact": "gbt-sklearn"}
 
 
 def _entropy_base(p: np.ndarray, base: int, axis: int) -> np.ndarray:
@@ -70,47 +68,73 @@ def _hgb_importance(model: Any, d: int) -> np.ndarray:
     return imp / s if s > 0 else imp
 
 
+# An engine: engine(x_train, y_train, x_test, *, seed, **options) -> (importance (d,), train predictions, test
+# predictions), options being the keywords of `factor_importance` (`lasso_C`), ignored by engines that take none.
+DciEngine = Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _exact_gbt(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *, seed: int = 0,
+               **_: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """repscope's exact GBT (`repscope.disentangle.gbt`): scikit-learn's defaults, impurity importances."""
+    from repscope.disentangle.gbt import ExactGBTClassifier
+
+    m = ExactGBTClassifier(random_state=seed).fit(x_train, y_train)
+    return np.abs(m.feature_importances_), m.predict(x_train), m.predict(x_test)
+
+
+def _sklearn_gbt(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *, seed: int = 0,
+                 **_: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's `GradientBoostingClassifier` with its defaults (the reference)."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    m = GradientBoostingClassifier(random_state=seed).fit(x_train, y_train)
+    return np.abs(m.feature_importances_), m.predict(x_train), m.predict(x_test)
+
+
+def _hist_gbt(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *, seed: int = 0,
+              **_: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Histogram GBT (same rounds, rate, depth); importance = total split gain per latent."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    m = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_depth=3, max_leaf_nodes=8,
+                                       early_stopping=False, random_state=seed).fit(x_train, y_train)
+    return _hgb_importance(m, x_train.shape[1]), m.predict(x_train), m.predict(x_test)
+
+
+def _lasso(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *, seed: int = 0, lasso_C: float = 0.1,
+           **_: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """L1 multinomial logistic regression (C = `lasso_C`, saga) on standardised latents; importance = Σ |coef|."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    xtr, xte = standardize_by_train(x_train, x_test)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = LogisticRegression(l1_ratio=1.0, C=lasso_C, solver="saga", max_iter=300, tol=1e-3,
+                               random_state=seed).fit(xtr, y_train)
+    return np.abs(m.coef_).sum(axis=0), m.predict(xtr), m.predict(xte)
+
+
+DCI_ENGINES: Registry[DciEngine] = Registry("DCI importance")
+DCI_ENGINES.register("gbt", _exact_gbt, default=True, exact=True,
+                     paper="Friedman 2001; disentanglement_lib's estimator, repscope's exact engine")
+DCI_ENGINES.register("gbt-sklearn", _sklearn_gbt, aliases=("gbt-exact",), exact=True,
+                     paper="Friedman 2001; scikit-learn GradientBoostingClassifier (reference)")
+DCI_ENGINES.register("gbt-hist", _hist_gbt, exact=False, paper="histogram GBT (LightGBM-style split-gain importance)")
+DCI_ENGINES.register("lasso", _lasso, exact=False, paper="Eastwood & Williams 2018 (L1 linear model)")
+IMPORTANCES = (*DCI_ENGINES.names(), *DCI_ENGINES.aliases())  # the built-in names and aliases; the registry is live
+
+
 def factor_importance(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *,
                       importance: str = "gbt", seed: int = 0, lasso_C: float = 0.1,
                       threads: int | None = 1) -> tuple[np.ndarray, float, float]:
-    """(importance (d,), train accuracy, test accuracy) of one classifier predicting one factor's codes."""
-    d = x_train.shape[1]
-    importance = _ALIASES.get(importance, importance)
+    """(importance (d,), train accuracy, test accuracy) of one classifier predicting one factor's codes, fitted by
+    the `DCI_ENGINES` entry `importance`."""
+    engine = DCI_ENGINES.get(importance)
     with limit_threads(threads):
-        if importance == "gbt":
-            from repscope.disentangle.gbt import ExactGBTClassifier
-
-            m = ExactGBTClassifier(random_state=seed).fit(x_train, y_train)
-            imp = np.abs(m.feature_importances_)
-            pred_tr, pred_te = m.predict(x_train), m.predict(x_test)
-        elif importance == "gbt-hist":
-            from sklearn.ensemble import HistGradientBoostingClassifier
-
-            m = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_depth=3, max_leaf_nodes=8,
-                                               early_stopping=False, random_state=seed).fit(x_train, y_train)
-            imp = _hgb_importance(m, d)
-            pred_tr, pred_te = m.predict(x_train), m.predict(x_test)
-        elif importance == "gbt-sklearn":
-            from sklearn.ensemble import GradientBoostingClassifier
-
-            m = GradientBoostingClassifier(random_state=seed).fit(x_train, y_train)
-            imp = np.abs(m.feature_importances_)
-            pred_tr, pred_te = m.predict(x_train), m.predict(x_test)
-        elif importance == "lasso":
-            import warnings
-
-            from sklearn.exceptions import ConvergenceWarning
-            from sklearn.linear_model import LogisticRegression
-
-            xtr, xte = standardize_by_train(x_train, x_test)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                m = LogisticRegression(l1_ratio=1.0, C=lasso_C, solver="saga", max_iter=300, tol=1e-3,
-                                       random_state=seed).fit(xtr, y_train)
-            imp = np.abs(m.coef_).sum(axis=0)
-            pred_tr, pred_te = m.predict(xtr), m.predict(xte)
-        else:
-            raise ConfigError(f"unknown DCI importance '{importance}'; choose one of {', '.join(IMPORTANCES[:4])}")
+        imp, pred_tr, pred_te = engine(x_train, y_train, x_test, seed=seed, lasso_C=lasso_C)
     return imp, float(np.mean(pred_tr == y_train)), float(np.mean(pred_te == y_test))
 
 
@@ -131,7 +155,7 @@ def dci(latents: Any, factors: Any, *, importance: str = "gbt", test_fraction: f
         threads: int | None = 1) -> dict[str, Any]:
     """DCI (Eastwood & Williams 2018): {disentanglement, completeness, informativeness (mean test accuracy),
     informativeness_train, importance (d, k)}; see the module docstring for the importance choices."""
-    check_choice(importance, IMPORTANCES, "DCI importance")
+    DCI_ENGINES.resolve(importance)  # one-line error listing the engines when unknown
     x = as_latents(latents)
     v, _ = encode_factors(factors, n_rows=len(x))
     r, acc_tr, acc_te = importance_matrix(x, v, importance=importance, test_fraction=test_fraction, seed=seed,
