@@ -154,6 +154,13 @@ def choice_option(default: Any, *decls: str, registry: str, text: str, **kw: Any
     return info
 
 
+def choice_argument(default: Any, *, registry: str, text: str, **kw: Any) -> Any:
+    """A `typer.Argument` whose help lists the registry's names, as `choice_option` does for options."""
+    info = typer.Argument(default, help=text.replace("{choices}", "see --help"), **kw)
+    _CHOICE_HELP.append((info, text, registry))
+    return info
+
+
 def refresh_choice_help() -> None:
     """Fill every `choice_option` help text with its registry's current names."""
     from repscope.analyses import resolve

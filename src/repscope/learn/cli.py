@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from repscope.cli_common import DeviceOption, console
+from repscope.cli_common import DeviceOption, choice_argument, console
 from repscope.learn.registry import DEFAULT_EPOCHS
 from repscope.params import NonNegativeFloat, PositiveFloat, option_check
 
@@ -28,7 +28,8 @@ def load_training_data(data: str, *, layer: str | None = None, seed: int = 0):
 
 
 def train_cmd(
-    kind: str = typer.Argument(..., help="Learner: ae, vae, qlae, simclr or matryoshka (frozen store features)."),
+    kind: str = choice_argument(..., registry="repscope.learn.registry:LEARNERS",
+                                text="Registered learner: {choices} (matryoshka trains on frozen store features)."),
     data: str = typer.Argument(..., help="Dataset spec (shapes:2000, digits, FILE.npz, shared:…) or a store folder."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint file to write (.safetensors)."),
     layer: str = typer.Option(None, "--layer", "-l", help="Store layer to train on (store DATA only)."),

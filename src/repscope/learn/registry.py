@@ -15,7 +15,7 @@ DEFAULT_EPOCHS = 20  # the one default of the CLI, study steps and learner class
 
 
 def _fill() -> None:
-    """Register the five built-in learners (run once by `LEARNERS` on its first access)."""
+    """Register the built-in learners (ae, vae, qlae, simclr, matryoshka); run once by `LEARNERS` on first access."""
     from repscope.learn.autoencoder import Autoencoder
     from repscope.learn.contrastive import SimCLR
     from repscope.learn.matryoshka import MatryoshkaHead
