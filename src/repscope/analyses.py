@@ -43,7 +43,8 @@ class StudyStep:
     """One `run:` name of a study file, params checked by `params_model` (a pydantic model with `extra="forbid"`).
 
     A step that can run in parallel declares `plan(stores, params) -> list[Unit]` and optionally
-    `combine(stores, params, parts) -> Result` (default: the units' Results concatenated in plan order); any
+    `combine(stores, params, parts) -> Result` (default: the units' Results concatenated in plan order), or a `plan`
+    returning an object with `.units` and `.combine(parts)` (what it worked out travels with its units); any
     executor (`repscope.distributed.executor`: local or Ray) runs the units. A step with only `fn(stores, **params)`
     runs in this process. All are Refs, resolved on use."""
 
@@ -75,7 +76,10 @@ class StudyStep:
             if not isinstance(executor, LocalExecutor):
                 raise ConfigError(f"study step '{self.name}' runs in one process; remove its ray key")
             return resolve(self.fn)(stores, **dict(params))
-        parts = executor.map(resolve(self.plan)(stores, params))
+        planned = resolve(self.plan)(stores, params)
+        if hasattr(planned, "units"):  # a plan object that combines its own parts (e.g. similarity's ComparePlan)
+            return executor.run(planned.units, planned.combine)
+        parts = executor.map(planned)
         if self.combine is None:
             return concat_results(parts)
         return resolve(self.combine)(stores, params, parts)
@@ -135,7 +139,7 @@ PLUGINS: list[AnalysisPlugin] = [
     AnalysisPlugin(
         "similarity", SIMILARITY, cli="repscope.similarity.cli:register",
         steps=(StudyStep("compare", None, "repscope.similarity.study:CompareParams",
-                         plan="repscope.similarity.study:plan", combine="repscope.similarity.study:combine",
+                         plan="repscope.similarity.study:plan",
                          command="compare"),),
         report="repscope.similarity.report:report_sections", demo="repscope.similarity.demo:run",
         findings="repscope.similarity.findings:findings", title="Similarity"),

@@ -89,9 +89,8 @@ def train(
     """
     from repscope.dictionary.layers import plan_sae_layers, sae_dirs
     from repscope.dictionary.runs import DEAD_ROWS, check_arch, check_run_params
-    from repscope.distributed.executor import LocalExecutor, executor_for
+    from repscope.distributed.executor import LocalExecutor, concat_results, executor_for
     from repscope.errors import ConfigError, check_choice
-    from repscope.results import Result
     from repscope.store import RepStore
 
     check_arch(arch, k)
@@ -108,9 +107,7 @@ def train(
           "target_layer": target_layer, "target": target, "dead_rows": dead_rows, "n_cards": n_cards}
     executor = executor_for(ray, num_gpus=gpus_per_worker)  # one unit per layer, each writing its own folder
     results = executor.map(plan_sae_layers(s, layer_list, outs, progress=isinstance(executor, LocalExecutor), **kw))
-    res = Result()
-    for r in results:
-        res.extend(r)
+    res = concat_results(results)
     rdb = open_db(db, study)
     rdb.record_result(with_provenance(res, s))
     if fmt == "table":

@@ -16,6 +16,14 @@ from repscope.store.repstore import pooled_layers
 ANALYSIS = "disentangle"
 
 
+def factor_names(factors: Sequence[str] | str) -> list[str]:
+    """Factor column names from a list or comma-separated text; a one-line ConfigError when there are none."""
+    names = [s.strip() for s in factors.split(",") if s.strip()] if isinstance(factors, str) else list(factors)
+    if not names:
+        raise ConfigError("no factors given; name sample columns, e.g. --factors topic,sentiment,tense")
+    return names
+
+
 def disentangle_store(store: Any, factors: Sequence[str] | str, *, metrics: Sequence[str] | str | None = None,
                       layers: Sequence[str] | str | None = None, max_rows: int | None = 10000, seed: int = 0,
                       **options: Any) -> Result:
@@ -25,9 +33,7 @@ def disentangle_store(store: Any, factors: Sequence[str] | str, *, metrics: Sequ
     At most `max_rows` rows are used (a seeded subsample, its size recorded in `params["n_rows"]`); `options` go to
     `disentanglement_details` (bins, importance, sap_mode, mi_estimator, infoe_split, batch_pool, test_fraction,
     n_train, …) and are recorded in the rows' params."""
-    names = [s.strip() for s in factors.split(",") if s.strip()] if isinstance(factors, str) else list(factors)
-    if not names:
-        raise ConfigError("no factors given; name sample columns, e.g. --factors topic,sentiment,tense")
+    names = factor_names(factors)
     samples = store.samples
     for f in names:
         if f not in samples.columns:

@@ -76,14 +76,11 @@ def plan_disentangle(store: Any, factors: Sequence[str] | str, layers: Any = Non
     skipped, or refused when named, as locally); concatenated in plan order they are its rows and heatmaps. Each
     unit checks the factors (a bad one fails every unit with the local one-line error); no factors at all is
     refused here, with that error, before any unit runs."""
+    from repscope.disentangle.store import factor_names
     from repscope.store import pooled_layers
 
-    names = [f.strip() for f in factors.split(",") if f.strip()] if isinstance(factors, str) else list(factors)
     chosen = pooled_layers(store, layers, "disentanglement")  # none pooled: its one-line error
-    if not names:
-        from repscope.disentangle.store import disentangle_store
-
-        disentangle_store(store, names, layers=layers, **kw)  # raises the local one-line error for no factors
+    names = factor_names(factors)
     return [Unit(disentangle_layer, (store, layer, names, kw), label=f"{store.name}:{layer}") for layer in chosen]
 
 

@@ -126,9 +126,9 @@ def connect(address: str | None = "auto", *, num_gpus: float = 0.0, **init_kwarg
         check_gpus(num_gpus, ray.cluster_resources().get("GPU", 0), "the connected Ray cluster")
         return ray
     address = check_address(address)
-    if address == "local" or (address in (None, "auto") and not os.environ.get("RAY_ADDRESS")
-                              and not _running_cluster()):
-        check_gpus(num_gpus, local_gpus(), "this machine")
+    if num_gpus > 0 and (address == "local" or (address in (None, "auto") and not os.environ.get("RAY_ADDRESS")
+                                                and not _running_cluster())):
+        check_gpus(num_gpus, local_gpus(), "this machine")  # no GPU asked: no process scan, no CUDA probe
     opts: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, **init_kwargs}
     try:
         if address in (None, "local"):

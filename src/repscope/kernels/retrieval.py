@@ -21,8 +21,8 @@ from torch import Tensor
 
 from repscope.device import as_matrix, resolve_device
 from repscope.errors import ConfigError, DataError
+from repscope.kernels.knn import METRICS
 
-METRICS = ("cosine", "euclidean")
 NDCG_AT = 10
 
 

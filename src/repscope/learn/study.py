@@ -197,11 +197,11 @@ def combine(stores: list, p: LearnParams, parts: list[tuple[Result, Any]]) -> Re
     return res
 
 
-def run(stores: list, executor: Any = None, **params: Any) -> Result:
+def run(stores: list, **params: Any) -> Result:
     """Train `learner` per seed on `data` (or `layer` of each store), extract, and analyse the latents: `plan` run
-    on `executor` (default: this process), then `combine`."""
+    in this process, then `combine` (a study runs the step on its executor)."""
     p = LearnParams(**params)
-    return combine(stores, p, (executor or LocalExecutor()).map(plan(stores, p)))
+    return combine(stores, p, LocalExecutor().map(plan(stores, p)))
 
 
 def analyse(learned: list, *, factors: list[str] | None, target: str | None, metrics: list[str] | None = None,
@@ -218,10 +218,8 @@ def analyse(learned: list, *, factors: list[str] | None, target: str | None, met
 
         res.extend(concat_stores(learned, "latent", target=target, device=device))
     elif target:
+        from repscope.analyses import study_steps
         from repscope.probe.study import ProbeParams
-        from repscope.probe.study import combine as probe_combine
-        from repscope.probe.study import plan as probe_plan
 
-        p = ProbeParams(probes=["logistic"], target=target, device=device)
-        res.extend(probe_combine(learned, p, LocalExecutor().map(probe_plan(learned, p))))
+        res.extend(study_steps()["probe"].run(learned, ProbeParams(probes=["logistic"], target=target, device=device)))
     return res

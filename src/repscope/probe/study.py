@@ -101,13 +101,13 @@ def combine(stores: list, p: ProbeParams, parts: list[Result]) -> Result:
     result = Result()
     start = 0
     for store in stores:
-        n = len(pooled_layers(store, p.layers, "probing"))  # the store's units, as `plan` made them
-        sweep = concat_results(parts[start:start + n])
-        start += n
+        layers = pooled_layers(store, p.layers, "probing")  # the store's units, as `plan` made them
+        sweep = concat_results(parts[start:start + len(layers)])
+        start += len(layers)
         result.extend(sweep)
         if p.retrieval:
-            result.extend(retrieval_sweep(store, p.target, pooled_layers(store, p.layers, "probing"), device=p.device,
-                                          max_memory=p.max_memory, seed=p.seed))
+            result.extend(retrieval_sweep(store, p.target, layers, device=p.device, max_memory=p.max_memory,
+                                          seed=p.seed))
         table = as_table(sweep)
         if "accuracy" not in set(table["metric"]):
             continue

@@ -7,9 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from repscope.budget import MaxMemory
-from repscope.distributed.executor import Unit
 from repscope.errors import ConfigError
-from repscope.results import Result
 
 
 class CompareParams(BaseModel):
@@ -36,7 +34,7 @@ class CompareParams(BaseModel):
         return [m.name for m in measures(value)]
 
 
-def compare_plan(stores: list, p: CompareParams) -> Any:
+def plan(stores: list, p: CompareParams) -> Any:
     """The `ComparePlan` of one step: one store's layers against each other, or A's layers against B's (their rows
     must pair, or `pair_by`/`unpaired` opt in, see `repscope.store.pairing.pair_stores`)."""
     from repscope.similarity.plan import plan_compare
@@ -48,13 +46,3 @@ def compare_plan(stores: list, p: CompareParams) -> Any:
     b = stores[1] if len(stores) == 2 else None
     return plan_compare(stores[0], b, p.measures, p.layers, p.layers_b, max_rows=p.max_rows, seed=p.seed,
                         device=p.device, max_memory=p.max_memory, streaming=p.streaming)
-
-
-def plan(stores: list, p: CompareParams) -> list[Unit]:
-    """`run: compare` units: one per measure (none when the layers do not fit the memory budget)."""
-    return compare_plan(stores, p).units
-
-
-def combine(stores: list, p: CompareParams, parts: list) -> Result:
-    """The units' matrices as rows (or, with no parts, the streaming comparison run here; see `ComparePlan`)."""
-    return compare_plan(stores, p).combine(parts)

@@ -72,7 +72,7 @@ def _existing_folder(path: Path, inputs: Iterable[str | Path], option: str, what
     return path.exists()
 
 
-def _remove(p: Path) -> None:
+def remove_entry(p: Path) -> None:
     """Delete one entry (a symlink itself, never what it points to)."""
     if p.is_dir() and not p.is_symlink():
         shutil.rmtree(p)
@@ -143,7 +143,7 @@ def remove_store_files(root: str | Path, *, lock: bool = False) -> None:
     root = Path(root)
     for p in list(root.iterdir()):
         if (p.name in STORE_ENTRIES and p.name != LOCK) or is_store_temp(p.name) or (lock and p.name == LOCK):
-            _remove(p)
+            remove_entry(p)
 
 
 def clean_store_temp(root: str | Path) -> None:
@@ -152,7 +152,7 @@ def clean_store_temp(root: str | Path) -> None:
     root = Path(root)
     for p in root.iterdir():
         if is_store_temp(p.name):
-            _remove(p)
+            remove_entry(p)
     arrays = root / "arrays"
     if arrays.is_dir() and not arrays.is_symlink():
         for dirpath, _dirs, files in os.walk(arrays):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import signal
 import warnings
 from datetime import UTC, datetime
@@ -43,7 +42,7 @@ from repscope.store.manifest import (
     write_json_atomic,
     write_manifest,
 )
-from repscope.store.ownership import check_store_output, clean_store_temp, remove_store_files
+from repscope.store.ownership import check_store_output, clean_store_temp, remove_entry, remove_store_files
 from repscope.store.repstore import GROUP_META, RepStore, chunk_file, dimension_names
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -75,13 +74,6 @@ def _fault(point: str) -> None:
     """Test-only crash injection: SIGKILL this process at `point` when REPSCOPE_FAULT names it."""
     if os.environ.get("REPSCOPE_FAULT") == point:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _remove(p: Path) -> None:
-    if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p)
-    else:
-        p.unlink(missing_ok=True)
 
 
 def _set_hash(hashes: list[str | None], i: int, h: str | None) -> None:
@@ -230,7 +222,7 @@ class StoreWriter:
         arrays = self.root / "arrays"
         for p in arrays.iterdir():  # arrays from a creation killed before the manifest listed them (0 rows)
             if p.name != GROUP_META:
-                _remove(p)
+                remove_entry(p)
         self._arrays = {}
         layers: dict[str, Any] = {}
         for name, (shape, tokens) in shapes.items():
